@@ -1,0 +1,501 @@
+//! `ripcord.toml`: the project's configuration, parsed strictly.
+//!
+//! Every key is known: an unknown key is an error naming its line with a "did you mean".
+//! Secrets never live in the file: a target's `url` may not carry a password; put the
+//! URL in the environment and name it with `url_env`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::location::SourceLocation;
+use crate::suggest::did_you_mean;
+
+/// The configuration file's name.
+pub const CONFIG_FILE: &str = "ripcord.toml";
+
+/// The whole of `ripcord.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[project]`.
+    #[serde(default)]
+    pub project: ProjectConfig,
+    /// `[targets.NAME]`.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// `[safety]`.
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// `[capture]`.
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    /// `[snapshots]`.
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
+    /// `[[checks]]`.
+    #[serde(default)]
+    pub checks: Vec<CheckConfig>,
+    /// `[fleets.NAME]`.
+    #[serde(default)]
+    pub fleets: BTreeMap<String, FleetConfig>,
+    /// `[health]`.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// `[audit]`.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// `[drill]`.
+    #[serde(default)]
+    pub drill: DrillConfig,
+}
+
+/// `[project]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// The project's name, shown in output.
+    pub name: Option<String>,
+    /// Directory of change files, relative to the config file (default `changes`).
+    pub changes: Option<String>,
+    /// Target used when neither `--target` nor `--url` is given.
+    pub default_target: Option<String>,
+}
+
+/// `[targets.NAME]`: exactly one of `url` and `url_env`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The URL itself (no password allowed).
+    pub url: Option<String>,
+    /// Name of the environment variable holding the URL.
+    pub url_env: Option<String>,
+}
+
+/// Whether to preserve data before destructive statements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preserve {
+    /// Preserve automatically (default).
+    #[default]
+    Auto,
+    /// Never preserve.
+    Off,
+}
+
+/// `[safety]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// `SET lock_timeout` for every change.
+    pub lock_timeout: Option<DurationSetting>,
+    /// `SET statement_timeout` for every change.
+    pub statement_timeout: Option<DurationSetting>,
+    /// Vault data before destructive statements.
+    #[serde(default)]
+    pub preserve: Preserve,
+}
+
+/// A duration written like `5s` or `30min`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationSetting(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map(DurationSetting)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration `{text}` ({e}); write e.g. \"5s\" or \"30min\""
+                ))
+            })
+    }
+}
+
+/// `[capture]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Tables whose row changes are captured.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+/// `[snapshots]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    /// Store URI (`file://…`, `s3://…`).
+    pub store: Option<String>,
+}
+
+/// `[[checks]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Shown in reports.
+    pub name: String,
+    /// The query.
+    pub sql: String,
+    /// The expectation, e.g. `{ within_pct_of_baseline = 1.0 }`.
+    pub expect: Option<toml::Table>,
+}
+
+/// `[fleets.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Member targets.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Deploy waves; the first is the canary.
+    #[serde(default)]
+    pub waves: Vec<Vec<String>>,
+    /// Parallel targets within a wave.
+    pub max_parallel: Option<u32>,
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Health probes.
+    #[serde(default)]
+    pub probes: Vec<ProbeConfig>,
+    /// How long to watch after each wave.
+    pub watch: Option<DurationSetting>,
+}
+
+/// One health probe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Shown in reports.
+    pub name: String,
+    /// Query returning one number.
+    pub sql: String,
+    /// Breach above this.
+    pub max: Option<f64>,
+    /// Breach below this.
+    pub min: Option<f64>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Environment variable holding the ed25519 signing key.
+    pub signing_key_env: Option<String>,
+}
+
+/// `[drill]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillConfig {
+    /// Seed script run on the scratch database before rehearsing.
+    pub seed: Option<String>,
+}
+
+/// A problem with `ripcord.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is malformed or holds something it must not.
+    #[error("{message}")]
+    Invalid {
+        /// One line.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+        /// Where in the file, when known.
+        location: Option<SourceLocation>,
+    },
+}
+
+/// A loaded configuration with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The parsed file.
+    pub config: Config,
+    /// The file's path.
+    pub path: PathBuf,
+    /// The project root (the file's directory).
+    pub root: PathBuf,
+}
+
+impl LoadedConfig {
+    /// The changes directory.
+    pub fn changes_dir(&self) -> PathBuf {
+        self.root
+            .join(self.config.project.changes.as_deref().unwrap_or("changes"))
+    }
+}
+
+impl Config {
+    /// Parse the text of a `ripcord.toml` read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        config.validate(path, text)?;
+        Ok(config)
+    }
+
+    /// Read and parse `path`.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = Config::parse(path, &text)?;
+        let root = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(LoadedConfig {
+            config,
+            path: path.to_path_buf(),
+            root,
+        })
+    }
+
+    /// Find `ripcord.toml` in `start` or its ancestors.
+    pub fn find(start: &Path) -> Option<PathBuf> {
+        start
+            .ancestors()
+            .map(|dir| dir.join(CONFIG_FILE))
+            .find(|candidate| candidate.is_file())
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let at = |needle: &str| locate(path, text, needle);
+        for (name, target) in &self.targets {
+            match (&target.url, &target.url_env) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        message: format!("target `{name}` sets both `url` and `url_env`"),
+                        hint: Some("keep one of them".into()),
+                        location: at(&format!("[targets.{name}]")),
+                    });
+                }
+                (None, None) => {
+                    return Err(ConfigError::Invalid {
+                        message: format!("target `{name}` has neither `url` nor `url_env`"),
+                        hint: Some(
+                            "add `url = \"sqlite://dev.db\"` or `url_env = \"DATABASE_URL\"`"
+                                .into(),
+                        ),
+                        location: at(&format!("[targets.{name}]")),
+                    });
+                }
+                (Some(url), None) if crate::url::has_password(url) => {
+                    return Err(ConfigError::Invalid {
+                        message: format!("target `{name}` has a password in its url"),
+                        hint: Some(format!(
+                            "secrets do not belong in ripcord.toml: put the URL in an environment variable and write `url_env = \"{}_DATABASE_URL\"`",
+                            name.to_ascii_uppercase().replace('-', "_")
+                        )),
+                        location: at("url"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(default) = &self.project.default_target {
+            if !self.targets.contains_key(default) {
+                return Err(ConfigError::Invalid {
+                    message: format!("default_target `{default}` is not a target of this project"),
+                    hint: did_you_mean(default, self.targets.keys().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?")),
+                    location: at("default_target"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn locate(path: &Path, text: &str, needle: &str) -> Option<SourceLocation> {
+    let start = text.find(needle)?;
+    Some(SourceLocation {
+        name: path.to_path_buf(),
+        text: Arc::from(text),
+        span: start..start + needle.len(),
+    })
+}
+
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let location = error.span().map(|span| SourceLocation {
+        name: path.to_path_buf(),
+        text: Arc::from(text),
+        span,
+    });
+    let message = error.message().trim().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let hint = did_you_mean(key, candidates.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .or_else(|| {
+                (!candidates.is_empty())
+                    .then(|| format!("known keys here: {}", candidates.join(", ")))
+            });
+        return ConfigError::Invalid {
+            message: format!("unknown key `{key}` in {}", path.display()),
+            hint,
+            location,
+        };
+    }
+    ConfigError::Invalid {
+        message: format!("invalid {}: {message}", path.display()),
+        hint: None,
+        location,
+    }
+}
+
+/// The text `ripcord init` writes.
+pub fn init_template(name: &str, target_url: Option<&str>, url_env: Option<&str>) -> String {
+    let target = match (target_url, url_env) {
+        (Some(url), _) => format!("url = \"{url}\""),
+        (None, Some(env)) => format!("url_env = \"{env}\""),
+        (None, None) => "url = \"sqlite://dev.db\"".to_string(),
+    };
+    format!(
+        "[project]\nname = \"{name}\"\nchanges = \"changes\"\ndefault_target = \"dev\"\n\n\
+         [targets.dev]\n{target}\n\n\
+         [safety]\nlock_timeout = \"5s\"\nstatement_timeout = \"30min\"\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("ripcord.toml"), text)
+    }
+
+    fn invalid(text: &str) -> (String, Option<String>, Option<String>) {
+        match parse(text).unwrap_err() {
+            ConfigError::Invalid {
+                message,
+                hint,
+                location,
+            } => (message, hint, location.map(|l| l.display_short())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = r#"
+[project]
+name = "shop"
+changes = "changes"
+
+[targets.dev]
+url = "sqlite://dev.db"
+[targets.prod]
+url_env = "PROD_DATABASE_URL"
+
+[safety]
+lock_timeout = "5s"
+statement_timeout = "30min"
+preserve = "auto"
+
+[capture]
+tables = ["public.orders", "public.payments"]
+
+[snapshots]
+store = "file://.ripcord/snapshots"
+
+[[checks]]
+name = "orders row count"
+sql = "select count(*) from orders"
+expect = { within_pct_of_baseline = 1.0 }
+
+[fleets.prod]
+targets = ["shard-01", "shard-02", "shard-03", "shard-04"]
+waves = [["shard-01"], ["shard-02", "shard-03", "shard-04"]]
+max_parallel = 8
+
+[health]
+probes = [{ name = "errors", sql = "select count(*) from app_errors where at > now() - interval '1 minute'", max = 10 }]
+watch = "2m"
+
+[audit]
+signing_key_env = "RIPCORD_SIGNING_KEY"
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.safety.lock_timeout,
+            Some(DurationSetting(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            config.safety.statement_timeout,
+            Some(DurationSetting(Duration::from_secs(1800)))
+        );
+        assert_eq!(
+            config.targets["prod"].url_env.as_deref(),
+            Some("PROD_DATABASE_URL")
+        );
+        assert_eq!(config.fleets["prod"].waves.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_suggestion() {
+        let (message, hint, at) = invalid("[safety]\nlock_timout = \"5s\"\n");
+        assert_eq!(message, "unknown key `lock_timout` in ripcord.toml");
+        assert_eq!(hint.as_deref(), Some("did you mean `lock_timeout`?"));
+        assert_eq!(at.as_deref(), Some("ripcord.toml:2:1"));
+        let (message, hint, _) = invalid("[targets.dev]\nurl_evn = \"X\"\n");
+        assert_eq!(message, "unknown key `url_evn` in ripcord.toml");
+        assert_eq!(hint.as_deref(), Some("did you mean `url_env`?"));
+    }
+
+    #[test]
+    fn passwords_in_the_file_are_refused_without_echoing_them() {
+        let (message, hint, at) =
+            invalid("[targets.prod]\nurl = \"postgres://app:hunter2@db/shop\"\n");
+        assert_eq!(message, "target `prod` has a password in its url");
+        assert!(hint.unwrap().contains("url_env = \"PROD_DATABASE_URL\""));
+        assert_eq!(at.as_deref(), Some("ripcord.toml:2:1"));
+    }
+
+    #[test]
+    fn targets_need_exactly_one_url_source() {
+        assert_eq!(
+            invalid("[targets.a]\n").0,
+            "target `a` has neither `url` nor `url_env`"
+        );
+        assert_eq!(
+            invalid("[targets.a]\nurl = \"sqlite://a\"\nurl_env = \"A\"\n").0,
+            "target `a` sets both `url` and `url_env`"
+        );
+    }
+
+    #[test]
+    fn bad_durations_and_syntax_are_errors() {
+        let (message, _, at) = invalid("[safety]\nlock_timeout = \"soon\"\n");
+        assert!(message.contains("invalid duration `soon`"), "{message}");
+        assert_eq!(at.as_deref(), Some("ripcord.toml:2:16"));
+        assert!(invalid("[project\n").0.starts_with("invalid ripcord.toml"));
+    }
+
+    #[test]
+    fn init_template_parses() {
+        let config = parse(&init_template("shop", None, None)).unwrap();
+        assert_eq!(config.project.default_target.as_deref(), Some("dev"));
+        parse(&init_template("shop", None, Some("DATABASE_URL"))).unwrap();
+    }
+}

@@ -1,0 +1,261 @@
+//! The engine traits: what ripcord needs from a database, implemented once per engine
+//! (`ripcord-postgres`, `ripcord-sqlite`). Each engine owns its ledger DDL, its locking
+//! and the mapping of its native errors into [`EngineError`]. Operations never ask
+//! which engine they talk to; they ask for [`Capabilities`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::audit::AuditEvent;
+use crate::change::TransactionMode;
+
+/// Version of the ledger layout this build writes and reads.
+pub const LEDGER_VERSION: u32 = 1;
+
+/// Which engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// What an engine can do, so operations can adapt without naming engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// DDL rolls back with the transaction.
+    pub transactional_ddl: bool,
+    /// Errors carry the position of the failing token.
+    pub error_positions: bool,
+    /// `lock_timeout` / `statement_timeout` can be set per transaction.
+    pub session_timeouts: bool,
+}
+
+/// The process holding a target's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockHolder {
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// When it took the lock.
+    pub since: DateTime<Utc>,
+    /// What it is doing (`deploy`, `revert`, …).
+    pub command: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`ripcord {}` on host {}, pid {}, since {}",
+            self.command,
+            self.host,
+            self.pid,
+            self.since.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// Where a ledgered change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeState {
+    /// Completely deployed.
+    Deployed,
+    /// A `transaction: none` deploy that stopped part-way (see `statements_done`).
+    Deploying,
+    /// A `transaction: none` revert that stopped part-way (see `statements_done`).
+    Reverting,
+}
+
+impl ChangeState {
+    /// The spelling stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeState::Deployed => "deployed",
+            ChangeState::Deploying => "deploying",
+            ChangeState::Reverting => "reverting",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(text: &str) -> Option<ChangeState> {
+        match text {
+            "deployed" => Some(ChangeState::Deployed),
+            "deploying" => Some(ChangeState::Deploying),
+            "reverting" => Some(ChangeState::Reverting),
+            _ => None,
+        }
+    }
+}
+
+/// A change as recorded in the ledger, with the SQL it was deployed with, so that a
+/// revert works even when the file has since changed or is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployedChange {
+    /// `<ID>_<slug>`.
+    pub name: String,
+    /// Deploy order: revert walks this backwards.
+    pub deploy_seq: i64,
+    /// Checksum of the deployed definition.
+    pub checksum: String,
+    /// The deploy section as deployed.
+    pub deploy_sql: String,
+    /// The revert section as deployed.
+    pub revert_sql: Option<String>,
+    /// The verify section as deployed.
+    pub verify_sql: Option<String>,
+    /// Transaction mode it was deployed with.
+    pub transaction: TransactionMode,
+    /// The author's reason if declared irreversible.
+    pub irreversible: Option<String>,
+    /// Its requirements.
+    pub requires: Vec<String>,
+    /// Complete or part-way.
+    pub state: ChangeState,
+    /// Statements completed of the current deploy or revert (part-way changes).
+    pub statements_done: i32,
+    /// Statements of the section being applied.
+    pub statements_total: i32,
+    /// When the deploy completed (or started, while part-way).
+    pub deployed_at: DateTime<Utc>,
+    /// Who deployed it.
+    pub deployed_by: String,
+    /// From where.
+    pub deployed_host: String,
+    /// How long deploy and verify took.
+    pub duration_ms: i64,
+    /// The file it came from, relative to the project.
+    pub file: String,
+}
+
+/// Per-transaction limits from `[safety]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Longest wait for a lock.
+    pub lock_timeout: Option<Duration>,
+    /// Longest run of one statement.
+    pub statement_timeout: Option<Duration>,
+}
+
+/// An error the database reported for a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SqlError {
+    /// The database's message.
+    pub message: String,
+    /// SQLSTATE or the engine's error code.
+    pub code: Option<String>,
+    /// 1-based character position in the statement, when the engine reports one.
+    pub position: Option<usize>,
+    /// The database's detail line.
+    pub detail: Option<String>,
+    /// The database's hint.
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = &self.code {
+            write!(f, " (SQLSTATE {code})")?;
+        }
+        Ok(())
+    }
+}
+
+/// What can go wrong talking to a target.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The target cannot be reached or refused the connection.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// The target, password hidden.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("{0}")]
+    Sql(SqlError),
+    /// The connection broke in the middle of the work.
+    #[error("lost the connection to the database: {reason}")]
+    ConnectionLost {
+        /// Why.
+        reason: String,
+    },
+    /// Another process holds the target's lock.
+    #[error("another ripcord holds the target's lock{}", holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default())]
+    LockBusy {
+        /// Who, when known.
+        holder: Option<LockHolder>,
+    },
+    /// The ledger was written by a newer ripcord.
+    #[error("the ledger has version {found}, newer than this ripcord understands ({supported})")]
+    LedgerTooNew {
+        /// Version found.
+        found: u32,
+        /// Version this build knows.
+        supported: u32,
+    },
+    /// The ledger holds something this build cannot read.
+    #[error("the ledger is damaged: {reason}")]
+    Ledger {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One connection to one target.
+///
+/// Transactions are explicit: operations call [`Engine::begin`], run statements and
+/// ledger writes, then [`Engine::commit`] or [`Engine::rollback`]. Outside a
+/// transaction every call commits on its own.
+pub trait Engine: Send {
+    /// Which engine.
+    fn kind(&self) -> EngineKind;
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+    /// The ledger's version, `None` when the target has no ledger yet.
+    fn ledger_version(&mut self) -> Result<Option<u32>, EngineError>;
+    /// Take the target's lock for this process (creating or upgrading the ledger as
+    /// needed); [`EngineError::LockBusy`] when another process holds it.
+    fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError>;
+    /// Release the lock taken by [`Engine::lock`].
+    fn unlock(&mut self) -> Result<(), EngineError>;
+    /// Start a transaction with `limits` applied to it.
+    fn begin(&mut self, limits: &SessionLimits) -> Result<(), EngineError>;
+    /// Commit the open transaction.
+    fn commit(&mut self) -> Result<(), EngineError>;
+    /// Roll the open transaction back.
+    fn rollback(&mut self) -> Result<(), EngineError>;
+    /// Run one statement of a change.
+    fn execute(&mut self, sql: &str) -> Result<(), EngineError>;
+    /// Does `sql` refuse to run inside a transaction block on this engine?
+    fn needs_own_transaction(&self, sql: &str) -> bool;
+    /// Ledgered changes in deploy order (empty without a ledger).
+    fn changes(&mut self) -> Result<Vec<DeployedChange>, EngineError>;
+    /// Insert or replace a ledgered change.
+    fn put_change(&mut self, change: &DeployedChange) -> Result<(), EngineError>;
+    /// Record progress of a part-way change.
+    fn set_progress(
+        &mut self,
+        name: &str,
+        state: ChangeState,
+        done: i32,
+        total: i32,
+    ) -> Result<(), EngineError>;
+    /// Remove a ledgered change (it was reverted).
+    fn delete_change(&mut self, name: &str) -> Result<(), EngineError>;
+    /// The chain's last event `(seq, hash)`, taking whatever lock makes appending safe
+    /// until the end of the transaction.
+    fn last_event(&mut self) -> Result<Option<(i64, String)>, EngineError>;
+    /// Append a sealed event.
+    fn insert_event(&mut self, event: &AuditEvent) -> Result<(), EngineError>;
+    /// All events in seq order (empty without a ledger).
+    fn events(&mut self) -> Result<Vec<AuditEvent>, EngineError>;
+}

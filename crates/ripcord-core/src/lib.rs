@@ -1,0 +1,27 @@
+//! ripcord's model, free of any database or command-line crate.
+//!
+//! - [`change`] reads change files and [`splitter`] finds their statements;
+//! - [`plan`] orders them and checks `requires`; [`checksum`] pins their identity;
+//! - [`config`] reads `ripcord.toml`; [`url`] recognizes and redacts target URLs;
+//! - [`audit`] seals and verifies the hash-chained audit events;
+//! - [`engine`] is the trait every database engine implements.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod change;
+pub mod checksum;
+pub mod config;
+pub mod engine;
+pub mod location;
+pub mod plan;
+pub mod splitter;
+pub mod suggest;
+pub mod url;
+
+pub use change::{Change, ChangeId, SectionKind, TransactionMode};
+pub use engine::{
+    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
+    SessionLimits, SqlError,
+};
+pub use location::{LineCol, SourceLocation};
+pub use plan::{Plan, PlanError};
