@@ -1,1 +1,382 @@
+//! The PostgreSQL engine.
+//!
+//! Talks to the server through `postgres`, the blocking face of `tokio-postgres`. Owns
+//! the ledger schema `ripcord` (created and upgraded by [`ledger`]), the target lock (a
+//! session advisory lock plus a row naming the holder) and the mapping of server errors,
+//! with their positions, into [`EngineError`].
+#![forbid(unsafe_code)]
 
+mod ledger;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::error::{ErrorPosition, SqlState};
+use postgres::{Client, NoTls, Row};
+use ripcord_core::audit::AuditEvent;
+use ripcord_core::engine::LEDGER_VERSION;
+use ripcord_core::splitter::leading_words;
+use ripcord_core::url::redact;
+use ripcord_core::{
+    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder, SessionLimits, SqlError,
+    TransactionMode,
+};
+
+/// Session advisory lock held for the whole of a deploy, revert or rehash.
+const TARGET_LOCK_KEY: i64 = 0x7269_7063_6f72_6401;
+/// Transaction advisory lock serializing appends to the audit chain.
+const EVENTS_LOCK_KEY: i64 = 0x7269_7063_6f72_6402;
+
+/// A connection to one PostgreSQL database.
+pub struct PostgresEngine {
+    client: Client,
+    target: String,
+}
+
+impl PostgresEngine {
+    /// Connect to `url` (a `postgres://` URL). Errors never contain the password.
+    pub fn connect(url: &str) -> Result<PostgresEngine, EngineError> {
+        let target = redact(url);
+        let mut config = postgres::Config::from_str(url).map_err(|e| EngineError::Connect {
+            target: target.clone(),
+            reason: format!("invalid connection URL ({})", redact(&e.to_string())),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("ripcord");
+        }
+        let client = config.connect(NoTls).map_err(|e| EngineError::Connect {
+            target: target.clone(),
+            reason: redact(&connect_reason(&e)),
+        })?;
+        Ok(PostgresEngine { client, target })
+    }
+
+    /// The underlying client, for operations that need PostgreSQL-only features.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<Row>, EngineError> {
+        self.client.query(sql, params).map_err(map_error)
+    }
+
+    fn exec(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<u64, EngineError> {
+        self.client.execute(sql, params).map_err(map_error)
+    }
+
+    fn has_ledger(&mut self) -> Result<bool, EngineError> {
+        Ok(self.ledger_version()?.is_some())
+    }
+
+    fn lock_holder(&mut self) -> Result<Option<LockHolder>, EngineError> {
+        if !self.has_ledger()? {
+            return Ok(None);
+        }
+        let rows = self.query("SELECT host, pid, since, command FROM ripcord.lock WHERE id = 1", &[])?;
+        Ok(rows.first().map(|row| LockHolder {
+            host: row.get(0),
+            pid: row.get::<_, i32>(1) as u32,
+            since: row.get(2),
+            command: row.get(3),
+        }))
+    }
+}
+
+fn connect_reason(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            let mut detail = String::new();
+            while let Some(s) = source {
+                detail = s.to_string();
+                source = s.source();
+            }
+            if detail.is_empty() || text.contains(&detail) {
+                text
+            } else {
+                format!("{text}: {detail}")
+            }
+        }
+    }
+}
+
+/// Map a client error: server-reported errors keep their SQLSTATE and position; a
+/// broken connection or server shutdown is [`EngineError::ConnectionLost`].
+fn map_error(error: postgres::Error) -> EngineError {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code();
+        let lost = code.code().starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW;
+        if lost {
+            return EngineError::ConnectionLost {
+                reason: db.message().to_string(),
+            };
+        }
+        return EngineError::Sql(SqlError {
+            message: db.message().to_string(),
+            code: Some(code.code().to_string()),
+            position: match db.position() {
+                Some(ErrorPosition::Original(position)) => Some(*position as usize),
+                _ => None,
+            },
+            detail: db.detail().map(String::from),
+            hint: db.hint().map(String::from),
+        });
+    }
+    EngineError::ConnectionLost {
+        reason: connect_reason(&error),
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis().max(1))
+}
+
+fn row_to_change(row: &Row) -> Result<DeployedChange, EngineError> {
+    let transaction: String = row.get("transaction_mode");
+    let state: String = row.get("state");
+    Ok(DeployedChange {
+        name: row.get("name"),
+        deploy_seq: row.get("deploy_seq"),
+        checksum: row.get("checksum"),
+        deploy_sql: row.get("deploy_sql"),
+        revert_sql: row.get("revert_sql"),
+        verify_sql: row.get("verify_sql"),
+        transaction: TransactionMode::parse(&transaction).ok_or_else(|| EngineError::Ledger {
+            reason: format!("unknown transaction mode `{transaction}`"),
+        })?,
+        irreversible: row.get("irreversible"),
+        requires: row.get("requires"),
+        state: ChangeState::parse(&state).ok_or_else(|| EngineError::Ledger {
+            reason: format!("unknown change state `{state}`"),
+        })?,
+        statements_done: row.get("statements_done"),
+        statements_total: row.get("statements_total"),
+        deployed_at: row.get::<_, DateTime<Utc>>("deployed_at"),
+        deployed_by: row.get("deployed_by"),
+        deployed_host: row.get("deployed_host"),
+        duration_ms: row.get("duration_ms"),
+        file: row.get("file"),
+    })
+}
+
+impl Engine for PostgresEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Postgres
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional_ddl: true,
+            error_positions: true,
+            session_timeouts: true,
+        }
+    }
+
+    fn ledger_version(&mut self) -> Result<Option<u32>, EngineError> {
+        let rows = self.query("SELECT to_regclass('ripcord.meta') IS NOT NULL", &[])?;
+        if !rows[0].get::<_, bool>(0) {
+            return Ok(None);
+        }
+        let rows = self.query("SELECT value FROM ripcord.meta WHERE key = 'ledger_version'", &[])?;
+        let version = rows
+            .first()
+            .map(|r| r.get::<_, String>(0))
+            .ok_or_else(|| EngineError::Ledger {
+                reason: "ripcord.meta has no ledger_version".into(),
+            })?;
+        version.parse().map(Some).map_err(|_| EngineError::Ledger {
+            reason: format!("ledger_version `{version}` is not a number"),
+        })
+    }
+
+    fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError> {
+        let rows = self.query("SELECT pg_try_advisory_lock($1)", &[&TARGET_LOCK_KEY])?;
+        if !rows[0].get::<_, bool>(0) {
+            return Err(EngineError::LockBusy {
+                holder: self.lock_holder()?,
+            });
+        }
+        let current = self.ledger_version()?.unwrap_or(0);
+        if current > LEDGER_VERSION {
+            return Err(EngineError::LedgerTooNew {
+                found: current,
+                supported: LEDGER_VERSION,
+            });
+        }
+        if current < LEDGER_VERSION {
+            let upgrade = ledger::upgrade_sql(current);
+            self.client.batch_execute(&format!("BEGIN; {upgrade} COMMIT;")).map_err(|e| {
+                let _ = self.client.batch_execute("ROLLBACK");
+                map_error(e)
+            })?;
+        }
+        self.exec(
+            "INSERT INTO ripcord.lock (id, host, pid, since, command) VALUES (1, $1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, since = excluded.since, command = excluded.command",
+            &[&me.host, &(me.pid as i32), &me.since, &me.command],
+        )?;
+        Ok(())
+    }
+
+    fn unlock(&mut self) -> Result<(), EngineError> {
+        self.exec("DELETE FROM ripcord.lock WHERE id = 1", &[])?;
+        self.query("SELECT pg_advisory_unlock($1)", &[&TARGET_LOCK_KEY])?;
+        Ok(())
+    }
+
+    fn begin(&mut self, limits: &SessionLimits) -> Result<(), EngineError> {
+        let mut sql = String::from("BEGIN;");
+        if let Some(timeout) = limits.lock_timeout {
+            sql.push_str(&format!(" SET LOCAL lock_timeout = '{}';", millis(timeout)));
+        }
+        if let Some(timeout) = limits.statement_timeout {
+            sql.push_str(&format!(" SET LOCAL statement_timeout = '{}';", millis(timeout)));
+        }
+        self.client.batch_execute(&sql).map_err(map_error)
+    }
+
+    fn commit(&mut self) -> Result<(), EngineError> {
+        self.client.batch_execute("COMMIT").map_err(map_error)
+    }
+
+    fn rollback(&mut self) -> Result<(), EngineError> {
+        self.client.batch_execute("ROLLBACK").map_err(map_error)
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<(), EngineError> {
+        self.client.batch_execute(sql).map_err(map_error)
+    }
+
+    fn needs_own_transaction(&self, sql: &str) -> bool {
+        let words = leading_words(sql, 4);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let upper = sql.to_ascii_uppercase();
+        matches!(
+            words.as_slice(),
+            ["CREATE", "INDEX", "CONCURRENTLY", ..]
+                | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]
+                | ["DROP", "INDEX", "CONCURRENTLY", ..]
+                | ["VACUUM", ..]
+                | ["CREATE", "DATABASE", ..]
+                | ["DROP", "DATABASE", ..]
+                | ["ALTER", "SYSTEM", ..]
+                | ["CREATE", "TABLESPACE", ..]
+                | ["DROP", "TABLESPACE", ..]
+        ) || (words.first() == Some(&"REINDEX") && upper.contains("CONCURRENTLY"))
+            || (upper.contains("DETACH PARTITION") && upper.contains("CONCURRENTLY"))
+    }
+
+    fn changes(&mut self) -> Result<Vec<DeployedChange>, EngineError> {
+        if !self.has_ledger()? {
+            return Ok(Vec::new());
+        }
+        let rows = self.query("SELECT * FROM ripcord.changes ORDER BY deploy_seq", &[])?;
+        rows.iter().map(row_to_change).collect()
+    }
+
+    fn put_change(&mut self, c: &DeployedChange) -> Result<(), EngineError> {
+        self.exec(
+            "INSERT INTO ripcord.changes (name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql,
+                 transaction_mode, irreversible, requires, state, statements_done, statements_total,
+                 deployed_at, deployed_by, deployed_host, duration_ms, file)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (name) DO UPDATE SET deploy_seq = excluded.deploy_seq, checksum = excluded.checksum,
+                 deploy_sql = excluded.deploy_sql, revert_sql = excluded.revert_sql, verify_sql = excluded.verify_sql,
+                 transaction_mode = excluded.transaction_mode, irreversible = excluded.irreversible,
+                 requires = excluded.requires, state = excluded.state, statements_done = excluded.statements_done,
+                 statements_total = excluded.statements_total, deployed_at = excluded.deployed_at,
+                 deployed_by = excluded.deployed_by, deployed_host = excluded.deployed_host,
+                 duration_ms = excluded.duration_ms, file = excluded.file",
+            &[
+                &c.name,
+                &c.deploy_seq,
+                &c.checksum,
+                &c.deploy_sql,
+                &c.revert_sql,
+                &c.verify_sql,
+                &c.transaction.as_str(),
+                &c.irreversible,
+                &c.requires,
+                &c.state.as_str(),
+                &c.statements_done,
+                &c.statements_total,
+                &c.deployed_at,
+                &c.deployed_by,
+                &c.deployed_host,
+                &c.duration_ms,
+                &c.file,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_progress(&mut self, name: &str, state: ChangeState, done: i32, total: i32) -> Result<(), EngineError> {
+        self.exec(
+            "UPDATE ripcord.changes SET state = $2, statements_done = $3, statements_total = $4 WHERE name = $1",
+            &[&name, &state.as_str(), &done, &total],
+        )?;
+        Ok(())
+    }
+
+    fn delete_change(&mut self, name: &str) -> Result<(), EngineError> {
+        self.exec("DELETE FROM ripcord.changes WHERE name = $1", &[&name])?;
+        Ok(())
+    }
+
+    fn last_event(&mut self) -> Result<Option<(i64, String)>, EngineError> {
+        self.query("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK_KEY])?;
+        let rows = self.query("SELECT seq, hash FROM ripcord.events ORDER BY seq DESC LIMIT 1", &[])?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn insert_event(&mut self, e: &AuditEvent) -> Result<(), EngineError> {
+        self.exec(
+            "INSERT INTO ripcord.events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash)
+             VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&e.seq, &e.at, &e.actor, &e.host, &e.kind, &e.target, &e.change, &e.detail, &e.prev_hash, &e.hash],
+        )?;
+        Ok(())
+    }
+
+    fn events(&mut self) -> Result<Vec<AuditEvent>, EngineError> {
+        if !self.has_ledger()? {
+            return Ok(Vec::new());
+        }
+        let rows = self.query(
+            "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor, host, kind, target,
+                    change, detail, prev_hash, hash
+             FROM ripcord.events ORDER BY seq",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEvent {
+                seq: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                host: r.get(3),
+                kind: r.get(4),
+                target: r.get(5),
+                change: r.get(6),
+                detail: r.get(7),
+                prev_hash: r.get(8),
+                hash: r.get(9),
+            })
+            .collect())
+    }
+}
+
+impl std::fmt::Debug for PostgresEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresEngine").field("target", &self.target).finish()
+    }
+}

@@ -1,1 +1,557 @@
+//! The SQLite engine: the embedded default, so ripcord runs with no server.
+//!
+//! Ledger tables are prefixed `ripcord_` in the main database. The target lock is a
+//! row in `ripcord_lock` written under `BEGIN IMMEDIATE`; a row left by a process that
+//! died on this host is taken over, one held by a live process is reported as busy.
+//! Change transactions are `BEGIN IMMEDIATE`, so no writer slips in between.
+#![forbid(unsafe_code)]
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ripcord_core::audit::AuditEvent;
+use ripcord_core::engine::LEDGER_VERSION;
+use ripcord_core::splitter::leading_words;
+use ripcord_core::{
+    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder, SessionLimits, SqlError,
+    TransactionMode,
+};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+/// A connection to one SQLite database file.
+pub struct SqliteEngine {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteEngine {
+    /// Open (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<SqliteEngine, EngineError> {
+        let target = format!("sqlite://{}", path.display());
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(EngineError::Connect {
+                    target,
+                    reason: format!("directory {} does not exist", parent.display()),
+                });
+            }
+        }
+        let conn = Connection::open(path).map_err(|e| EngineError::Connect {
+            target: target.clone(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(map_error)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(|e| EngineError::Connect {
+            target,
+            reason: e.to_string(),
+        })?;
+        Ok(SqliteEngine {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The underlying connection, for operations that need SQLite-only features.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn has_ledger(&mut self) -> Result<bool, EngineError> {
+        Ok(self.ledger_version()?.is_some())
+    }
+
+    fn ensure_ledger(&mut self) -> Result<(), EngineError> {
+        let current = self.ledger_version()?.unwrap_or(0);
+        if current > LEDGER_VERSION {
+            return Err(EngineError::LedgerTooNew {
+                found: current,
+                supported: LEDGER_VERSION,
+            });
+        }
+        if current == LEDGER_VERSION {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_lock_error)?;
+        // Another process may have created it while we waited for the write lock.
+        let current = self.ledger_version()?.unwrap_or(0);
+        let result = (|| {
+            for (index, step) in STEPS.iter().enumerate() {
+                let version = index as u32 + 1;
+                if version > current {
+                    self.conn.execute_batch(step).map_err(map_error)?;
+                    self.conn
+                        .execute(
+                            "INSERT INTO ripcord_meta (key, value) VALUES ('ledger_version', ?1)
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            params![version.to_string()],
+                        )
+                        .map_err(map_error)?;
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(map_error),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Ledger steps: step N brings version N-1 to N. Never edit a released step.
+const STEPS: &[&str] = &[r#"
+CREATE TABLE ripcord_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE ripcord_changes (
+    name             TEXT PRIMARY KEY,
+    deploy_seq       INTEGER NOT NULL UNIQUE,
+    checksum         TEXT NOT NULL,
+    deploy_sql       TEXT NOT NULL,
+    revert_sql       TEXT,
+    verify_sql       TEXT,
+    transaction_mode TEXT NOT NULL,
+    irreversible     TEXT,
+    requires         TEXT NOT NULL DEFAULT '[]',
+    state            TEXT NOT NULL CHECK (state IN ('deployed', 'deploying', 'reverting')),
+    statements_done  INTEGER NOT NULL DEFAULT 0,
+    statements_total INTEGER NOT NULL DEFAULT 0,
+    deployed_at      TEXT NOT NULL,
+    deployed_by      TEXT NOT NULL,
+    deployed_host    TEXT NOT NULL,
+    duration_ms      INTEGER NOT NULL,
+    file             TEXT NOT NULL
+);
+CREATE TABLE ripcord_events (
+    seq       INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    host      TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    change    TEXT,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    signature TEXT
+);
+CREATE TRIGGER ripcord_events_no_update BEFORE UPDATE ON ripcord_events
+BEGIN
+    SELECT RAISE(ABORT, 'ripcord_events is append-only: UPDATE refused');
+END;
+CREATE TRIGGER ripcord_events_no_delete BEFORE DELETE ON ripcord_events
+BEGIN
+    SELECT RAISE(ABORT, 'ripcord_events is append-only: DELETE refused');
+END;
+CREATE TABLE ripcord_lock (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    host    TEXT NOT NULL,
+    pid     INTEGER NOT NULL,
+    since   TEXT NOT NULL,
+    command TEXT NOT NULL
+);
+"#];
+
+fn map_error(error: rusqlite::Error) -> EngineError {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            let message = message.unwrap_or_else(|| failure.to_string());
+            match failure.code {
+                ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::SystemIoFailure => {
+                    EngineError::ConnectionLost { reason: message }
+                }
+                code => EngineError::Sql(SqlError {
+                    message,
+                    code: Some(format!("{code:?}")),
+                    position: None,
+                    detail: None,
+                    hint: None,
+                }),
+            }
+        }
+        other => EngineError::Sql(SqlError {
+            message: other.to_string(),
+            code: None,
+            position: None,
+            detail: None,
+            hint: None,
+        }),
+    }
+}
+
+/// A busy database while taking the lock means another writer holds it.
+fn map_lock_error(error: rusqlite::Error) -> EngineError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => EngineError::LockBusy { holder: None },
+        _ => map_error(error),
+    }
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, EngineError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|_| EngineError::Ledger {
+            reason: format!("unreadable time `{text}`"),
+        })
+}
+
+/// Whether the process `pid` still runs on this host (unknown → assume it does).
+fn process_alive(pid: u32) -> bool {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return true;
+    }
+    proc_root.join(pid.to_string()).exists()
+}
+
+fn this_host() -> String {
+    std::env::var("RIPCORD_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_default()
+}
+
+impl Engine for SqliteEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Sqlite
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional_ddl: true,
+            error_positions: false,
+            session_timeouts: false,
+        }
+    }
+
+    fn ledger_version(&mut self) -> Result<Option<u32>, EngineError> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'ripcord_meta'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_error)?;
+        if !exists {
+            return Ok(None);
+        }
+        let version: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM ripcord_meta WHERE key = 'ledger_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(map_error)?;
+        let version = version.ok_or_else(|| EngineError::Ledger {
+            reason: "ripcord_meta has no ledger_version".into(),
+        })?;
+        version.parse().map(Some).map_err(|_| EngineError::Ledger {
+            reason: format!("ledger_version `{version}` is not a number"),
+        })
+    }
+
+    fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError> {
+        self.ensure_ledger()?;
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_lock_error)?;
+        let result = (|| {
+            let holder = self
+                .conn
+                .query_row("SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1", [], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                })
+                .optional()
+                .map_err(map_error)?;
+            if let Some((host, pid, since, command)) = holder {
+                let stale = host == this_host() && !process_alive(pid as u32);
+                if !stale {
+                    return Err(EngineError::LockBusy {
+                        holder: Some(LockHolder {
+                            host,
+                            pid: pid as u32,
+                            since: parse_time(&since)?,
+                            command,
+                        }),
+                    });
+                }
+            }
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO ripcord_lock (id, host, pid, since, command) VALUES (1, ?1, ?2, ?3, ?4)",
+                    params![me.host, me.pid, me.since.to_rfc3339(), me.command],
+                )
+                .map_err(map_error)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(map_error),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn unlock(&mut self) -> Result<(), EngineError> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute("DELETE FROM ripcord_lock WHERE id = 1 AND pid = ?1", params![std::process::id()])
+                .map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self, _limits: &SessionLimits) -> Result<(), EngineError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_error)
+    }
+
+    fn commit(&mut self) -> Result<(), EngineError> {
+        self.conn.execute_batch("COMMIT").map_err(map_error)
+    }
+
+    fn rollback(&mut self) -> Result<(), EngineError> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("ROLLBACK").map_err(map_error)
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<(), EngineError> {
+        self.conn.execute_batch(sql).map_err(map_error)
+    }
+
+    fn needs_own_transaction(&self, sql: &str) -> bool {
+        matches!(leading_words(sql, 1).first().map(String::as_str), Some("VACUUM"))
+    }
+
+    fn changes(&mut self) -> Result<Vec<DeployedChange>, EngineError> {
+        if !self.has_ledger()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql, transaction_mode, irreversible,
+                        requires, state, statements_done, statements_total, deployed_at, deployed_by, deployed_host,
+                        duration_ms, file
+                 FROM ripcord_changes ORDER BY deploy_seq",
+            )
+            .map_err(map_error)?;
+        type Raw = (
+            String, i64, String, String, Option<String>, Option<String>, String, Option<String>,
+            String, String, i32, i32, String, String, String, i64, String,
+        );
+        let rows: Vec<Raw> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?,
+                    r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?,
+                    r.get(16)?,
+                ))
+            })
+            .map_err(map_error)?
+            .collect::<Result<_, _>>()
+            .map_err(map_error)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(DeployedChange {
+                    name: r.0,
+                    deploy_seq: r.1,
+                    checksum: r.2,
+                    deploy_sql: r.3,
+                    revert_sql: r.4,
+                    verify_sql: r.5,
+                    transaction: TransactionMode::parse(&r.6).ok_or_else(|| EngineError::Ledger {
+                        reason: format!("unknown transaction mode `{}`", r.6),
+                    })?,
+                    irreversible: r.7,
+                    requires: serde_json::from_str(&r.8).map_err(|_| EngineError::Ledger {
+                        reason: format!("unreadable requires `{}`", r.8),
+                    })?,
+                    state: ChangeState::parse(&r.9).ok_or_else(|| EngineError::Ledger {
+                        reason: format!("unknown change state `{}`", r.9),
+                    })?,
+                    statements_done: r.10,
+                    statements_total: r.11,
+                    deployed_at: parse_time(&r.12)?,
+                    deployed_by: r.13,
+                    deployed_host: r.14,
+                    duration_ms: r.15,
+                    file: r.16,
+                })
+            })
+            .collect()
+    }
+
+    fn put_change(&mut self, c: &DeployedChange) -> Result<(), EngineError> {
+        let requires = serde_json::to_string(&c.requires).expect("strings serialize");
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO ripcord_changes (name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql,
+                     transaction_mode, irreversible, requires, state, statements_done, statements_total,
+                     deployed_at, deployed_by, deployed_host, duration_ms, file)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                params![
+                    c.name,
+                    c.deploy_seq,
+                    c.checksum,
+                    c.deploy_sql,
+                    c.revert_sql,
+                    c.verify_sql,
+                    c.transaction.as_str(),
+                    c.irreversible,
+                    requires,
+                    c.state.as_str(),
+                    c.statements_done,
+                    c.statements_total,
+                    c.deployed_at.to_rfc3339(),
+                    c.deployed_by,
+                    c.deployed_host,
+                    c.duration_ms,
+                    c.file,
+                ],
+            )
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    fn set_progress(&mut self, name: &str, state: ChangeState, done: i32, total: i32) -> Result<(), EngineError> {
+        self.conn
+            .execute(
+                "UPDATE ripcord_changes SET state = ?2, statements_done = ?3, statements_total = ?4 WHERE name = ?1",
+                params![name, state.as_str(), done, total],
+            )
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    fn delete_change(&mut self, name: &str) -> Result<(), EngineError> {
+        self.conn
+            .execute("DELETE FROM ripcord_changes WHERE name = ?1", params![name])
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    fn last_event(&mut self) -> Result<Option<(i64, String)>, EngineError> {
+        // Appends happen inside BEGIN IMMEDIATE transactions, which SQLite serializes.
+        self.conn
+            .query_row("SELECT seq, hash FROM ripcord_events ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(map_error)
+    }
+
+    fn insert_event(&mut self, e: &AuditEvent) -> Result<(), EngineError> {
+        self.conn
+            .execute(
+                "INSERT INTO ripcord_events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![e.seq, e.at, e.actor, e.host, e.kind, e.target, e.change, e.detail, e.prev_hash, e.hash],
+            )
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    fn events(&mut self) -> Result<Vec<AuditEvent>, EngineError> {
+        if !self.has_ledger()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, at, actor, host, kind, target, change, detail, prev_hash, hash
+                 FROM ripcord_events ORDER BY seq",
+            )
+            .map_err(map_error)?;
+        stmt.query_map([], |r| {
+            Ok(AuditEvent {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                host: r.get(3)?,
+                kind: r.get(4)?,
+                target: r.get(5)?,
+                change: r.get(6)?,
+                detail: r.get(7)?,
+                prev_hash: r.get(8)?,
+                hash: r.get(9)?,
+            })
+        })
+        .map_err(map_error)?
+        .collect::<Result<_, _>>()
+        .map_err(map_error)
+    }
+}
+
+impl std::fmt::Debug for SqliteEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEngine").field("path", &self.path).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32) -> LockHolder {
+        LockHolder {
+            host: this_host(),
+            pid,
+            since: Utc::now(),
+            command: "deploy".into(),
+        }
+    }
+
+    #[test]
+    fn lock_creates_the_ledger_and_refuses_a_live_second_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut first = SqliteEngine::open(&path).unwrap();
+        assert_eq!(first.ledger_version().unwrap(), None);
+        first.lock(&holder(std::process::id())).unwrap();
+        assert_eq!(first.ledger_version().unwrap(), Some(LEDGER_VERSION));
+
+        let mut second = SqliteEngine::open(&path).unwrap();
+        match second.lock(&holder(std::process::id())) {
+            Err(EngineError::LockBusy { holder: Some(h) }) => assert_eq!(h.pid, std::process::id()),
+            other => panic!("expected busy, got {other:?}"),
+        }
+        first.unlock().unwrap();
+        second.lock(&holder(std::process::id())).unwrap();
+    }
+
+    #[test]
+    fn a_lock_left_by_a_dead_process_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut engine = SqliteEngine::open(&path).unwrap();
+        // pid 0x7fff_fff0 is far above Linux's pid_max, so no such process runs.
+        engine.lock(&holder(0x7fff_fff0)).unwrap();
+        let mut other = SqliteEngine::open(&path).unwrap();
+        other.lock(&holder(std::process::id())).unwrap();
+    }
+
+    #[test]
+    fn events_refuse_update_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = SqliteEngine::open(&dir.path().join("t.db")).unwrap();
+        engine.lock(&holder(std::process::id())).unwrap();
+        engine
+            .conn
+            .execute_batch("INSERT INTO ripcord_events VALUES (1, 'now', 'a', 'h', 'k', 't', NULL, '{}', 'p', 'h', NULL)")
+            .unwrap();
+        let err = engine.execute("UPDATE ripcord_events SET actor = 'mallory'").unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+        let err = engine.execute("DELETE FROM ripcord_events").unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+}
