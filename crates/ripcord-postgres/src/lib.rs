@@ -19,8 +19,8 @@ use ripcord_core::engine::LEDGER_VERSION;
 use ripcord_core::splitter::leading_words;
 use ripcord_core::url::redact;
 use ripcord_core::{
-    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder, SessionLimits, SqlError,
-    TransactionMode,
+    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
+    SessionLimits, SqlError, TransactionMode,
 };
 
 /// Session advisory lock held for the whole of a deploy, revert or rehash.
@@ -60,11 +60,19 @@ impl PostgresEngine {
         &mut self.client
     }
 
-    fn query(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<Row>, EngineError> {
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, EngineError> {
         self.client.query(sql, params).map_err(map_error)
     }
 
-    fn exec(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<u64, EngineError> {
+    fn exec(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, EngineError> {
         self.client.execute(sql, params).map_err(map_error)
     }
 
@@ -76,7 +84,10 @@ impl PostgresEngine {
         if !self.has_ledger()? {
             return Ok(None);
         }
-        let rows = self.query("SELECT host, pid, since, command FROM ripcord.lock WHERE id = 1", &[])?;
+        let rows = self.query(
+            "SELECT host, pid, since, command FROM ripcord.lock WHERE id = 1",
+            &[],
+        )?;
         Ok(rows.first().map(|row| LockHolder {
             host: row.get(0),
             pid: row.get::<_, i32>(1) as u32,
@@ -186,13 +197,16 @@ impl Engine for PostgresEngine {
         if !rows[0].get::<_, bool>(0) {
             return Ok(None);
         }
-        let rows = self.query("SELECT value FROM ripcord.meta WHERE key = 'ledger_version'", &[])?;
-        let version = rows
-            .first()
-            .map(|r| r.get::<_, String>(0))
-            .ok_or_else(|| EngineError::Ledger {
-                reason: "ripcord.meta has no ledger_version".into(),
-            })?;
+        let rows = self.query(
+            "SELECT value FROM ripcord.meta WHERE key = 'ledger_version'",
+            &[],
+        )?;
+        let version =
+            rows.first()
+                .map(|r| r.get::<_, String>(0))
+                .ok_or_else(|| EngineError::Ledger {
+                    reason: "ripcord.meta has no ledger_version".into(),
+                })?;
         version.parse().map(Some).map_err(|_| EngineError::Ledger {
             reason: format!("ledger_version `{version}` is not a number"),
         })
@@ -214,10 +228,12 @@ impl Engine for PostgresEngine {
         }
         if current < LEDGER_VERSION {
             let upgrade = ledger::upgrade_sql(current);
-            self.client.batch_execute(&format!("BEGIN; {upgrade} COMMIT;")).map_err(|e| {
-                let _ = self.client.batch_execute("ROLLBACK");
-                map_error(e)
-            })?;
+            self.client
+                .batch_execute(&format!("BEGIN; {upgrade} COMMIT;"))
+                .map_err(|e| {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    map_error(e)
+                })?;
         }
         self.exec(
             "INSERT INTO ripcord.lock (id, host, pid, since, command) VALUES (1, $1, $2, $3, $4)
@@ -239,7 +255,10 @@ impl Engine for PostgresEngine {
             sql.push_str(&format!(" SET LOCAL lock_timeout = '{}';", millis(timeout)));
         }
         if let Some(timeout) = limits.statement_timeout {
-            sql.push_str(&format!(" SET LOCAL statement_timeout = '{}';", millis(timeout)));
+            sql.push_str(&format!(
+                " SET LOCAL statement_timeout = '{}';",
+                millis(timeout)
+            ));
         }
         self.client.batch_execute(&sql).map_err(map_error)
     }
@@ -319,7 +338,13 @@ impl Engine for PostgresEngine {
         Ok(())
     }
 
-    fn set_progress(&mut self, name: &str, state: ChangeState, done: i32, total: i32) -> Result<(), EngineError> {
+    fn set_progress(
+        &mut self,
+        name: &str,
+        state: ChangeState,
+        done: i32,
+        total: i32,
+    ) -> Result<(), EngineError> {
         self.exec(
             "UPDATE ripcord.changes SET state = $2, statements_done = $3, statements_total = $4 WHERE name = $1",
             &[&name, &state.as_str(), &done, &total],
@@ -334,7 +359,10 @@ impl Engine for PostgresEngine {
 
     fn last_event(&mut self) -> Result<Option<(i64, String)>, EngineError> {
         self.query("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK_KEY])?;
-        let rows = self.query("SELECT seq, hash FROM ripcord.events ORDER BY seq DESC LIMIT 1", &[])?;
+        let rows = self.query(
+            "SELECT seq, hash FROM ripcord.events ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?;
         Ok(rows.first().map(|r| (r.get(0), r.get(1))))
     }
 
@@ -377,6 +405,8 @@ impl Engine for PostgresEngine {
 
 impl std::fmt::Debug for PostgresEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresEngine").field("target", &self.target).finish()
+        f.debug_struct("PostgresEngine")
+            .field("target", &self.target)
+            .finish()
     }
 }

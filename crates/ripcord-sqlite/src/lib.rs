@@ -14,8 +14,8 @@ use ripcord_core::audit::AuditEvent;
 use ripcord_core::engine::LEDGER_VERSION;
 use ripcord_core::splitter::leading_words;
 use ripcord_core::{
-    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder, SessionLimits, SqlError,
-    TransactionMode,
+    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
+    SessionLimits, SqlError, TransactionMode,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -41,11 +41,13 @@ impl SqliteEngine {
             target: target.clone(),
             reason: e.to_string(),
         })?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(map_error)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(|e| EngineError::Connect {
-            target,
-            reason: e.to_string(),
-        })?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(map_error)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| EngineError::Connect {
+                target,
+                reason: e.to_string(),
+            })?;
         Ok(SqliteEngine {
             conn,
             path: path.to_path_buf(),
@@ -77,7 +79,9 @@ impl SqliteEngine {
         if current == LEDGER_VERSION {
             return Ok(());
         }
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_lock_error)?;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(map_lock_error)?;
         // Another process may have created it while we waited for the write lock.
         let current = self.ledger_version()?.unwrap_or(0);
         let result = (|| {
@@ -191,7 +195,9 @@ fn map_error(error: rusqlite::Error) -> EngineError {
 /// A busy database while taking the lock means another writer holds it.
 fn map_lock_error(error: rusqlite::Error) -> EngineError {
     match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => EngineError::LockBusy { holder: None },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            EngineError::LockBusy { holder: None }
+        }
         _ => map_error(error),
     }
 }
@@ -217,7 +223,11 @@ fn this_host() -> String {
     std::env::var("RIPCORD_HOST")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -248,7 +258,11 @@ impl Engine for SqliteEngine {
         }
         let version: Option<String> = self
             .conn
-            .query_row("SELECT value FROM ripcord_meta WHERE key = 'ledger_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM ripcord_meta WHERE key = 'ledger_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(map_error)?;
         let version = version.ok_or_else(|| EngineError::Ledger {
@@ -261,13 +275,24 @@ impl Engine for SqliteEngine {
 
     fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError> {
         self.ensure_ledger()?;
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_lock_error)?;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(map_lock_error)?;
         let result = (|| {
             let holder = self
                 .conn
-                .query_row("SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1", [], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-                })
+                .query_row(
+                    "SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )
                 .optional()
                 .map_err(map_error)?;
             if let Some((host, pid, since, command)) = holder {
@@ -303,14 +328,19 @@ impl Engine for SqliteEngine {
     fn unlock(&mut self) -> Result<(), EngineError> {
         if self.conn.is_autocommit() {
             self.conn
-                .execute("DELETE FROM ripcord_lock WHERE id = 1 AND pid = ?1", params![std::process::id()])
+                .execute(
+                    "DELETE FROM ripcord_lock WHERE id = 1 AND pid = ?1",
+                    params![std::process::id()],
+                )
                 .map_err(map_error)?;
         }
         Ok(())
     }
 
     fn begin(&mut self, _limits: &SessionLimits) -> Result<(), EngineError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(map_error)
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(map_error)
     }
 
     fn commit(&mut self) -> Result<(), EngineError> {
@@ -329,7 +359,10 @@ impl Engine for SqliteEngine {
     }
 
     fn needs_own_transaction(&self, sql: &str) -> bool {
-        matches!(leading_words(sql, 1).first().map(String::as_str), Some("VACUUM"))
+        matches!(
+            leading_words(sql, 1).first().map(String::as_str),
+            Some("VACUUM")
+        )
     }
 
     fn changes(&mut self) -> Result<Vec<DeployedChange>, EngineError> {
@@ -346,14 +379,43 @@ impl Engine for SqliteEngine {
             )
             .map_err(map_error)?;
         type Raw = (
-            String, i64, String, String, Option<String>, Option<String>, String, Option<String>,
-            String, String, i32, i32, String, String, String, i64, String,
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            String,
+            String,
+            i32,
+            i32,
+            String,
+            String,
+            String,
+            i64,
+            String,
         );
         let rows: Vec<Raw> = stmt
             .query_map([], |r| {
                 Ok((
-                    r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?,
-                    r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                    r.get(14)?,
+                    r.get(15)?,
                     r.get(16)?,
                 ))
             })
@@ -369,8 +431,10 @@ impl Engine for SqliteEngine {
                     deploy_sql: r.3,
                     revert_sql: r.4,
                     verify_sql: r.5,
-                    transaction: TransactionMode::parse(&r.6).ok_or_else(|| EngineError::Ledger {
-                        reason: format!("unknown transaction mode `{}`", r.6),
+                    transaction: TransactionMode::parse(&r.6).ok_or_else(|| {
+                        EngineError::Ledger {
+                            reason: format!("unknown transaction mode `{}`", r.6),
+                        }
                     })?,
                     irreversible: r.7,
                     requires: serde_json::from_str(&r.8).map_err(|_| EngineError::Ledger {
@@ -423,7 +487,13 @@ impl Engine for SqliteEngine {
         Ok(())
     }
 
-    fn set_progress(&mut self, name: &str, state: ChangeState, done: i32, total: i32) -> Result<(), EngineError> {
+    fn set_progress(
+        &mut self,
+        name: &str,
+        state: ChangeState,
+        done: i32,
+        total: i32,
+    ) -> Result<(), EngineError> {
         self.conn
             .execute(
                 "UPDATE ripcord_changes SET state = ?2, statements_done = ?3, statements_total = ?4 WHERE name = ?1",
@@ -443,9 +513,11 @@ impl Engine for SqliteEngine {
     fn last_event(&mut self) -> Result<Option<(i64, String)>, EngineError> {
         // Appends happen inside BEGIN IMMEDIATE transactions, which SQLite serializes.
         self.conn
-            .query_row("SELECT seq, hash FROM ripcord_events ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT seq, hash FROM ripcord_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(map_error)
     }
@@ -494,7 +566,9 @@ impl Engine for SqliteEngine {
 
 impl std::fmt::Debug for SqliteEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteEngine").field("path", &self.path).finish()
+        f.debug_struct("SqliteEngine")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -549,7 +623,9 @@ mod tests {
             .conn
             .execute_batch("INSERT INTO ripcord_events VALUES (1, 'now', 'a', 'h', 'k', 't', NULL, '{}', 'p', 'h', NULL)")
             .unwrap();
-        let err = engine.execute("UPDATE ripcord_events SET actor = 'mallory'").unwrap_err();
+        let err = engine
+            .execute("UPDATE ripcord_events SET actor = 'mallory'")
+            .unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
         let err = engine.execute("DELETE FROM ripcord_events").unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");

@@ -81,8 +81,10 @@ impl PgServer {
         let runner = Runner::detect()?;
         remove_stale_servers(&bin, &runner);
 
-        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), nanos()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir =
+            std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), nanos()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         runner.give(&dir)?;
         let data = dir.join("data");
         runner.run(
@@ -90,7 +92,15 @@ impl PgServer {
             Command::new(bin.join("initdb"))
                 .args(["-D"])
                 .arg(&data)
-                .args(["-U", "postgres", "--auth=trust", "-N", "-E", "UTF8", "--locale=C"]),
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-N",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]),
             "initdb",
         )?;
 
@@ -126,7 +136,9 @@ impl PgServer {
                 }
             }
         }
-        Err(format!("the test PostgreSQL server did not start: {last_error}"))
+        Err(format!(
+            "the test PostgreSQL server did not start: {last_error}"
+        ))
     }
 }
 
@@ -167,7 +179,8 @@ fn find_bindir() -> Option<PathBuf> {
             return Some(bin);
         }
     }
-    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find(|dir| has_initdb(dir)))
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| has_initdb(dir)))
 }
 
 /// Runs the server's commands, as an unprivileged user when we are root.
@@ -215,7 +228,9 @@ impl Runner {
             }
             Some((user, _, _)) => {
                 let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(command.get_program()).args(command.get_args());
+                c.args(["-u", user, "--"])
+                    .arg(command.get_program())
+                    .args(command.get_args());
                 c
             }
         }
@@ -250,7 +265,9 @@ impl Runner {
 
 fn command_output(command: &mut Command) -> Option<String> {
     let out = command.stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 /// A detached shell that waits for this process to end, then stops the server and
@@ -265,7 +282,8 @@ fn spawn_watchdog(bin: &Path, runner: &Runner, dir: &Path) -> Result<(), String>
         data = dir.join("data").display(),
         dir = dir.display(),
     );
-    let mut command = if Path::new("/usr/bin/setsid").exists() || Path::new("/bin/setsid").exists() {
+    let mut command = if Path::new("/usr/bin/setsid").exists() || Path::new("/bin/setsid").exists()
+    {
         let mut c = Command::new("setsid");
         c.args(["sh", "-c", &script]);
         c
@@ -323,8 +341,13 @@ mod tests {
         let b = pg().create_database();
         assert_ne!(a.name, b.name);
         let mut client = a.connect();
-        client.batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)").unwrap();
-        let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+        client
+            .batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(n, 1);
         let exists: bool = b
             .connect()

@@ -1,1 +1,25 @@
+//! ripcord's operations over core and the engines: the library users embed.
+//!
+//! Open a [`Target`] with [`target::connect`], load a [`ripcord_core::Plan`], then call
+//! [`deploy::deploy`], [`revert::revert`], [`verify::verify`], [`status::status`],
+//! [`rehash::rehash`] or the [`audit`] functions. Each returns a serializable report;
+//! failures are [`OpError`]s that keep the report of what was done before them.
+#![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod deploy;
+pub mod env_vars;
+pub mod error;
+pub mod failpoint;
+pub mod identity;
+pub mod observe;
+pub mod rehash;
+pub mod revert;
+mod run;
+pub mod status;
+pub mod target;
+pub mod verify;
+
+pub use error::{ChangeFailure, OpError, Phase};
+pub use observe::{Observer, Silent};
+pub use target::Target;

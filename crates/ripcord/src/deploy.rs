@@ -1,0 +1,537 @@
+//! Deploy: apply pending changes in plan order, each with its verify, ledger row and
+//! audit event in one transaction (DESIGN §5.2). `transaction: none` changes commit
+//! statement by statement with their progress, and a rerun resumes after the last
+//! completed statement.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use ripcord_core::audit::NewEvent;
+use ripcord_core::splitter::split;
+use ripcord_core::{Change, ChangeState, DeployedChange, Plan, SectionKind, TransactionMode};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{ModifiedChange, OpError, Phase};
+use crate::failpoint;
+use crate::observe::Observer;
+use crate::run::{
+    Script, append_event, record_change_failure, run_statement, run_statements, with_lock,
+};
+use crate::target::Target;
+
+/// What to deploy.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// Stop after this change (name or ID).
+    pub to: Option<String>,
+    /// Only report what would run.
+    pub dry_run: bool,
+}
+
+/// One statement that deploy runs (or would run).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStatement {
+    /// deploy or verify.
+    pub phase: Phase,
+    /// `file:line:column`.
+    pub at: String,
+    /// The SQL.
+    pub sql: String,
+}
+
+/// One change that deploy runs (or would run).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedChange {
+    /// The change.
+    pub change: String,
+    /// Its transaction mode.
+    pub transaction: TransactionMode,
+    /// For a part-way `transaction: none` change: statements already applied.
+    pub resume_at: usize,
+    /// Statements in order.
+    pub statements: Vec<PlannedStatement>,
+}
+
+/// A change that was deployed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployedOutcome {
+    /// The change.
+    pub change: String,
+    /// Deploy statements run in this run.
+    pub statements: usize,
+    /// Verify statements run.
+    pub verify_statements: usize,
+    /// Set when a part-way change was resumed: statements that were already applied.
+    pub resumed_at: Option<usize>,
+    /// Time for deploy and verify.
+    pub duration_ms: u64,
+}
+
+/// The result of a deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    /// Target name.
+    pub target: String,
+    /// Target URL without password.
+    pub url: String,
+    /// Nothing was run.
+    pub dry_run: bool,
+    /// What was (or would be) run.
+    pub planned: Vec<PlannedChange>,
+    /// What was deployed.
+    pub deployed: Vec<DeployedOutcome>,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+struct Pending<'a> {
+    change: &'a Change,
+    resume_at: usize,
+}
+
+/// Decide what deploy would run, refusing anything unsafe before a statement runs.
+fn pending<'a>(
+    plan: &'a Plan,
+    ledger: &[DeployedChange],
+    to: Option<&str>,
+) -> Result<Vec<Pending<'a>>, OpError> {
+    let mut modified = Vec::new();
+    for deployed in ledger {
+        if deployed.state == ChangeState::Reverting {
+            return Err(OpError::RevertInProgress {
+                change: deployed.name.clone(),
+                done: deployed.statements_done,
+                total: deployed.statements_total,
+            });
+        }
+        let Some(change) = plan.get(&deployed.name) else {
+            if deployed.state == ChangeState::Deploying {
+                return Err(OpError::FileGone {
+                    change: deployed.name.clone(),
+                });
+            }
+            continue;
+        };
+        if deployed.checksum == change.checksum {
+            continue;
+        }
+        let resumable =
+            deployed.state == ChangeState::Deploying && applied_prefix_unchanged(deployed, change);
+        if !resumable {
+            modified.push(ModifiedChange {
+                change: deployed.name.clone(),
+                recorded: deployed.checksum.clone(),
+                found: change.checksum.clone(),
+            });
+        }
+    }
+    if !modified.is_empty() {
+        return Err(OpError::Modified { modified });
+    }
+
+    let last = match to {
+        Some(name) => {
+            let change = plan.resolve(name).ok_or_else(|| OpError::UnknownChange {
+                name: name.to_string(),
+                suggestion: ripcord_core::suggest::did_you_mean(
+                    name,
+                    plan.changes().iter().map(|c| c.name.as_str()),
+                )
+                .map(String::from),
+            })?;
+            Some(change.name.clone())
+        }
+        None => None,
+    };
+
+    let mut pending = Vec::new();
+    for change in plan.changes() {
+        let deployed = ledger.iter().find(|d| d.name == change.name);
+        match deployed {
+            Some(d) if d.state == ChangeState::Deployed => {}
+            Some(d) => pending.push(Pending {
+                change,
+                resume_at: d.statements_done.max(0) as usize,
+            }),
+            None => pending.push(Pending {
+                change,
+                resume_at: 0,
+            }),
+        }
+        if last.as_deref() == Some(change.name.as_str()) {
+            break;
+        }
+    }
+
+    for (position, p) in pending.iter().enumerate() {
+        if p.change.revert.is_none() && p.change.irreversible.is_none() {
+            return Err(OpError::MissingRevert {
+                change: p.change.name.clone(),
+            });
+        }
+        for requirement in &p.change.requires {
+            let deployed = ledger
+                .iter()
+                .any(|d| d.name == requirement.name && d.state == ChangeState::Deployed);
+            let earlier = pending[..position]
+                .iter()
+                .any(|q| q.change.name == requirement.name);
+            if !deployed && !earlier {
+                return Err(OpError::UnmetRequirement {
+                    change: p.change.name.clone(),
+                    required: requirement.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(pending)
+}
+
+/// A part-way change may be resumed with an edited file only if the statements it
+/// already applied are unchanged.
+fn applied_prefix_unchanged(deployed: &DeployedChange, change: &Change) -> bool {
+    let done = deployed.statements_done.max(0) as usize;
+    let Ok(old) = split(&deployed.deploy_sql) else {
+        return false;
+    };
+    let new: Vec<&str> = change
+        .deploy
+        .statements
+        .iter()
+        .map(|s| &change.text[s.clone()])
+        .collect();
+    old.len() >= done
+        && new.len() >= done
+        && old[..done]
+            .iter()
+            .zip(&new[..done])
+            .all(|(o, n)| deployed.deploy_sql[o.clone()].trim() == n.trim())
+}
+
+fn deploy_script(change: &Change) -> Script {
+    Script::from_file(change.location(0..0), change.deploy.statements.clone())
+}
+
+fn verify_script(change: &Change) -> Script {
+    Script::from_file(
+        change.location(0..0),
+        change
+            .verify
+            .as_ref()
+            .map(|v| v.statements.clone())
+            .unwrap_or_default(),
+    )
+}
+
+fn planned(p: &Pending<'_>) -> PlannedChange {
+    let change = p.change;
+    let mut statements = Vec::new();
+    for (phase, script) in [
+        (Phase::Deploy, deploy_script(change)),
+        (Phase::Verify, verify_script(change)),
+    ] {
+        let skip = if phase == Phase::Deploy {
+            p.resume_at
+        } else {
+            0
+        };
+        for (index, span) in script.statements.iter().enumerate().skip(skip) {
+            statements.push(PlannedStatement {
+                phase,
+                at: change.location(span.clone()).display_short(),
+                sql: script.sql(index).to_string(),
+            });
+        }
+    }
+    PlannedChange {
+        change: change.name.clone(),
+        transaction: change.transaction,
+        resume_at: p.resume_at,
+        statements,
+    }
+}
+
+/// Deploy the pending changes of `plan` to `target`.
+pub fn deploy(
+    target: &mut Target,
+    plan: &Plan,
+    options: &DeployOptions,
+    observer: &mut dyn Observer,
+) -> Result<DeployReport, OpError> {
+    let started = Instant::now();
+    if options.dry_run {
+        let ledger = target.engine.changes()?;
+        let pending = pending(plan, &ledger, options.to.as_deref())?;
+        return Ok(DeployReport {
+            target: target.name.clone(),
+            url: target.display_url.clone(),
+            dry_run: true,
+            planned: pending.iter().map(planned).collect(),
+            deployed: Vec::new(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    with_lock(target, "deploy", |target| {
+        let ledger = target.engine.changes()?;
+        let pending = pending(plan, &ledger, options.to.as_deref())?;
+        let mut next_seq = ledger.iter().map(|d| d.deploy_seq).max().unwrap_or(0) + 1;
+        let mut report = DeployReport {
+            target: target.name.clone(),
+            url: target.display_url.clone(),
+            dry_run: false,
+            planned: pending.iter().map(planned).collect(),
+            deployed: Vec::new(),
+            duration_ms: 0,
+        };
+        for p in &pending {
+            let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
+            let existing = ledger.iter().find(|d| d.name == p.change.name);
+            let seq = existing.map_or_else(
+                || {
+                    next_seq += 1;
+                    next_seq - 1
+                },
+                |d| d.deploy_seq,
+            );
+            let outcome = match p.change.transaction {
+                TransactionMode::PerChange => {
+                    deploy_in_one_transaction(target, p.change, seq, observer, &completed)
+                }
+                TransactionMode::None => {
+                    deploy_statement_by_statement(target, p, existing, seq, observer, &completed)
+                }
+            };
+            match outcome {
+                Ok(outcome) => {
+                    observer.change_finished(&outcome.change, Phase::Deploy, outcome.duration_ms);
+                    report.deployed.push(outcome);
+                }
+                Err(error) => {
+                    record_change_failure(target, &error);
+                    return Err(error);
+                }
+            }
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    })
+}
+
+fn ledger_row(
+    change: &Change,
+    seq: i64,
+    target: &Target,
+    state: ChangeState,
+    done: usize,
+    duration_ms: u64,
+) -> DeployedChange {
+    DeployedChange {
+        name: change.name.clone(),
+        deploy_seq: seq,
+        checksum: change.checksum.clone(),
+        deploy_sql: change.section_sql(SectionKind::Deploy).unwrap_or_default(),
+        revert_sql: change.section_sql(SectionKind::Revert),
+        verify_sql: change.section_sql(SectionKind::Verify),
+        transaction: change.transaction,
+        irreversible: change.irreversible.clone(),
+        requires: change.requires.iter().map(|r| r.name.clone()).collect(),
+        state,
+        statements_done: done as i32,
+        statements_total: change.deploy.statements.len() as i32,
+        deployed_at: Utc::now(),
+        deployed_by: target.identity.actor.clone(),
+        deployed_host: target.identity.host.clone(),
+        duration_ms: duration_ms as i64,
+        file: change.path.display().to_string(),
+    }
+}
+
+fn completed_event(
+    change: &Change,
+    statements: usize,
+    duration_ms: u64,
+    resumed_at: Option<usize>,
+) -> NewEvent {
+    NewEvent {
+        kind: "deploy_completed",
+        change: Some(change.name.clone()),
+        detail: json!({
+            "checksum": change.checksum,
+            "statements": statements,
+            "transaction": change.transaction.as_str(),
+            "duration_ms": duration_ms,
+            "resumed_at": resumed_at,
+            "irreversible": change.irreversible,
+        }),
+    }
+}
+
+fn deploy_in_one_transaction(
+    target: &mut Target,
+    change: &Change,
+    seq: i64,
+    observer: &mut dyn Observer,
+    completed: &[String],
+) -> Result<DeployedOutcome, OpError> {
+    let started = Instant::now();
+    let deploy = deploy_script(change);
+    let verify = verify_script(change);
+    observer.change_started(&change.name, Phase::Deploy, deploy.len(), 0);
+    let limits = target.limits;
+    target.engine.begin(&limits)?;
+    run_statements(
+        target,
+        &change.name,
+        Phase::Deploy,
+        &deploy,
+        0,
+        observer,
+        completed,
+    )?;
+    failpoint::hit("deploy_statements_done");
+    run_statements(
+        target,
+        &change.name,
+        Phase::Verify,
+        &verify,
+        0,
+        observer,
+        completed,
+    )?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    target.engine.put_change(&ledger_row(
+        change,
+        seq,
+        target,
+        ChangeState::Deployed,
+        deploy.len(),
+        duration_ms,
+    ))?;
+    append_event(
+        target,
+        completed_event(change, deploy.len(), duration_ms, None),
+    )?;
+    failpoint::hit("before_commit");
+    target.engine.commit()?;
+    Ok(DeployedOutcome {
+        change: change.name.clone(),
+        statements: deploy.len(),
+        verify_statements: verify.len(),
+        resumed_at: None,
+        duration_ms,
+    })
+}
+
+fn deploy_statement_by_statement(
+    target: &mut Target,
+    p: &Pending<'_>,
+    existing: Option<&DeployedChange>,
+    seq: i64,
+    observer: &mut dyn Observer,
+    completed: &[String],
+) -> Result<DeployedOutcome, OpError> {
+    let started = Instant::now();
+    let change = p.change;
+    let deploy = deploy_script(change);
+    let verify = verify_script(change);
+    let total = deploy.len() as i32;
+    let limits = target.limits;
+    observer.change_started(&change.name, Phase::Deploy, deploy.len(), p.resume_at);
+
+    if existing.is_none() {
+        target.engine.begin(&limits)?;
+        target.engine.put_change(&ledger_row(
+            change,
+            seq,
+            target,
+            ChangeState::Deploying,
+            0,
+            0,
+        ))?;
+        append_event(
+            target,
+            NewEvent {
+                kind: "deploy_started",
+                change: Some(change.name.clone()),
+                detail: json!({ "checksum": change.checksum, "statements": deploy.len(), "transaction": "none" }),
+            },
+        )?;
+        target.engine.commit()?;
+    }
+
+    for index in p.resume_at..deploy.len() {
+        let done = index as i32 + 1;
+        if target.engine.needs_own_transaction(deploy.sql(index)) {
+            // Cannot share a transaction with its progress row: if we die between the
+            // two, a rerun repeats this one statement (write it idempotently).
+            run_statement(
+                target,
+                &change.name,
+                Phase::Deploy,
+                &deploy,
+                index,
+                observer,
+                completed,
+                Some(index),
+            )?;
+            target
+                .engine
+                .set_progress(&change.name, ChangeState::Deploying, done, total)?;
+        } else {
+            target.engine.begin(&limits)?;
+            run_statement(
+                target,
+                &change.name,
+                Phase::Deploy,
+                &deploy,
+                index,
+                observer,
+                completed,
+                Some(index),
+            )?;
+            target
+                .engine
+                .set_progress(&change.name, ChangeState::Deploying, done, total)?;
+            target.engine.commit()?;
+        }
+        failpoint::hit("nontx_statement_done");
+    }
+
+    target.engine.begin(&limits)?;
+    let kept = Some(deploy.len());
+    for index in 0..verify.len() {
+        run_statement(
+            target,
+            &change.name,
+            Phase::Verify,
+            &verify,
+            index,
+            observer,
+            completed,
+            kept,
+        )?;
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    target.engine.put_change(&ledger_row(
+        change,
+        seq,
+        target,
+        ChangeState::Deployed,
+        deploy.len(),
+        duration_ms,
+    ))?;
+    let resumed_at = (p.resume_at > 0 || existing.is_some()).then_some(p.resume_at);
+    append_event(
+        target,
+        completed_event(change, deploy.len() - p.resume_at, duration_ms, resumed_at),
+    )?;
+    target.engine.commit()?;
+    Ok(DeployedOutcome {
+        change: change.name.clone(),
+        statements: deploy.len() - p.resume_at,
+        verify_statements: verify.len(),
+        resumed_at,
+        duration_ms,
+    })
+}

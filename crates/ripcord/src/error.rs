@@ -1,0 +1,129 @@
+//! What operations report when they stop, and what they had done by then.
+
+use ripcord_core::{EngineError, SourceLocation, SqlError};
+use serde::Serialize;
+
+/// Which part of a change was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The deploy section.
+    Deploy,
+    /// The verify section.
+    Verify,
+    /// The revert section.
+    Revert,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Deploy => "deploy",
+            Phase::Verify => "verify",
+            Phase::Revert => "revert",
+        }
+    }
+}
+
+/// A statement of a change failed.
+#[derive(Debug, Clone)]
+pub struct ChangeFailure {
+    /// The change.
+    pub change: String,
+    /// The section that failed.
+    pub phase: Phase,
+    /// 1-based number of the failing statement in its section.
+    pub statement: usize,
+    /// Statements in that section.
+    pub statements: usize,
+    /// The failing statement (or, when the database names one, the failing token).
+    pub location: SourceLocation,
+    /// The database's error.
+    pub error: SqlError,
+    /// Changes completed before this one in the same run.
+    pub completed: Vec<String>,
+    /// For `transaction: none` changes: statements that stay applied.
+    pub kept_statements: Option<usize>,
+}
+
+/// A change whose file no longer matches what was deployed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModifiedChange {
+    /// The change.
+    pub change: String,
+    /// Checksum in the ledger.
+    pub recorded: String,
+    /// Checksum of the file now.
+    pub found: String,
+}
+
+/// Why an operation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The database could not be reached, the lock is busy, or the ledger is unusable.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Deployed changes were edited since; deploy refuses until `rehash`.
+    #[error("{} deployed {} changed since {}: {}", modified.len(), if modified.len() == 1 { "change was" } else { "changes were" }, if modified.len() == 1 { "its deploy" } else { "their deploy" }, modified.iter().map(|m| m.change.as_str()).collect::<Vec<_>>().join(", "))]
+    Modified {
+        /// The changes.
+        modified: Vec<ModifiedChange>,
+    },
+    /// A change has no revert section and does not declare itself irreversible.
+    #[error("{change} has no revert section")]
+    MissingRevert {
+        /// The change.
+        change: String,
+    },
+    /// A change to revert has no revert SQL.
+    #[error("{change} cannot be reverted: {}", reason.as_deref().map(|r| format!("declared irreversible ({r})")).unwrap_or_else(|| "it was deployed without a revert section".into()))]
+    Irreversible {
+        /// The change.
+        change: String,
+        /// The author's reason.
+        reason: Option<String>,
+    },
+    /// A change is half-way through a revert; deploying over it would be a guess.
+    #[error("{change} stopped part-way through a revert ({done} of {total} statements)")]
+    RevertInProgress {
+        /// The change.
+        change: String,
+        /// Statements reverted.
+        done: i32,
+        /// Statements in the revert.
+        total: i32,
+    },
+    /// No change of that name.
+    #[error("no change named `{name}`")]
+    UnknownChange {
+        /// What was asked for.
+        name: String,
+        /// A close name.
+        suggestion: Option<String>,
+    },
+    /// The change exists but is not deployed on the target.
+    #[error("{name} is not deployed on this target")]
+    NotDeployed {
+        /// The change.
+        name: String,
+    },
+    /// A deployed change's file is gone, so it cannot be rehashed.
+    #[error("{change} has no file in the project any more")]
+    FileGone {
+        /// The change.
+        change: String,
+    },
+    /// A pending change needs a change that is neither deployed nor deployed before it.
+    #[error("{change} requires {required}, which is not deployed")]
+    UnmetRequirement {
+        /// The change.
+        change: String,
+        /// What it needs.
+        required: String,
+    },
+    /// A statement failed; everything of that change was rolled back (unless it runs
+    /// with `transaction: none`, see `kept_statements`).
+    #[error("{} {} failed: {}", .0.change, .0.phase.as_str(), .0.error)]
+    ChangeFailed(Box<ChangeFailure>),
+}

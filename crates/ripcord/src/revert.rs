@@ -1,0 +1,296 @@
+//! Revert: undo deployed changes in reverse deploy order (not file order), running the
+//! revert SQL recorded at deploy time, so a revert works even when the file has since
+//! changed or is gone. One transaction per change: revert, ledger row removal and
+//! audit event commit together.
+
+use std::time::Instant;
+
+use ripcord_core::audit::NewEvent;
+use ripcord_core::checksum::normalize_section;
+use ripcord_core::{ChangeState, DeployedChange, Plan, TransactionMode};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{OpError, Phase};
+use crate::failpoint;
+use crate::observe::Observer;
+use crate::run::{
+    Script, append_event, record_change_failure, run_statement, run_statements, with_lock,
+};
+use crate::target::Target;
+
+/// Which deployed changes to revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// The last `n` deployed.
+    Last(usize),
+    /// Everything deployed after this change (which stays deployed).
+    To(String),
+    /// Everything.
+    All,
+}
+
+/// What to revert.
+#[derive(Debug, Clone)]
+pub struct RevertOptions {
+    /// Which changes.
+    pub selection: Selection,
+    /// Only report what would run.
+    pub dry_run: bool,
+}
+
+/// One change that revert runs (or would run).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRevert {
+    /// The change.
+    pub change: String,
+    /// Where the SQL comes from: the change file (when unchanged) or the ledger.
+    pub source: String,
+    /// Statements already reverted by an interrupted run.
+    pub resume_at: usize,
+    /// The statements.
+    pub statements: Vec<String>,
+}
+
+/// A change that was reverted.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevertedOutcome {
+    /// The change.
+    pub change: String,
+    /// Statements run.
+    pub statements: usize,
+    /// Time taken.
+    pub duration_ms: u64,
+}
+
+/// The result of a revert.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevertReport {
+    /// Target name.
+    pub target: String,
+    /// Target URL without password.
+    pub url: String,
+    /// Nothing was run.
+    pub dry_run: bool,
+    /// What was (or would be) run, in order.
+    pub planned: Vec<PlannedRevert>,
+    /// What was reverted.
+    pub reverted: Vec<RevertedOutcome>,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// The ledgered changes `selection` names, newest first.
+fn select(
+    ledger: &[DeployedChange],
+    selection: &Selection,
+) -> Result<Vec<DeployedChange>, OpError> {
+    let mut newest_first: Vec<DeployedChange> = ledger.to_vec();
+    newest_first.sort_by_key(|d| std::cmp::Reverse(d.deploy_seq));
+    let chosen = match selection {
+        Selection::All => newest_first,
+        Selection::Last(n) => newest_first.into_iter().take(*n).collect(),
+        Selection::To(name) => {
+            let keep = ledger
+                .iter()
+                .find(|d| d.name == *name || d.name.split('_').next() == Some(name.as_str()))
+                .ok_or_else(|| OpError::NotDeployed { name: name.clone() })?;
+            newest_first
+                .into_iter()
+                .filter(|d| d.deploy_seq > keep.deploy_seq)
+                .collect()
+        }
+    };
+    for change in &chosen {
+        if change.revert_sql.is_none() {
+            return Err(OpError::Irreversible {
+                change: change.name.clone(),
+                reason: change.irreversible.clone(),
+            });
+        }
+    }
+    Ok(chosen)
+}
+
+/// The revert statements: located in the change file when it still holds exactly the
+/// ledgered revert SQL (so errors point at the file), else in the ledger's copy.
+fn revert_script(plan: &Plan, deployed: &DeployedChange) -> Script {
+    let sql = deployed.revert_sql.as_deref().unwrap_or_default();
+    if let Some(change) = plan.get(&deployed.name) {
+        if let Some(section) = &change.revert {
+            if normalize_section(&change.text[section.body.clone()]) == sql {
+                return Script::from_file(change.location(0..0), section.statements.clone());
+            }
+        }
+    }
+    Script::from_ledger(&deployed.name, Phase::Revert, sql)
+}
+
+fn resume_at(deployed: &DeployedChange) -> usize {
+    if deployed.state == ChangeState::Reverting {
+        deployed.statements_done.max(0) as usize
+    } else {
+        0
+    }
+}
+
+/// Revert the selected changes on `target`.
+pub fn revert(
+    target: &mut Target,
+    plan: &Plan,
+    options: &RevertOptions,
+    observer: &mut dyn Observer,
+) -> Result<RevertReport, OpError> {
+    let started = Instant::now();
+    let planned = |chosen: &[DeployedChange]| {
+        chosen
+            .iter()
+            .map(|d| {
+                let script = revert_script(plan, d);
+                PlannedRevert {
+                    change: d.name.clone(),
+                    source: script.source.name.display().to_string(),
+                    resume_at: resume_at(d),
+                    statements: (resume_at(d)..script.len())
+                        .map(|i| script.sql(i).to_string())
+                        .collect(),
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    if options.dry_run {
+        let ledger = target.engine.changes()?;
+        let chosen = select(&ledger, &options.selection)?;
+        return Ok(RevertReport {
+            target: target.name.clone(),
+            url: target.display_url.clone(),
+            dry_run: true,
+            planned: planned(&chosen),
+            reverted: Vec::new(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    with_lock(target, "revert", |target| {
+        let ledger = target.engine.changes()?;
+        let chosen = select(&ledger, &options.selection)?;
+        let mut report = RevertReport {
+            target: target.name.clone(),
+            url: target.display_url.clone(),
+            dry_run: false,
+            planned: planned(&chosen),
+            reverted: Vec::new(),
+            duration_ms: 0,
+        };
+        for deployed in &chosen {
+            let completed: Vec<String> = report.reverted.iter().map(|r| r.change.clone()).collect();
+            match revert_one(target, plan, deployed, observer, &completed) {
+                Ok(outcome) => {
+                    observer.change_finished(&outcome.change, Phase::Revert, outcome.duration_ms);
+                    report.reverted.push(outcome);
+                }
+                Err(error) => {
+                    record_change_failure(target, &error);
+                    return Err(error);
+                }
+            }
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    })
+}
+
+fn revert_one(
+    target: &mut Target,
+    plan: &Plan,
+    deployed: &DeployedChange,
+    observer: &mut dyn Observer,
+    completed: &[String],
+) -> Result<RevertedOutcome, OpError> {
+    let started = Instant::now();
+    let script = revert_script(plan, deployed);
+    let from = resume_at(deployed);
+    let limits = target.limits;
+    observer.change_started(&deployed.name, Phase::Revert, script.len(), from);
+
+    if deployed.transaction == TransactionMode::None {
+        let total = script.len() as i32;
+        for index in from..script.len() {
+            let done = index as i32 + 1;
+            if target.engine.needs_own_transaction(script.sql(index)) {
+                run_statement(
+                    target,
+                    &deployed.name,
+                    Phase::Revert,
+                    &script,
+                    index,
+                    observer,
+                    completed,
+                    Some(index),
+                )?;
+                target
+                    .engine
+                    .set_progress(&deployed.name, ChangeState::Reverting, done, total)?;
+            } else {
+                target.engine.begin(&limits)?;
+                run_statement(
+                    target,
+                    &deployed.name,
+                    Phase::Revert,
+                    &script,
+                    index,
+                    observer,
+                    completed,
+                    Some(index),
+                )?;
+                target
+                    .engine
+                    .set_progress(&deployed.name, ChangeState::Reverting, done, total)?;
+                target.engine.commit()?;
+            }
+            failpoint::hit("nontx_revert_statement_done");
+        }
+        target.engine.begin(&limits)?;
+    } else {
+        target.engine.begin(&limits)?;
+        run_statements(
+            target,
+            &deployed.name,
+            Phase::Revert,
+            &script,
+            0,
+            observer,
+            completed,
+        )?;
+    }
+    target.engine.delete_change(&deployed.name)?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    append_event(
+        target,
+        NewEvent {
+            kind: "revert_completed",
+            change: Some(deployed.name.clone()),
+            detail: json!({
+                "checksum": deployed.checksum,
+                "statements": script.len(),
+                "source": script.source.name.display().to_string(),
+                "duration_ms": duration_ms,
+            }),
+        },
+    )?;
+    failpoint::hit("before_commit");
+    target.engine.commit()?;
+    Ok(RevertedOutcome {
+        change: deployed.name.clone(),
+        statements: script.len() - from,
+        duration_ms,
+    })
+}
+
+/// What a revert with `selection` would revert, newest first (for confirmation prompts).
+pub fn preview(target: &mut Target, selection: &Selection) -> Result<Vec<String>, OpError> {
+    let ledger = target.engine.changes()?;
+    Ok(select(&ledger, selection)?
+        .into_iter()
+        .map(|d| d.name)
+        .collect())
+}

@@ -1,0 +1,229 @@
+//! Pieces shared by the operations: the target lock, audit appends, running a section.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::Utc;
+use ripcord_core::audit::{AuditEvent, NewEvent, Stamp};
+use ripcord_core::location::byte_offset_of_char;
+use ripcord_core::splitter::split;
+use ripcord_core::{EngineError, LockHolder, SourceLocation, SqlError};
+
+use crate::error::{ChangeFailure, OpError, Phase};
+use crate::observe::Observer;
+use crate::target::Target;
+use serde_json::json;
+
+/// Run `work` while holding the target's lock; the lock is released however it ends.
+pub(crate) fn with_lock<T>(
+    target: &mut Target,
+    command: &str,
+    work: impl FnOnce(&mut Target) -> Result<T, OpError>,
+) -> Result<T, OpError> {
+    let me = LockHolder {
+        host: target.identity.host.clone(),
+        pid: std::process::id(),
+        since: Utc::now(),
+        command: command.to_string(),
+    };
+    let had_ledger = target.engine.ledger_version()?.is_some();
+    target.engine.lock(&me)?;
+    if !had_ledger {
+        let created = append_event_in_own_tx(
+            target,
+            NewEvent {
+                kind: "ledger_created",
+                change: None,
+                detail: serde_json::json!({ "ledger_version": ripcord_core::engine::LEDGER_VERSION }),
+            },
+        );
+        if let Err(e) = created {
+            let _ = target.engine.unlock();
+            return Err(e.into());
+        }
+    }
+    let result = work(target);
+    let _ = target.engine.rollback();
+    let unlocked = target.engine.unlock();
+    match (result, unlocked) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Append an event inside the caller's open transaction.
+pub(crate) fn append_event(
+    target: &mut Target,
+    event: NewEvent,
+) -> Result<AuditEvent, EngineError> {
+    let last = target.engine.last_event()?;
+    let stamp = Stamp {
+        actor: target.identity.actor.clone(),
+        host: target.identity.host.clone(),
+        target: target.name.clone(),
+        at: Utc::now(),
+    };
+    let sealed = AuditEvent::seal(
+        last.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+        &stamp,
+        event,
+    );
+    target.engine.insert_event(&sealed)?;
+    Ok(sealed)
+}
+
+/// Append an event in a transaction of its own.
+pub(crate) fn append_event_in_own_tx(
+    target: &mut Target,
+    event: NewEvent,
+) -> Result<AuditEvent, EngineError> {
+    target.engine.begin(&Default::default())?;
+    match append_event(target, event) {
+        Ok(sealed) => {
+            target.engine.commit()?;
+            Ok(sealed)
+        }
+        Err(e) => {
+            let _ = target.engine.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// SQL with its statements located in some source (a change file or the ledger).
+pub(crate) struct Script {
+    pub source: SourceLocation,
+    pub statements: Vec<Range<usize>>,
+}
+
+impl Script {
+    /// Statements of a section of a change file.
+    pub fn from_file(location: SourceLocation, statements: Vec<Range<usize>>) -> Script {
+        Script {
+            source: location,
+            statements,
+        }
+    }
+
+    /// Statements of SQL read back from the ledger, named `ledger:<change>/<phase>`.
+    pub fn from_ledger(change: &str, phase: Phase, sql: &str) -> Script {
+        let text: Arc<str> = Arc::from(sql);
+        // Ledgered SQL was split when it was deployed; if it no longer splits, the
+        // database will say what is wrong with it as one statement.
+        let statements = split(sql).unwrap_or_else(|_| vec![0..sql.len()]);
+        Script {
+            source: SourceLocation {
+                name: format!("ledger:{change}/{}", phase.as_str()).into(),
+                text,
+                span: 0..0,
+            },
+            statements,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    pub fn sql(&self, index: usize) -> &str {
+        &self.source.text[self.statements[index].clone()]
+    }
+
+    /// Where statement `index` failed: the token the database points at, else the statement.
+    pub fn failure_location(&self, index: usize, error: &SqlError) -> SourceLocation {
+        let statement = self.statements[index].clone();
+        let span = match error.position {
+            Some(position) if position > 0 => {
+                let sql = &self.source.text[statement.clone()];
+                let offset = statement.start + byte_offset_of_char(sql, position - 1);
+                let end = self.source.text[offset..]
+                    .char_indices()
+                    .nth(1)
+                    .map_or(self.source.text.len(), |(i, _)| offset + i);
+                offset..end.min(statement.end).max(offset)
+            }
+            _ => statement,
+        };
+        SourceLocation {
+            name: self.source.name.clone(),
+            text: self.source.text.clone(),
+            span,
+        }
+    }
+}
+
+/// Run statements `from..` of `script`; a statement error becomes a [`ChangeFailure`].
+pub(crate) fn run_statements(
+    target: &mut Target,
+    change: &str,
+    phase: Phase,
+    script: &Script,
+    from: usize,
+    observer: &mut dyn Observer,
+    completed: &[String],
+) -> Result<(), OpError> {
+    for index in from..script.len() {
+        run_statement(
+            target, change, phase, script, index, observer, completed, None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Run statement `index` of `script`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_statement(
+    target: &mut Target,
+    change: &str,
+    phase: Phase,
+    script: &Script,
+    index: usize,
+    observer: &mut dyn Observer,
+    completed: &[String],
+    kept_statements: Option<usize>,
+) -> Result<(), OpError> {
+    let sql = script.sql(index);
+    observer.statement_started(change, phase, index, sql);
+    match target.engine.execute(sql) {
+        Ok(()) => Ok(()),
+        Err(EngineError::Sql(error)) => Err(OpError::ChangeFailed(Box::new(ChangeFailure {
+            change: change.to_string(),
+            phase,
+            statement: index + 1,
+            statements: script.len(),
+            location: script.failure_location(index, &error),
+            error,
+            completed: completed.to_vec(),
+            kept_statements,
+        }))),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// After a failed change is rolled back, keep a trace of the failure in the chain.
+pub(crate) fn record_change_failure(target: &mut Target, error: &OpError) {
+    let _ = target.engine.rollback();
+    if let OpError::ChangeFailed(failure) = error {
+        let kind = if failure.phase == Phase::Revert {
+            "revert_failed"
+        } else {
+            "deploy_failed"
+        };
+        let _ = append_event_in_own_tx(
+            target,
+            NewEvent {
+                kind,
+                change: Some(failure.change.clone()),
+                detail: json!({
+                    "phase": failure.phase.as_str(),
+                    "statement": failure.statement,
+                    "at": failure.location.display_short(),
+                    "error": failure.error.message,
+                    "sqlstate": failure.error.code,
+                    "kept_statements": failure.kept_statements,
+                }),
+            },
+        );
+    }
+}

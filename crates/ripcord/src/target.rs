@@ -1,0 +1,51 @@
+//! A target: one database, opened through the engine its URL names.
+
+use std::path::Path;
+
+use ripcord_core::url::{TargetUrl, redact};
+use ripcord_core::{Engine, EngineError, SessionLimits};
+use ripcord_postgres::PostgresEngine;
+use ripcord_sqlite::SqliteEngine;
+
+use crate::identity::Identity;
+
+/// An open connection to one target, with what operations stamp on their work.
+pub struct Target {
+    /// The target's name (`dev`, or the redacted URL for an ad-hoc target).
+    pub name: String,
+    /// Its URL without password.
+    pub display_url: String,
+    /// The engine.
+    pub engine: Box<dyn Engine>,
+    /// Timeouts applied to every change transaction.
+    pub limits: SessionLimits,
+    /// Who acts, from where.
+    pub identity: Identity,
+}
+
+/// Open `url`; a relative SQLite path is taken relative to `base_dir`.
+pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineError> {
+    let parsed = TargetUrl::parse(url).map_err(|e| EngineError::Connect {
+        target: e.redacted.clone(),
+        reason: "unsupported URL scheme; use postgres://… or sqlite://…".into(),
+    })?;
+    let (engine, display_url): (Box<dyn Engine>, String) = match parsed {
+        TargetUrl::Postgres(url) => (Box::new(PostgresEngine::connect(&url)?), redact(&url)),
+        TargetUrl::Sqlite(path) => {
+            let path = if path.is_absolute() {
+                path
+            } else {
+                base_dir.join(path)
+            };
+            let display = format!("sqlite://{}", path.display());
+            (Box::new(SqliteEngine::open(&path)?), display)
+        }
+    };
+    Ok(Target {
+        name: name.to_string(),
+        display_url,
+        engine,
+        limits: SessionLimits::default(),
+        identity: Identity::from_env(),
+    })
+}
