@@ -237,8 +237,12 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// The changes directory.
     pub fn changes_dir(&self) -> PathBuf {
-        self.root
-            .join(self.config.project.changes.as_deref().unwrap_or("changes"))
+        let changes = self.config.project.changes.as_deref().unwrap_or("changes");
+        if self.root == Path::new(".") {
+            PathBuf::from(changes)
+        } else {
+            self.root.join(changes)
+        }
     }
 }
 

@@ -167,6 +167,25 @@ CREATE TABLE ripcord_lock (
 
 fn map_error(error: rusqlite::Error) -> EngineError {
     match error {
+        rusqlite::Error::SqlInputError {
+            error,
+            msg,
+            sql,
+            offset,
+            ..
+        } => {
+            // SQLite reports a byte offset; positions are 1-based characters.
+            let offset = usize::try_from(offset)
+                .ok()
+                .filter(|o| *o <= sql.len() && sql.is_char_boundary(*o));
+            EngineError::Sql(SqlError {
+                message: msg,
+                code: Some(format!("{:?}", error.code)),
+                position: offset.map(|o| sql[..o].chars().count() + 1),
+                detail: None,
+                hint: None,
+            })
+        }
         rusqlite::Error::SqliteFailure(failure, message) => {
             let message = message.unwrap_or_else(|| failure.to_string());
             match failure.code {
@@ -623,6 +642,10 @@ mod tests {
             .conn
             .execute_batch("INSERT INTO ripcord_events VALUES (1, 'now', 'a', 'h', 'k', 't', NULL, '{}', 'p', 'h', NULL)")
             .unwrap();
+        match engine.execute("SELECT nope FROM ripcord_events") {
+            Err(EngineError::Sql(e)) => assert_eq!(e.position, Some(8), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
         let err = engine
             .execute("UPDATE ripcord_events SET actor = 'mallory'")
             .unwrap_err();

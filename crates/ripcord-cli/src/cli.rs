@@ -1,0 +1,175 @@
+//! (clap turns these doc comments into `--help`; fields and variants without one are self-explanatory.)
+#![allow(missing_docs)]
+//! The command line, as clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ripcord — every database change with a rehearsed, verified way back.
+#[derive(Debug, Parser)]
+#[command(name = "ripcord", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success · 1 the operation ran and failed · 2 usage, configuration or input error \
+(nothing changed) · 3 another ripcord holds the target's lock · 4 a safety gate refused · 5 connection or engine error";
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path of ripcord.toml (default: found in the current directory or its parents).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Target from ripcord.toml to work on.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Database URL of an ad-hoc target (postgres://… or sqlite://…); also RIPCORD_URL, then DATABASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Print one JSON document on stdout instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print each statement as it runs.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create ripcord.toml and changes/ in a directory.
+    #[command(
+        after_help = "Example:\n  ripcord init --engine postgres\n  ripcord init --url sqlite://dev.db my-project"
+    )]
+    Init(InitArgs),
+    /// Create a new change file from a template.
+    #[command(after_help = "Example:\n  ripcord new add_coupon --requires 0003_orders")]
+    New(NewArgs),
+    /// Show deployed, pending, modified and part-way changes of the target.
+    #[command(after_help = "Example:\n  ripcord status --target prod\n  ripcord status --json")]
+    Status,
+    /// Apply pending changes: deploy + verify + ledger + audit, one transaction per change.
+    #[command(
+        after_help = "Example:\n  ripcord deploy --dry-run\n  ripcord deploy --to 0004_orders_status"
+    )]
+    Deploy(DeployArgs),
+    /// Revert deployed changes in reverse deploy order (default: the last one).
+    #[command(
+        visible_alias = "rollback",
+        after_help = "Example:\n  ripcord revert --last 2 --dry-run\n  ripcord revert --to 0002_orders --yes"
+    )]
+    Revert(RevertArgs),
+    /// Run the verify SQL of every deployed change (nothing is changed).
+    #[command(after_help = "Example:\n  ripcord verify --target staging")]
+    Verify,
+    /// Show the deploy / revert history of the target.
+    #[command(after_help = "Example:\n  ripcord log --json")]
+    Log,
+    /// Accept the edited file of a deployed change, recording why in the audit chain.
+    #[command(
+        after_help = "Example:\n  ripcord rehash 0003_orders --reason \"fixed a typo in the verify query\""
+    )]
+    Rehash(RehashArgs),
+    /// The tamper-evident audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// A guided tour on a throwaway SQLite database; no server needed.
+    #[command(after_help = "Example:\n  ripcord demo --keep")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EngineChoice {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to initialize (default: the current one).
+    pub dir: Option<PathBuf>,
+    /// Engine of the dev target.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineChoice>,
+    /// Project name (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Short name for the change, e.g. add_coupon.
+    pub slug: String,
+    /// A change this one needs (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub requires: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Deploy up to and including this change (name or ID).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Print the SQL that would run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct RevertSelectionArgs {
+    /// Keep this change deployed; revert everything deployed after it.
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Revert the last N deployed changes.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Revert every deployed change.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    #[command(flatten)]
+    pub selection: RevertSelectionArgs,
+    /// Print the SQL that would run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RehashArgs {
+    /// The deployed change (name or ID).
+    pub change: String,
+    /// Why the deployed definition changes (recorded in the audit chain).
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Every event of the chain.
+    #[command(after_help = "Example:\n  ripcord audit log --json")]
+    Log,
+    /// Recompute the chain and name the first broken link (exit 1 when broken).
+    #[command(after_help = "Example:\n  ripcord audit verify --target prod")]
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo project and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+}

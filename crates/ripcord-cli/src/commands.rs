@@ -1,0 +1,323 @@
+//! One function per command: resolve settings, call the library, print the report.
+#![allow(missing_docs)] // command functions are documented by their `--help`.
+
+use std::path::Path;
+
+use ripcord::deploy::{DeployOptions, deploy};
+use ripcord::revert::{RevertOptions, Selection, preview, revert};
+use ripcord::{Observer, Phase};
+use ripcord_core::config::{CONFIG_FILE, init_template};
+
+use crate::cli::{
+    AuditCommand, DeployArgs, EngineChoice, GlobalArgs, InitArgs, NewArgs, RehashArgs, RevertArgs,
+};
+use crate::error::{CommandError, Exit};
+use crate::printer::{Printer, paint, style};
+use crate::render;
+use crate::settings::Project;
+
+/// Prints each change as it completes, and with `-v` each statement as it starts.
+pub struct ProgressLines {
+    /// Where to print.
+    pub printer: Printer,
+}
+
+impl Observer for ProgressLines {
+    fn statement_started(&mut self, change: &str, phase: Phase, index: usize, sql: &str) {
+        if self.printer.verbose {
+            let first_line = sql.lines().next().unwrap_or_default();
+            self.printer.line(paint(
+                style::DIM,
+                format!(
+                    "    {change} {} #{}: {first_line}",
+                    phase.as_str(),
+                    index + 1
+                ),
+            ));
+        }
+    }
+
+    fn change_finished(&mut self, change: &str, phase: Phase, duration_ms: u64) {
+        let mark = match phase {
+            Phase::Revert => paint(style::UNDO, "-"),
+            _ => paint(style::OK, "+"),
+        };
+        self.printer.line(format!(
+            "  {mark} {change} {}",
+            paint(style::DIM, format!("({duration_ms} ms)"))
+        ));
+    }
+}
+
+pub fn init(args: &InitArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let dir = args.dir.clone().unwrap_or_else(|| ".".into());
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        CommandError::new(Exit::Usage, format!("cannot create {}: {e}", dir.display()))
+    })?;
+    let config_path = dir.join(CONFIG_FILE);
+    if config_path.exists() {
+        return Err(CommandError::new(
+            Exit::Usage,
+            format!("{} already exists", config_path.display()),
+        )
+        .hint("ripcord init never overwrites a project; edit the file instead"));
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        std::fs::canonicalize(&dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "project".into())
+    });
+    let (url, url_env) = match (&global.url, args.engine) {
+        (Some(url), _) if ripcord_core::url::has_password(url) => {
+            return Err(CommandError::new(Exit::Usage, "the --url holds a password, which must not be written to ripcord.toml")
+                .hint("run `ripcord init --engine postgres` (the target reads DATABASE_URL) and export the URL instead"));
+        }
+        (Some(url), _) => (Some(url.clone()), None),
+        (None, Some(EngineChoice::Postgres)) => (None, Some("DATABASE_URL")),
+        (None, _) => (None, None),
+    };
+    std::fs::write(&config_path, init_template(&name, url.as_deref(), url_env)).map_err(|e| {
+        CommandError::new(
+            Exit::Usage,
+            format!("cannot write {}: {e}", config_path.display()),
+        )
+    })?;
+    let changes = dir.join("changes");
+    std::fs::create_dir_all(&changes).map_err(|e| {
+        CommandError::new(
+            Exit::Usage,
+            format!("cannot create {}: {e}", changes.display()),
+        )
+    })?;
+    printer.json(&serde_json::json!({ "config": config_path, "changes": changes }));
+    printer.line(format!(
+        "Created {} and {}/",
+        config_path.display(),
+        changes.display()
+    ));
+    printer.line("Next: `ripcord new <slug>` writes your first change.");
+    Ok(Exit::Success)
+}
+
+pub fn new(args: &NewArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let config = project.require_config()?;
+    let plan = project.plan()?;
+    let slug_ok = !args.slug.is_empty()
+        && args
+            .slug
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !slug_ok {
+        return Err(
+            CommandError::new(Exit::Usage, format!("`{}` is not a valid slug", args.slug))
+                .hint("use letters, digits, `_` and `-`, e.g. add_coupon"),
+        );
+    }
+    for required in &args.requires {
+        if plan.resolve(required).is_none() {
+            return Err(CommandError::new(
+                Exit::Usage,
+                format!("--requires {required}: no such change"),
+            )
+            .hint("`ripcord status` lists the changes"));
+        }
+    }
+    let requires: Vec<String> = args
+        .requires
+        .iter()
+        .filter_map(|r| plan.resolve(r).map(|c| c.name.clone()))
+        .collect();
+    let id = plan.next_id(chrono::Utc::now());
+    let path = config.changes_dir().join(format!("{id}_{}.sql", args.slug));
+    std::fs::write(&path, ripcord_core::change::template(&requires)).map_err(|e| {
+        CommandError::new(Exit::Usage, format!("cannot write {}: {e}", path.display()))
+    })?;
+    printer.json(&serde_json::json!({ "change": format!("{id}_{}", args.slug), "path": path }));
+    printer.line(format!("Created {}", path.display()));
+    Ok(Exit::Success)
+}
+
+pub fn status(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    let report = ripcord::status::status(&mut target, &plan)?;
+    printer.json(&report);
+    printer.block(render::status(&report));
+    Ok(Exit::Success)
+}
+
+pub fn deploy_cmd(
+    args: &DeployArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    let options = DeployOptions {
+        to: args.to.clone(),
+        dry_run: args.dry_run,
+    };
+    if !args.dry_run {
+        printer.line(format!(
+            "Deploying to {} ({})",
+            target.name, target.display_url
+        ));
+    }
+    let report = deploy(&mut target, &plan, &options, &mut ProgressLines { printer })?;
+    printer.json(&report);
+    if args.dry_run {
+        printer.block(render::deploy_dry_run(&report));
+    } else {
+        printer.block(render::deploy_summary(&report));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn revert_cmd(
+    args: &RevertArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan_if_any()?;
+    let mut target = project.target(global)?;
+    let selection = match (&args.selection.to, args.selection.last, args.selection.all) {
+        (Some(to), _, _) => Selection::To(to.clone()),
+        (_, Some(0), _) => return Err(CommandError::new(Exit::Usage, "--last needs at least 1")),
+        (_, Some(n), _) => Selection::Last(n),
+        (_, _, true) => Selection::All,
+        _ => Selection::Last(1),
+    };
+    if !args.dry_run && !global.yes && printer.interactive() {
+        let names = preview(&mut target, &selection)?;
+        if names.is_empty() {
+            printer.line(format!("Nothing to revert on {}.", target.name));
+            return Ok(Exit::Success);
+        }
+        let question = format!(
+            "Revert {} on {} ({})?\n  {}\n",
+            if names.len() == 1 {
+                "1 change".to_string()
+            } else {
+                format!("{} changes", names.len())
+            },
+            target.name,
+            target.display_url,
+            names.join("\n  ")
+        );
+        if !printer.confirm(&question) {
+            printer.line("Nothing reverted.");
+            return Ok(Exit::Refused);
+        }
+    }
+    if !args.dry_run {
+        printer.line(format!(
+            "Reverting on {} ({})",
+            target.name, target.display_url
+        ));
+    }
+    let options = RevertOptions {
+        selection,
+        dry_run: args.dry_run,
+    };
+    let report = revert(&mut target, &plan, &options, &mut ProgressLines { printer })?;
+    printer.json(&report);
+    if args.dry_run {
+        printer.block(render::revert_dry_run(&report));
+    } else {
+        printer.block(render::revert_summary(&report));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn verify(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    let report = ripcord::verify::verify(&mut target)?;
+    printer.json(&report);
+    printer.block(render::verify(&report));
+    Ok(if report.failed() > 0 {
+        Exit::Failed
+    } else {
+        Exit::Success
+    })
+}
+
+pub fn log(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    let events = ripcord::audit::history(&mut target)?;
+    printer.json(&serde_json::json!({ "target": target.name, "events": events }));
+    printer.block(render::history(&target.name, &events));
+    Ok(Exit::Success)
+}
+
+pub fn rehash(
+    args: &RehashArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    if args.reason.trim().is_empty() {
+        return Err(CommandError::new(Exit::Usage, "--reason must say why")
+            .hint("e.g. --reason \"fixed a typo in the verify query\""));
+    }
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    let report = ripcord::rehash::rehash(&mut target, &plan, &args.change, &args.reason)?;
+    printer.json(&report);
+    if report.changed {
+        printer.line(format!(
+            "Recorded the current file of {} as its deployed definition ({} -> {}); reason kept in the audit chain.",
+            report.change,
+            short(&report.old_checksum),
+            short(&report.new_checksum)
+        ));
+    } else {
+        printer.line(format!(
+            "{} already matches its deployed definition; nothing recorded.",
+            report.change
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+fn short(checksum: &str) -> &str {
+    &checksum[..checksum.len().min(17)]
+}
+
+pub fn audit(
+    command: &AuditCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    match command {
+        AuditCommand::Log => {
+            let events = ripcord::audit::events(&mut target)?;
+            printer.json(&serde_json::json!({ "target": target.name, "events": events }));
+            printer.block(render::audit_log(&target.name, &events));
+            Ok(Exit::Success)
+        }
+        AuditCommand::Verify => {
+            let report = ripcord::audit::verify(&mut target)?;
+            printer.json(&report);
+            printer.block(render::audit_verify(&report));
+            Ok(if report.broken.is_some() {
+                Exit::Failed
+            } else {
+                Exit::Success
+            })
+        }
+    }
+}
+
+/// True when `dir` looks like a ripcord project.
+pub fn is_project(dir: &Path) -> bool {
+    dir.join(CONFIG_FILE).is_file()
+}

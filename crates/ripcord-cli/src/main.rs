@@ -1,0 +1,4 @@
+//! The `ripcord` binary.
+fn main() -> std::process::ExitCode {
+    ripcord_cli::main()
+}

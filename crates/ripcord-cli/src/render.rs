@@ -1,0 +1,320 @@
+//! Human renderings of reports: plain text with styles, kept apart from the commands
+//! so they are easy to read and to snapshot.
+
+use std::fmt::Write;
+
+use ripcord::audit::ChainReport;
+use ripcord::deploy::DeployReport;
+use ripcord::revert::RevertReport;
+use ripcord::status::{ChangeStatus, StatusReport};
+use ripcord::verify::VerifyReport;
+use ripcord_core::audit::AuditEvent;
+
+use crate::printer::{paint, style};
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `ripcord status`.
+pub fn status(report: &StatusReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} ({})",
+        paint(style::HEAD, "Target"),
+        report.target,
+        report.url
+    );
+    if report.changes.is_empty() {
+        out.push_str("  No changes in this project yet. Create one with `ripcord new <slug>`.\n");
+        return out;
+    }
+    let width = report
+        .changes
+        .iter()
+        .map(|c| c.change.len())
+        .max()
+        .unwrap_or(0);
+    for entry in &report.changes {
+        let label = entry.status.label();
+        let styled = match entry.status {
+            ChangeStatus::Deployed => paint(style::OK, format!("{label:<9}")),
+            ChangeStatus::Pending => paint(style::DIM, format!("{label:<9}")),
+            _ => paint(style::BAD, format!("{label:<9}")),
+        };
+        let note = match entry.status {
+            ChangeStatus::Deployed => match (&entry.deployed_at, &entry.deployed_by) {
+                (Some(at), Some(by)) => format!("{} by {by}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+                _ => String::new(),
+            },
+            ChangeStatus::Pending => String::new(),
+            ChangeStatus::Modified => format!(
+                "file changed since deploy: `ripcord rehash {} --reason \"…\"` accepts it",
+                entry.change
+            ),
+            ChangeStatus::MissingFile => {
+                "deployed, but its file is gone (revert still works from the ledger)".into()
+            }
+            ChangeStatus::PartlyDeployed => {
+                let (done, total) = entry.progress.unwrap_or_default();
+                format!(
+                    "deploy stopped after {done} of {total} statements: `ripcord deploy` resumes it"
+                )
+            }
+            ChangeStatus::PartlyReverted => {
+                let (done, total) = entry.progress.unwrap_or_default();
+                format!(
+                    "revert stopped after {done} of {total} statements: `ripcord revert` resumes it"
+                )
+            }
+        };
+        if note.is_empty() {
+            let _ = writeln!(out, "  {styled} {}", entry.change);
+        } else {
+            let _ = writeln!(
+                out,
+                "  {styled} {:<width$}  {}",
+                entry.change,
+                paint(style::DIM, note)
+            );
+        }
+    }
+    let mut counts = Vec::new();
+    for status in [
+        ChangeStatus::Deployed,
+        ChangeStatus::Pending,
+        ChangeStatus::Modified,
+        ChangeStatus::MissingFile,
+        ChangeStatus::PartlyDeployed,
+        ChangeStatus::PartlyReverted,
+    ] {
+        let n = report.count(status);
+        if n > 0 {
+            counts.push(format!("{n} {}", status.label()));
+        }
+    }
+    let _ = writeln!(out, "{}", counts.join(", "));
+    out
+}
+
+/// `ripcord deploy --dry-run`: exactly the SQL that would run.
+pub fn deploy_dry_run(report: &DeployReport) -> String {
+    let mut out = String::new();
+    if report.planned.is_empty() {
+        let _ = writeln!(
+            out,
+            "Nothing to deploy on {}: every change is deployed.",
+            report.target
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "Would deploy {} to {} ({}), each in {}:",
+        plural(report.planned.len(), "change", "changes"),
+        report.target,
+        report.url,
+        "its own transaction unless marked `transaction: none`"
+    );
+    for change in &report.planned {
+        let _ = writeln!(
+            out,
+            "\n-- change {} (transaction: {})",
+            change.change,
+            change.transaction.as_str()
+        );
+        if change.resume_at > 0 {
+            let _ = writeln!(out, "-- resuming after statement {}", change.resume_at);
+        }
+        for statement in &change.statements {
+            let _ = writeln!(
+                out,
+                "-- {} {}\n{};",
+                statement.phase.as_str(),
+                statement.at,
+                statement.sql
+            );
+        }
+    }
+    out
+}
+
+/// The summary after a deploy (the per-change lines are printed as they finish).
+pub fn deploy_summary(report: &DeployReport) -> String {
+    if report.deployed.is_empty() {
+        return format!(
+            "Nothing to deploy on {}: every change is deployed.\n",
+            report.target
+        );
+    }
+    format!(
+        "Deployed {} to {} in {} ms.\n",
+        plural(report.deployed.len(), "change", "changes"),
+        report.target,
+        report.duration_ms
+    )
+}
+
+/// `ripcord revert --dry-run`.
+pub fn revert_dry_run(report: &RevertReport) -> String {
+    let mut out = String::new();
+    if report.planned.is_empty() {
+        let _ = writeln!(out, "Nothing to revert on {}.", report.target);
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "Would revert {} on {} ({}), newest first:",
+        plural(report.planned.len(), "change", "changes"),
+        report.target,
+        report.url
+    );
+    for change in &report.planned {
+        let _ = writeln!(
+            out,
+            "\n-- revert {} (from {})",
+            change.change, change.source
+        );
+        for sql in &change.statements {
+            let _ = writeln!(out, "{sql};");
+        }
+    }
+    out
+}
+
+/// The summary after a revert.
+pub fn revert_summary(report: &RevertReport) -> String {
+    if report.reverted.is_empty() {
+        return format!("Nothing to revert on {}.\n", report.target);
+    }
+    format!(
+        "Reverted {} on {} in {} ms.\n",
+        plural(report.reverted.len(), "change", "changes"),
+        report.target,
+        report.duration_ms
+    )
+}
+
+/// `ripcord verify`.
+pub fn verify(report: &VerifyReport) -> String {
+    let mut out = String::new();
+    if report.changes.is_empty() {
+        let _ = writeln!(out, "Nothing deployed on {}.", report.target);
+        return out;
+    }
+    for change in &report.changes {
+        match change.result {
+            "passed" => {
+                let _ = writeln!(out, "  {} {}", paint(style::OK, "ok  "), change.change);
+            }
+            "failed" => {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {} ({})",
+                    paint(style::BAD, "FAIL"),
+                    change.change,
+                    change.error.as_deref().unwrap_or_default(),
+                    change.at.as_deref().unwrap_or_default()
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} (no verify section)",
+                    paint(style::DIM, "--  "),
+                    change.change
+                );
+            }
+        }
+    }
+    let passed = report
+        .changes
+        .iter()
+        .filter(|c| c.result == "passed")
+        .count();
+    let _ = writeln!(out, "{passed} passed, {} failed", report.failed());
+    out
+}
+
+fn event_line(event: &AuditEvent, with_seq: bool) -> String {
+    let at = event.at.replace('T', " ").trim_end_matches('Z').to_string();
+    let at = at.split('.').next().unwrap_or(&at).to_string();
+    let detail = event.detail_json();
+    let mut extra = Vec::new();
+    if let Some(ms) = detail.get("duration_ms").and_then(|v| v.as_u64()) {
+        extra.push(format!("{ms} ms"));
+    }
+    if let Some(reason) = detail.get("reason").and_then(|v| v.as_str()) {
+        extra.push(format!("reason: {reason}"));
+    }
+    if let Some(error) = detail.get("error").and_then(|v| v.as_str()) {
+        extra.push(format!("error: {error}"));
+    }
+    let kind = match event.kind.as_str() {
+        k if k.ends_with("failed") => paint(style::BAD, format!("{k:<17}")),
+        k if k.starts_with("revert") => paint(style::UNDO, format!("{k:<17}")),
+        k => paint(style::OK, format!("{k:<17}")),
+    };
+    let seq = if with_seq {
+        format!("#{:<4} ", event.seq)
+    } else {
+        String::new()
+    };
+    let line = format!(
+        "{seq}{at} UTC  {kind} {:<24} {}@{}  {}",
+        event.change.as_deref().unwrap_or("-"),
+        event.actor,
+        event.host,
+        extra.join(", ")
+    );
+    line.trim_end().to_string()
+}
+
+/// `ripcord log`.
+pub fn history(target: &str, events: &[AuditEvent]) -> String {
+    if events.is_empty() {
+        return format!("No deploys or reverts recorded on {target} yet.\n");
+    }
+    events.iter().map(|e| event_line(e, false) + "\n").collect()
+}
+
+/// `ripcord audit log`.
+pub fn audit_log(target: &str, events: &[AuditEvent]) -> String {
+    if events.is_empty() {
+        return format!("The audit chain of {target} is empty (no ledger yet).\n");
+    }
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}  {}\n",
+                event_line(e, true),
+                paint(style::DIM, &e.hash[..16])
+            )
+        })
+        .collect()
+}
+
+/// `ripcord audit verify`.
+pub fn audit_verify(report: &ChainReport) -> String {
+    match (&report.broken, &report.head) {
+        (Some(broken), _) => format!(
+            "{} audit chain of {} is broken: {broken}. Events from #{} on cannot be trusted.\n",
+            paint(style::BAD, "BROKEN"),
+            report.target,
+            broken.seq()
+        ),
+        (None, Some(head)) => format!(
+            "{} audit chain of {}: {} intact, head {}\n",
+            paint(style::OK, "OK"),
+            report.target,
+            plural(report.events, "event", "events"),
+            head
+        ),
+        (None, None) => format!(
+            "The audit chain of {} is empty (no ledger yet).\n",
+            report.target
+        ),
+    }
+}
