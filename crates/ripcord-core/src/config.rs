@@ -303,13 +303,15 @@ impl Config {
                     });
                 }
                 (Some(url), None) if crate::url::has_password(url) => {
+                    // Show the line, but never the secret on it.
+                    let shown = text.replace(url.as_str(), &crate::url::redact(url));
                     return Err(ConfigError::Invalid {
                         message: format!("target `{name}` has a password in its url"),
                         hint: Some(format!(
                             "secrets do not belong in ripcord.toml: put the URL in an environment variable and write `url_env = \"{}_DATABASE_URL\"`",
                             name.to_ascii_uppercase().replace('-', "_")
                         )),
-                        location: at("url"),
+                        location: locate(path, &shown, "url"),
                     });
                 }
                 _ => {}

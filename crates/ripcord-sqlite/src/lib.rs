@@ -68,6 +68,38 @@ impl SqliteEngine {
         Ok(self.ledger_version()?.is_some())
     }
 
+    /// The lock row's holder, unless it is a process of this host that no longer runs.
+    fn live_holder(&mut self) -> Result<Option<LockHolder>, EngineError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(map_error)?;
+        let Some((host, pid, since, command)) = row else {
+            return Ok(None);
+        };
+        if host == this_host() && !process_alive(pid as u32) {
+            return Ok(None);
+        }
+        Ok(Some(LockHolder {
+            host,
+            pid: pid as u32,
+            since: parse_time(&since)?,
+            command,
+        }))
+    }
+
     fn ensure_ledger(&mut self) -> Result<(), EngineError> {
         let current = self.ledger_version()?.unwrap_or(0);
         if current > LEDGER_VERSION {
@@ -294,38 +326,26 @@ impl Engine for SqliteEngine {
 
     fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError> {
         self.ensure_ledger()?;
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(map_lock_error)?;
+        // Look before queueing for the write lock: a holder mid-change keeps a write
+        // transaction open, and waiting for it would hide that it is there.
+        if let Some(holder) = self.live_holder()? {
+            return Err(EngineError::LockBusy {
+                holder: Some(holder),
+            });
+        }
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            return Err(match map_lock_error(e) {
+                EngineError::LockBusy { .. } => EngineError::LockBusy {
+                    holder: self.live_holder().ok().flatten(),
+                },
+                other => other,
+            });
+        }
         let result = (|| {
-            let holder = self
-                .conn
-                .query_row(
-                    "SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1",
-                    [],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(map_error)?;
-            if let Some((host, pid, since, command)) = holder {
-                let stale = host == this_host() && !process_alive(pid as u32);
-                if !stale {
-                    return Err(EngineError::LockBusy {
-                        holder: Some(LockHolder {
-                            host,
-                            pid: pid as u32,
-                            since: parse_time(&since)?,
-                            command,
-                        }),
-                    });
-                }
+            if let Some(holder) = self.live_holder()? {
+                return Err(EngineError::LockBusy {
+                    holder: Some(holder),
+                });
             }
             self.conn
                 .execute(

@@ -1,0 +1,240 @@
+//! Failure paths a 3 a.m. operator meets: a held lock, a bad config, an unreachable
+//! server, and a crash in the middle of a `transaction: none` change.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Start `ripcord deploy` paused (by a failpoint) while it holds the lock.
+fn deploy_paused_holding_the_lock(project: &Project) -> std::process::Child {
+    ripcord_in(project.path())
+        .args(["deploy"])
+        .env("RIPCORD_FAILPOINT", "deploy_statements_done=sleep(4000)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for_lock_row(db: &Db) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let exists = match db {
+            Db::Sqlite(_) => {
+                db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'ripcord_lock'") == "1"
+            }
+            Db::Postgres(_) => {
+                db.scalar("SELECT to_regclass('ripcord.lock') IS NOT NULL") == "true"
+            }
+        };
+        if exists && db.scalar(&format!("SELECT count(*) FROM {}", db.ledger("lock"))) == "1" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first deploy never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn concurrent_deploys_one_gets_exit_3((project, db): (Project, Db)) {
+    three_changes(&project);
+    let mut first = deploy_paused_holding_the_lock(&project);
+    wait_for_lock_row(&db);
+    let second = run(&project, &["deploy"]);
+    expect_exit(&second, 3);
+    let err = stderr(&second);
+    assert!(
+        err.contains("another ripcord holds the target's lock"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`ripcord deploy` on host testhost, pid"),
+        "names the holder: {err}"
+    );
+    assert!(first.wait().unwrap().success(), "the first deploy finishes");
+    assert!(db.has_column("orders", "coupon"));
+    ok(&project, &["status"]);
+}
+
+fn crash_in_a_non_transactional_change_resumes_exactly_once((project, db): (Project, Db)) {
+    project.simple_change("0001_t", "CREATE TABLE t (n integer);", "DROP TABLE t;", "");
+    project.change(
+        "0002_load",
+        "-- transaction: none\n-- ripcord:deploy\n\
+         INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\nINSERT INTO t VALUES (3);\n\
+         -- ripcord:revert\nDELETE FROM t WHERE n IN (1, 2, 3);\n\
+         -- ripcord:verify\nSELECT n FROM t WHERE 1 = 0;\n",
+    );
+    // Die right after the second statement of 0002 committed.
+    let crashed = ripcord_in(project.path())
+        .args(["deploy"])
+        .env("RIPCORD_FAILPOINT", "nontx_statement_done#2")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint kills the process");
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "2");
+    let status = ok(&project, &["status"]);
+    assert!(
+        status.contains("deploy stopped after 2 of 3 statements"),
+        "{status}"
+    );
+
+    let out = ok(&project, &["deploy"]);
+    assert!(out.contains("Deployed 1 change"), "{out}");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM t"),
+        "3",
+        "each row exactly once"
+    );
+    assert_eq!(db.scalar("SELECT sum(n) FROM t"), "6");
+    assert!(ok(&project, &["status"]).contains("2 deployed"));
+    ok(&project, &["audit", "verify"]);
+}
+
+fn real_sigkill_mid_change_rolls_back_and_rerun_converges((project, db): (Project, Db)) {
+    three_changes(&project);
+    let mut child = deploy_paused_holding_the_lock(&project);
+    wait_for_lock_row(&db);
+    // The first change's statements ran inside its open transaction; kill -9 now.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Nothing of the killed change is visible; the lock row is stale but not held.
+    assert!(!db.has_table("users"));
+    let out = ok(&project, &["deploy"]);
+    assert!(out.contains("Deployed 3 changes"), "{out}");
+    ok(&project, &["verify"]);
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Db::sqlite_project()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Db::postgres_project()); })*
+        }
+    };
+}
+
+on_both_engines!(
+    concurrent_deploys_one_gets_exit_3,
+    crash_in_a_non_transactional_change_resumes_exactly_once,
+    real_sigkill_mid_change_rolls_back_and_rerun_converges,
+);
+
+#[test]
+fn unknown_config_key_is_exit_2_with_line_and_suggestion() {
+    let project = Project::sqlite();
+    project.write_config("[project]\nname = \"x\"\n\n[targets.dev]\nurl = \"sqlite://x.db\"\n\n[safety]\nlock_timout = \"5s\"\n");
+    let out = run(&project, &["status"]);
+    expect_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("unknown key `lock_timout`"), "{err}");
+    assert!(err.contains("ripcord.toml:8:1"), "{err}");
+    assert!(err.contains("did you mean `lock_timeout`?"), "{err}");
+    assert!(!project.path().join("x.db").exists(), "nothing was touched");
+}
+
+#[test]
+fn unreachable_server_is_exit_5_without_the_password() {
+    let project = Project::sqlite();
+    three_changes(&project);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:Sup3rS3cret@127.0.0.1:{port}/shop");
+    let out = run(&project, &["deploy", "--url", &url]);
+    expect_exit(&out, 5);
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot connect to postgres://app:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Sup3rS3cret") && !stdout(&out).contains("Sup3rS3cret"),
+        "{err}"
+    );
+
+    let out = ripcord_in(project.path())
+        .args(["status", "--json"])
+        .env("RIPCORD_URL", &url)
+        .output()
+        .unwrap();
+    expect_exit(&out, 5);
+    assert!(!stdout(&out).contains("Sup3rS3cret") && !stderr(&out).contains("Sup3rS3cret"));
+}
+
+#[test]
+fn password_in_config_is_refused_and_not_echoed() {
+    let project = Project::sqlite();
+    project.write_config("[targets.prod]\nurl = \"postgres://app:hunter2@db/shop\"\n");
+    let out = run(&project, &["status"]);
+    expect_exit(&out, 2);
+    assert!(stderr(&out).contains("url_env"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"));
+}
+
+#[test]
+fn url_env_target_reads_the_environment() {
+    let database = pg().create_database();
+    let project = Project::sqlite();
+    project.write_config("[targets.prod]\nurl_env = \"TEST_PROD_URL\"\n");
+    three_changes(&project);
+    let out = run(&project, &["status"]);
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("$TEST_PROD_URL, which is not set"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ripcord_in(project.path())
+        .args(["deploy", "--target", "prod"])
+        .env("TEST_PROD_URL", &database.url)
+        .output()
+        .unwrap();
+    expect_exit(&out, 0);
+}
+
+#[test]
+fn broken_requires_is_exit_2_naming_the_file() {
+    let project = Project::sqlite();
+    project.simple_change("0001_a", "CREATE TABLE a (x integer);", "DROP TABLE a;", "");
+    project.change(
+        "0002_b",
+        "-- requires: 0001_aa\n-- ripcord:deploy\nSELECT 1;\n-- ripcord:revert\nSELECT 1;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("0002_b requires 0001_aa, which is not a change of this project"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `0001_a`?"), "{err}");
+    assert!(!project.sqlite_path().exists() || !Db::Sqlite(project.sqlite_path()).has_table("a"));
+}
+
+#[test]
+fn malformed_change_file_is_exit_2_with_its_position() {
+    let project = Project::sqlite();
+    project.change(
+        "0001_a",
+        "-- ripcord:deploy\nCREATE TABLE a (x text DEFAULT 'oops);\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out)
+            .contains("changes/0001_a.sql:2:32: string literal starting here is never closed"),
+        "{}",
+        stderr(&out)
+    );
+}
