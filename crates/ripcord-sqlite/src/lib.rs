@@ -212,7 +212,7 @@ fn map_error(error: rusqlite::Error) -> EngineError {
                 .filter(|o| *o <= sql.len() && sql.is_char_boundary(*o));
             EngineError::Sql(SqlError {
                 message: msg,
-                code: Some(format!("{:?}", error.code)),
+                code: sqlite_code(error.code),
                 position: offset.map(|o| sql[..o].chars().count() + 1),
                 detail: None,
                 hint: None,
@@ -226,7 +226,7 @@ fn map_error(error: rusqlite::Error) -> EngineError {
                 }
                 code => EngineError::Sql(SqlError {
                     message,
-                    code: Some(format!("{code:?}")),
+                    code: sqlite_code(code),
                     position: None,
                     detail: None,
                     hint: None,
@@ -241,6 +241,10 @@ fn map_error(error: rusqlite::Error) -> EngineError {
             hint: None,
         }),
     }
+}
+
+fn sqlite_code(code: ErrorCode) -> Option<String> {
+    (code != ErrorCode::Unknown).then(|| format!("SQLite {code:?}"))
 }
 
 /// A busy database while taking the lock means another writer holds it.

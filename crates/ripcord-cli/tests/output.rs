@@ -1,0 +1,62 @@
+//! Snapshots of the human output people read: status, deploy, revert, log, and an
+//! error pointing into a change file. Times, durations and paths are filtered.
+
+mod common;
+
+use common::*;
+
+fn project() -> Project {
+    let project = Project::sqlite();
+    three_changes(&project);
+    project
+}
+
+#[test]
+fn status_output() {
+    let project = project();
+    ok(&project, &["deploy", "--to", "0001"]);
+    let path = project.change_path("0001_users");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("WHERE 1 = 0", "WHERE false")).unwrap();
+    filters().bind(|| insta::assert_snapshot!(ok(&project, &["status"])));
+}
+
+#[test]
+fn deploy_output() {
+    let project = project();
+    filters().bind(|| insta::assert_snapshot!(ok(&project, &["deploy"])));
+}
+
+#[test]
+fn deploy_dry_run_output() {
+    let project = project();
+    ok(&project, &["deploy", "--to", "0002"]);
+    filters().bind(|| insta::assert_snapshot!(ok(&project, &["deploy", "--dry-run"])));
+}
+
+#[test]
+fn revert_output() {
+    let project = project();
+    ok(&project, &["deploy"]);
+    filters().bind(|| insta::assert_snapshot!(ok(&project, &["revert", "--to", "0001_users", "--yes"])));
+}
+
+#[test]
+fn log_output() {
+    let project = project();
+    ok(&project, &["deploy"]);
+    ok(&project, &["revert", "--last", "1"]);
+    filters().bind(|| insta::assert_snapshot!(ok(&project, &["log"])));
+}
+
+#[test]
+fn failed_change_output() {
+    let project = project();
+    project.change(
+        "0004_broken",
+        "-- ripcord:deploy\nCREATE TABLE t (a integer);\nINSERT INTO t (b) VALUES (1);\n-- ripcord:revert\nDROP TABLE t;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 1);
+    filters().bind(|| insta::assert_snapshot!(stderr(&out)));
+}
