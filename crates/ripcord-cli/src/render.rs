@@ -111,11 +111,10 @@ pub fn deploy_dry_run(report: &DeployReport) -> String {
     }
     let _ = writeln!(
         out,
-        "Would deploy {} to {} ({}), each in {}:",
+        "Would deploy {} to {} ({}), each in its own transaction unless marked `transaction: none`:",
         plural(report.planned.len(), "change", "changes"),
         report.target,
         report.url,
-        "its own transaction unless marked `transaction: none`"
     );
     for change in &report.planned {
         let _ = writeln!(

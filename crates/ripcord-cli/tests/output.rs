@@ -38,7 +38,8 @@ fn deploy_dry_run_output() {
 fn revert_output() {
     let project = project();
     ok(&project, &["deploy"]);
-    filters().bind(|| insta::assert_snapshot!(ok(&project, &["revert", "--to", "0001_users", "--yes"])));
+    filters()
+        .bind(|| insta::assert_snapshot!(ok(&project, &["revert", "--to", "0001_users", "--yes"])));
 }
 
 #[test]

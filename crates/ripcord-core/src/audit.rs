@@ -163,9 +163,8 @@ impl ChainBreak {
 
 /// Check a whole chain, in seq order; the number of events on success.
 pub fn verify_chain(events: &[AuditEvent]) -> Result<usize, ChainBreak> {
-    let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_string();
-    for event in events {
+    for (expected_seq, event) in (1..).zip(events) {
         if event.seq != expected_seq {
             return Err(ChainBreak::Gap {
                 expected: expected_seq,
@@ -179,7 +178,6 @@ pub fn verify_chain(events: &[AuditEvent]) -> Result<usize, ChainBreak> {
             return Err(ChainBreak::Altered { seq: event.seq });
         }
         prev_hash = event.hash.clone();
-        expected_seq += 1;
     }
     Ok(events.len())
 }

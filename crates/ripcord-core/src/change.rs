@@ -408,20 +408,19 @@ pub fn parse_change(path: &Path, text: &str) -> Result<Change, ChangeFileError> 
         })?;
         for span in &statements {
             let words = leading_words(&text[span.clone()], 2);
-            let control = match words
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
+            let control = matches!(
+                words
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
                 ["BEGIN", ..]
-                | ["START", "TRANSACTION"]
-                | ["COMMIT", ..]
-                | ["END", ..]
-                | ["ROLLBACK", ..]
-                | ["ABORT", ..] => true,
-                _ => false,
-            };
+                    | ["START", "TRANSACTION"]
+                    | ["COMMIT", ..]
+                    | ["END", ..]
+                    | ["ROLLBACK", ..]
+                    | ["ABORT", ..]
+            );
             if control {
                 return Err(syntax(
                     format!("transaction control statement `{}` in a change", words.join(" ")),

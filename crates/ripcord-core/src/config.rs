@@ -317,15 +317,15 @@ impl Config {
                 _ => {}
             }
         }
-        if let Some(default) = &self.project.default_target {
-            if !self.targets.contains_key(default) {
-                return Err(ConfigError::Invalid {
-                    message: format!("default_target `{default}` is not a target of this project"),
-                    hint: did_you_mean(default, self.targets.keys().map(String::as_str))
-                        .map(|s| format!("did you mean `{s}`?")),
-                    location: at("default_target"),
-                });
-            }
+        if let Some(default) = &self.project.default_target
+            && !self.targets.contains_key(default)
+        {
+            return Err(ConfigError::Invalid {
+                message: format!("default_target `{default}` is not a target of this project"),
+                hint: did_you_mean(default, self.targets.keys().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?")),
+                location: at("default_target"),
+            });
         }
         Ok(())
     }

@@ -162,7 +162,12 @@ impl std::fmt::Display for SqlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
         match &self.code {
-            Some(code) if code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) => {
+            Some(code)
+                if code.len() == 5
+                    && code
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) =>
+            {
                 write!(f, " (SQLSTATE {code})")?
             }
             Some(code) => write!(f, " ({code})")?,

@@ -29,13 +29,13 @@ impl SqliteEngine {
     /// Open (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteEngine, EngineError> {
         let target = format!("sqlite://{}", path.display());
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(EngineError::Connect {
-                    target,
-                    reason: format!("directory {} does not exist", parent.display()),
-                });
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(EngineError::Connect {
+                target,
+                reason: format!("directory {} does not exist", parent.display()),
+            });
         }
         let conn = Connection::open(path).map_err(|e| EngineError::Connect {
             target: target.clone(),

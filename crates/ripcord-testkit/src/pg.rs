@@ -198,12 +198,12 @@ impl Runner {
         for user in ["postgres", "nobody"] {
             let uid = command_output(Command::new("id").args(["-u", user]));
             let gid = command_output(Command::new("id").args(["-g", user]));
-            if let (Some(uid), Some(gid)) = (uid, gid) {
-                if let (Ok(uid), Ok(gid)) = (uid.trim().parse(), gid.trim().parse()) {
-                    return Ok(Runner {
-                        as_user: Some((user.to_string(), uid, gid)),
-                    });
-                }
+            if let (Some(uid), Some(gid)) = (uid, gid)
+                && let (Ok(uid), Ok(gid)) = (uid.trim().parse(), gid.trim().parse())
+            {
+                return Ok(Runner {
+                    as_user: Some((user.to_string(), uid, gid)),
+                });
             }
         }
         Err("running as root, and neither a `postgres` nor a `nobody` user exists to run PostgreSQL as \

@@ -116,12 +116,11 @@ fn select(
 /// ledgered revert SQL (so errors point at the file), else in the ledger's copy.
 fn revert_script(plan: &Plan, deployed: &DeployedChange) -> Script {
     let sql = deployed.revert_sql.as_deref().unwrap_or_default();
-    if let Some(change) = plan.get(&deployed.name) {
-        if let Some(section) = &change.revert {
-            if normalize_section(&change.text[section.body.clone()]) == sql {
-                return Script::from_file(change.location(0..0), section.statements.clone());
-            }
-        }
+    if let Some(change) = plan.get(&deployed.name)
+        && let Some(section) = &change.revert
+        && normalize_section(&change.text[section.body.clone()]) == sql
+    {
+        return Script::from_file(change.location(0..0), section.statements.clone());
     }
     Script::from_ledger(&deployed.name, Phase::Revert, sql)
 }

@@ -111,7 +111,7 @@ impl Script {
         let text: Arc<str> = Arc::from(sql);
         // Ledgered SQL was split when it was deployed; if it no longer splits, the
         // database will say what is wrong with it as one statement.
-        let statements = split(sql).unwrap_or_else(|_| vec![0..sql.len()]);
+        let statements = split(sql).unwrap_or_else(|_| std::iter::once(0..sql.len()).collect());
         Script {
             source: SourceLocation {
                 name: format!("ledger:{change}/{}", phase.as_str()).into(),
