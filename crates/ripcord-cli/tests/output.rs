@@ -61,3 +61,21 @@ fn failed_change_output() {
     expect_exit(&out, 1);
     filters().bind(|| insta::assert_snapshot!(stderr(&out)));
 }
+
+#[test]
+fn demo_runs_end_to_end_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ripcord_in(dir.path()).arg("demo").output().unwrap();
+    expect_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("Deployed 4 changes"), "{text}");
+    assert!(
+        text.contains("0005_coupons deploy failed"),
+        "the broken change is shown: {text}"
+    );
+    assert!(text.contains("Reverted 1 change"), "{text}");
+    assert!(
+        text.contains("audit chain of dev: 9 events intact"),
+        "{text}"
+    );
+}

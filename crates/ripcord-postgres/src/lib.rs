@@ -32,6 +32,9 @@ const EVENTS_LOCK_KEY: i64 = 0x7269_7063_6f72_6402;
 pub struct PostgresEngine {
     client: Client,
     target: String,
+    /// Prepared ledger statements: a deploy of many small changes is bound by round
+    /// trips, and a cached statement saves one per call.
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
 }
 
 impl PostgresEngine {
@@ -52,7 +55,11 @@ impl PostgresEngine {
             target: target.clone(),
             reason: redact(&connect_reason(&e)),
         })?;
-        Ok(PostgresEngine { client, target })
+        Ok(PostgresEngine {
+            client,
+            target,
+            prepared: Default::default(),
+        })
     }
 
     /// The underlying client, for operations that need PostgreSQL-only features.
@@ -74,6 +81,23 @@ impl PostgresEngine {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<u64, EngineError> {
         self.client.execute(sql, params).map_err(map_error)
+    }
+
+    /// Execute one of the engine's own ledger statements, prepared once per connection.
+    fn exec_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, EngineError> {
+        let statement = match self.prepared.get(sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = self.client.prepare(sql).map_err(map_error)?;
+                self.prepared.insert(sql, statement.clone());
+                statement
+            }
+        };
+        self.client.execute(&statement, params).map_err(map_error)
     }
 
     fn has_ledger(&mut self) -> Result<bool, EngineError> {
@@ -303,7 +327,7 @@ impl Engine for PostgresEngine {
     }
 
     fn put_change(&mut self, c: &DeployedChange) -> Result<(), EngineError> {
-        self.exec(
+        self.exec_cached(
             "INSERT INTO ripcord.changes (name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql,
                  transaction_mode, irreversible, requires, state, statements_done, statements_total,
                  deployed_at, deployed_by, deployed_host, duration_ms, file)
@@ -345,7 +369,7 @@ impl Engine for PostgresEngine {
         done: i32,
         total: i32,
     ) -> Result<(), EngineError> {
-        self.exec(
+        self.exec_cached(
             "UPDATE ripcord.changes SET state = $2, statements_done = $3, statements_total = $4 WHERE name = $1",
             &[&name, &state.as_str(), &done, &total],
         )?;
@@ -353,7 +377,7 @@ impl Engine for PostgresEngine {
     }
 
     fn delete_change(&mut self, name: &str) -> Result<(), EngineError> {
-        self.exec("DELETE FROM ripcord.changes WHERE name = $1", &[&name])?;
+        self.exec_cached("DELETE FROM ripcord.changes WHERE name = $1", &[&name])?;
         Ok(())
     }
 
@@ -367,7 +391,7 @@ impl Engine for PostgresEngine {
     }
 
     fn insert_event(&mut self, e: &AuditEvent) -> Result<(), EngineError> {
-        self.exec(
+        self.exec_cached(
             "INSERT INTO ripcord.events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash)
              VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[&e.seq, &e.at, &e.actor, &e.host, &e.kind, &e.target, &e.change, &e.detail, &e.prev_hash, &e.hash],
