@@ -103,7 +103,6 @@ pub fn init(args: &InitArgs, global: &GlobalArgs, printer: Printer) -> Result<Ex
 pub fn new(args: &NewArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
     let config = project.require_config()?;
-    let plan = project.plan()?;
     let slug_ok = !args.slug.is_empty()
         && args
             .slug
@@ -115,22 +114,36 @@ pub fn new(args: &NewArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit
                 .hint("use letters, digits, `_` and `-`, e.g. add_coupon"),
         );
     }
+    // Names and IDs from file names only: another change may still be an unfilled template.
+    let dir = config.changes_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        CommandError::new(Exit::Usage, format!("cannot read {}: {e}", dir.display()))
+            .hint("create it, or point `[project] changes` in ripcord.toml at the right directory")
+    })?;
+    let mut existing: Vec<(ripcord_core::ChangeId, String)> = entries
+        .flatten()
+        .filter_map(|e| ripcord_core::change::parse_file_name(e.file_name().to_str()?))
+        .collect();
+    existing.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut requires = Vec::new();
     for required in &args.requires {
-        if plan.resolve(required).is_none() {
-            return Err(CommandError::new(
-                Exit::Usage,
-                format!("--requires {required}: no such change"),
-            )
-            .hint("`ripcord status` lists the changes"));
+        let found = existing.iter().find(|(id, name)| {
+            name == required || ripcord_core::ChangeId::parse(required).is_some_and(|r| r == *id)
+        });
+        match found {
+            Some((_, name)) => requires.push(name.clone()),
+            None => {
+                return Err(CommandError::new(
+                    Exit::Usage,
+                    format!("--requires {required}: no such change"),
+                )
+                .hint("`ripcord status` lists the changes"));
+            }
         }
     }
-    let requires: Vec<String> = args
-        .requires
-        .iter()
-        .filter_map(|r| plan.resolve(r).map(|c| c.name.clone()))
-        .collect();
-    let id = plan.next_id(chrono::Utc::now());
-    let path = config.changes_dir().join(format!("{id}_{}.sql", args.slug));
+    let id =
+        ripcord_core::plan::next_id_after(existing.last().map(|(id, _)| id), chrono::Utc::now());
+    let path = dir.join(format!("{id}_{}.sql", args.slug));
     std::fs::write(&path, ripcord_core::change::template(&requires)).map_err(|e| {
         CommandError::new(Exit::Usage, format!("cannot write {}: {e}", path.display()))
     })?;

@@ -238,3 +238,24 @@ fn malformed_change_file_is_exit_2_with_its_position() {
         stderr(&out)
     );
 }
+
+#[test]
+fn new_picks_the_next_id_even_while_a_template_is_unfilled() {
+    let project = Project::sqlite();
+    three_changes(&project);
+    ok(&project, &["new", "add_index", "--requires", "0002"]);
+    let text = std::fs::read_to_string(project.change_path("0004_add_index")).unwrap();
+    assert!(text.starts_with("-- requires: 0002_orders\n"), "{text}");
+    // 0004 is an empty template: status says so precisely, new still works.
+    let out = run(&project, &["status"]);
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("changes/0004_add_index.sql:2:1: the deploy section is empty"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&project, &["new", "second"]);
+    assert!(project.change_path("0005_second").is_file());
+    let out = run(&project, &["new", "x", "--requires", "0042"]);
+    expect_exit(&out, 2);
+}

@@ -170,22 +170,30 @@ impl Plan {
     /// The next free ID in this project's style: a 14-digit timestamp when the project
     /// uses timestamps, else the highest ID plus one, zero-padded to at least 4 digits.
     pub fn next_id(&self, now: chrono::DateTime<chrono::Utc>) -> String {
-        let last = self.changes.last().map(|c| c.id.as_str());
-        match last {
-            Some(id) if id.len() >= 14 => {
-                let stamp = now.format("%Y%m%d%H%M%S").to_string();
-                if stamp.as_str() > id {
-                    stamp
-                } else {
-                    increment(id)
-                }
+        next_id_after(self.changes.last().map(|c| &c.id), now)
+    }
+}
+
+/// The ID that follows `last` (see [`Plan::next_id`]); usable on file names alone, so a
+/// new change can be created while another one is still an unfinished template.
+pub fn next_id_after(
+    last: Option<&crate::change::ChangeId>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    match last.map(|id| id.as_str()) {
+        Some(id) if id.len() >= 14 => {
+            let stamp = now.format("%Y%m%d%H%M%S").to_string();
+            if stamp.as_str() > id {
+                stamp
+            } else {
+                increment(id)
             }
-            Some(id) => {
-                let next = increment(id);
-                format!("{next:0>4}")
-            }
-            None => "0001".to_string(),
         }
+        Some(id) => {
+            let next = increment(id);
+            format!("{next:0>4}")
+        }
+        None => "0001".to_string(),
     }
 }
 
