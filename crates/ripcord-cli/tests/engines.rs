@@ -2,20 +2,10 @@
 //! verify round trips, `--to` and `--last`, failures that leave nothing behind and
 //! name file:line, modified changes, rehash, and the audit chain.
 
+#[macro_use]
 mod common;
 
 use common::*;
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Db::sqlite_project()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Db::postgres_project()); })*
-        }
-    };
-}
 
 on_both_engines!(
     round_trip_deploy_verify_revert,

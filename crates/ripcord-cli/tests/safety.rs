@@ -1,6 +1,7 @@
 //! Failure paths a 3 a.m. operator meets: a held lock, a bad config, an unreachable
 //! server, and a crash in the middle of a `transaction: none` change.
 
+#[macro_use]
 mod common;
 
 use std::process::Stdio;
@@ -109,17 +110,6 @@ fn real_sigkill_mid_change_rolls_back_and_rerun_converges((project, db): (Projec
     let out = ok(&project, &["deploy"]);
     assert!(out.contains("Deployed 3 changes"), "{out}");
     ok(&project, &["verify"]);
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Db::sqlite_project()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Db::postgres_project()); })*
-        }
-    };
 }
 
 on_both_engines!(

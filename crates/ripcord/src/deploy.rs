@@ -16,7 +16,8 @@ use crate::error::{ModifiedChange, OpError, Phase};
 use crate::failpoint;
 use crate::observe::Observer;
 use crate::run::{
-    Script, append_event, record_change_failure, run_statement, run_statements, with_lock,
+    Script, append_event, record_change_failure, run_statement, run_statement_with_progress,
+    run_statements, with_lock,
 };
 use crate::target::Target;
 
@@ -435,7 +436,6 @@ fn deploy_statement_by_statement(
     let change = p.change;
     let deploy = deploy_script(change);
     let verify = verify_script(change);
-    let total = deploy.len() as i32;
     let limits = target.limits;
     observer.change_started(&change.name, Phase::Deploy, deploy.len(), p.resume_at);
 
@@ -461,40 +461,16 @@ fn deploy_statement_by_statement(
     }
 
     for index in p.resume_at..deploy.len() {
-        let done = index as i32 + 1;
-        if target.engine.needs_own_transaction(deploy.sql(index)) {
-            // Cannot share a transaction with its progress row: if we die between the
-            // two, a rerun repeats this one statement (write it idempotently).
-            run_statement(
-                target,
-                &change.name,
-                Phase::Deploy,
-                &deploy,
-                index,
-                observer,
-                completed,
-                Some(index),
-            )?;
-            target
-                .engine
-                .set_progress(&change.name, ChangeState::Deploying, done, total)?;
-        } else {
-            target.engine.begin(&limits)?;
-            run_statement(
-                target,
-                &change.name,
-                Phase::Deploy,
-                &deploy,
-                index,
-                observer,
-                completed,
-                Some(index),
-            )?;
-            target
-                .engine
-                .set_progress(&change.name, ChangeState::Deploying, done, total)?;
-            target.engine.commit()?;
-        }
+        run_statement_with_progress(
+            target,
+            &change.name,
+            Phase::Deploy,
+            ChangeState::Deploying,
+            &deploy,
+            index,
+            observer,
+            completed,
+        )?;
         failpoint::hit("nontx_statement_done");
     }
 

@@ -15,7 +15,8 @@ use crate::error::{OpError, Phase};
 use crate::failpoint;
 use crate::observe::Observer;
 use crate::run::{
-    Script, append_event, record_change_failure, run_statement, run_statements, with_lock,
+    Script, append_event, record_change_failure, run_statement_with_progress, run_statements,
+    with_lock,
 };
 use crate::target::Target;
 
@@ -212,40 +213,17 @@ fn revert_one(
     observer.change_started(&deployed.name, Phase::Revert, script.len(), from);
 
     if deployed.transaction == TransactionMode::None {
-        let total = script.len() as i32;
         for index in from..script.len() {
-            let done = index as i32 + 1;
-            if target.engine.needs_own_transaction(script.sql(index)) {
-                run_statement(
-                    target,
-                    &deployed.name,
-                    Phase::Revert,
-                    &script,
-                    index,
-                    observer,
-                    completed,
-                    Some(index),
-                )?;
-                target
-                    .engine
-                    .set_progress(&deployed.name, ChangeState::Reverting, done, total)?;
-            } else {
-                target.engine.begin(&limits)?;
-                run_statement(
-                    target,
-                    &deployed.name,
-                    Phase::Revert,
-                    &script,
-                    index,
-                    observer,
-                    completed,
-                    Some(index),
-                )?;
-                target
-                    .engine
-                    .set_progress(&deployed.name, ChangeState::Reverting, done, total)?;
-                target.engine.commit()?;
-            }
+            run_statement_with_progress(
+                target,
+                &deployed.name,
+                Phase::Revert,
+                ChangeState::Reverting,
+                &script,
+                index,
+                observer,
+                completed,
+            )?;
             failpoint::hit("nontx_revert_statement_done");
         }
         target.engine.begin(&limits)?;

@@ -227,3 +227,50 @@ pub(crate) fn record_change_failure(target: &mut Target, error: &OpError) {
         );
     }
 }
+
+/// Run statement `index` of a `transaction: none` change and record `index + 1`
+/// statements done, committed together unless the engine must run the statement alone.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_statement_with_progress(
+    target: &mut Target,
+    change: &str,
+    phase: Phase,
+    state: ripcord_core::ChangeState,
+    script: &Script,
+    index: usize,
+    observer: &mut dyn Observer,
+    completed: &[String],
+) -> Result<(), OpError> {
+    let (done, total) = (index as i32 + 1, script.len() as i32);
+    if target.engine.needs_own_transaction(script.sql(index)) {
+        // Cannot share a transaction with its progress row: if we die between the
+        // two, a rerun repeats this one statement (write it idempotently).
+        run_statement(
+            target,
+            change,
+            phase,
+            script,
+            index,
+            observer,
+            completed,
+            Some(index),
+        )?;
+        target.engine.set_progress(change, state, done, total)?;
+    } else {
+        let limits = target.limits;
+        target.engine.begin(&limits)?;
+        run_statement(
+            target,
+            change,
+            phase,
+            script,
+            index,
+            observer,
+            completed,
+            Some(index),
+        )?;
+        target.engine.set_progress(change, state, done, total)?;
+        target.engine.commit()?;
+    }
+    Ok(())
+}

@@ -1,6 +1,19 @@
 //! Helpers for tests that run the real `ripcord` binary against real databases.
 #![allow(dead_code)]
 
+/// Define each listed test function (taking `(Project, Db)`) once per engine.
+#[allow(unused_macros)] // not every test file runs on both engines
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Db::sqlite_project()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Db::postgres_project()); })*
+        }
+    };
+}
+
 use std::path::Path;
 use std::process::{Command, Output};
 
