@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::audit::AuditEvent;
 use crate::change::TransactionMode;
+use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
 pub const LEDGER_VERSION: u32 = 1;
@@ -33,6 +34,19 @@ pub struct Capabilities {
     pub error_positions: bool,
     /// `lock_timeout` / `statement_timeout` can be set per transaction.
     pub session_timeouts: bool,
+    /// The session's relation locks and table files can be read (drill's lock trace).
+    pub lock_trace: bool,
+    /// [`Engine::copy_from`] copies schema as well as data.
+    pub copy_includes_schema: bool,
+}
+
+/// A lock this session holds on a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelationLock {
+    /// Qualified table name.
+    pub table: String,
+    /// Lock mode, e.g. `AccessExclusiveLock`.
+    pub mode: String,
 }
 
 /// The process holding a target's lock.
@@ -267,4 +281,24 @@ pub trait Engine: Send {
     fn insert_event(&mut self, event: &AuditEvent) -> Result<(), EngineError>;
     /// All events in seq order (empty without a ledger).
     fn events(&mut self) -> Result<Vec<AuditEvent>, EngineError>;
+
+    /// Every schema object outside the ledger, normalized (see [`crate::fingerprint`]).
+    fn schema_objects(&mut self) -> Result<Vec<SchemaObject>, EngineError>;
+    /// Per user table: row count and an order-independent hash of its rows, computed
+    /// inside the database.
+    fn table_data(&mut self) -> Result<Vec<(String, TableData)>, EngineError>;
+    /// Relation locks held by this session (empty without `lock_trace`).
+    fn held_locks(&mut self) -> Result<Vec<RelationLock>, EngineError>;
+    /// Table name -> storage file id, to see rewrites (empty without `lock_trace`).
+    fn relation_files(&mut self) -> Result<Vec<(String, String)>, EngineError>;
+    /// Create an empty scratch database next to this one; its URL.
+    fn create_scratch(&mut self) -> Result<String, EngineError>;
+    /// Drop a scratch database made by [`Engine::create_scratch`].
+    fn drop_scratch(&mut self, url: &str) -> Result<(), EngineError>;
+    /// Drop scratch databases left by drills that were killed; their names.
+    fn drop_stale_scratches(&mut self) -> Result<Vec<String>, EngineError>;
+    /// Fill this (scratch) database from `source_url` of the same engine: the whole
+    /// database when `copy_includes_schema`, else the rows of every user table (whose
+    /// schema must already exist here).
+    fn copy_from(&mut self, source_url: &str) -> Result<(), EngineError>;
 }

@@ -12,6 +12,7 @@ pub mod change;
 pub mod checksum;
 pub mod config;
 pub mod engine;
+pub mod fingerprint;
 pub mod location;
 pub mod plan;
 pub mod splitter;
@@ -21,7 +22,7 @@ pub mod url;
 pub use change::{Change, ChangeId, SectionKind, TransactionMode};
 pub use engine::{
     Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
-    SessionLimits, SqlError,
+    RelationLock, SessionLimits, SqlError,
 };
 pub use location::{LineCol, SourceLocation};
 pub use plan::{Plan, PlanError};

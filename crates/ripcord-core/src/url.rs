@@ -66,6 +66,20 @@ pub fn redact(url: &str) -> String {
     out
 }
 
+/// `url` (a `postgres://` URL) pointing at database `name` instead of its own.
+pub fn with_database(url: &str, name: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let path_start = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    let rest = &url[path_start..];
+    let query = rest.find(['?', '#']).map_or("", |i| &rest[i..]);
+    format!("{}/{name}{query}", &url[..path_start])
+}
+
 /// True when `url` carries a password (which must not live in ripcord.toml).
 pub fn has_password(url: &str) -> bool {
     redact(url) != url
@@ -108,6 +122,19 @@ mod tests {
         assert_eq!(redact("postgres://a:p@ss@db/x"), "postgres://a:***@db/x");
         assert!(has_password("postgres://a:b@h/d"));
         assert!(!has_password("postgres://a@h/d"));
+    }
+
+    #[test]
+    fn swaps_the_database_keeping_everything_else() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/shop?sslmode=disable", "x"),
+            "postgres://u:p@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(
+            with_database("postgresql://h:1/", "x"),
+            "postgresql://h:1/x"
+        );
     }
 
     proptest! {

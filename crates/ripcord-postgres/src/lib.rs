@@ -6,6 +6,7 @@
 //! with their positions, into [`EngineError`].
 #![forbid(unsafe_code)]
 
+mod fingerprint;
 mod ledger;
 
 use std::str::FromStr;
@@ -16,12 +17,26 @@ use postgres::error::{ErrorPosition, SqlState};
 use postgres::{Client, NoTls, Row};
 use ripcord_core::audit::AuditEvent;
 use ripcord_core::engine::LEDGER_VERSION;
+use ripcord_core::fingerprint::{SchemaObject, TableData};
 use ripcord_core::splitter::leading_words;
-use ripcord_core::url::redact;
+use ripcord_core::url::{redact, with_database};
 use ripcord_core::{
     Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
-    SessionLimits, SqlError, TransactionMode,
+    RelationLock, SessionLimits, SqlError, TransactionMode,
 };
+
+/// Names of scratch databases made by drill start with this.
+const SCRATCH_PREFIX: &str = "ripcord_drill_";
+
+/// The scratch database named in `url`, if it is one of ours.
+fn scratch_name(url: &str) -> Option<String> {
+    let after_scheme = &url[url.find("://")? + 3..];
+    let path = &after_scheme[after_scheme.find('/')? + 1..];
+    let name = path.split(['?', '#']).next()?;
+    (name.starts_with(SCRATCH_PREFIX)
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    .then(|| name.to_string())
+}
 
 /// Session advisory lock held for the whole of a deploy, revert or rehash.
 const TARGET_LOCK_KEY: i64 = 0x7269_7063_6f72_6401;
@@ -32,6 +47,8 @@ const EVENTS_LOCK_KEY: i64 = 0x7269_7063_6f72_6402;
 pub struct PostgresEngine {
     client: Client,
     target: String,
+    /// The URL as given (may hold a password: never printed).
+    url: String,
     /// Prepared ledger statements: a deploy of many small changes is bound by round
     /// trips, and a cached statement saves one per call.
     prepared: std::collections::HashMap<&'static str, postgres::Statement>,
@@ -58,6 +75,7 @@ impl PostgresEngine {
         Ok(PostgresEngine {
             client,
             target,
+            url: url.to_string(),
             prepared: Default::default(),
         })
     }
@@ -213,6 +231,8 @@ impl Engine for PostgresEngine {
             transactional_ddl: true,
             error_positions: true,
             session_timeouts: true,
+            lock_trace: true,
+            copy_includes_schema: false,
         }
     }
 
@@ -424,6 +444,133 @@ impl Engine for PostgresEngine {
                 hash: r.get(9),
             })
             .collect())
+    }
+
+    fn schema_objects(&mut self) -> Result<Vec<SchemaObject>, EngineError> {
+        let rows = self.query(fingerprint::SCHEMA_QUERY, &[])?;
+        Ok(rows
+            .iter()
+            .map(|r| SchemaObject {
+                kind: r.get(0),
+                name: r.get(1),
+                definition: r.get::<_, Option<String>>(2).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    fn table_data(&mut self) -> Result<Vec<(String, TableData)>, EngineError> {
+        let tables = self.query(fingerprint::TABLES_QUERY, &[])?;
+        let mut out = Vec::with_capacity(tables.len());
+        for table in tables {
+            let (name, quoted): (String, String) = (table.get(0), table.get(1));
+            let row = match self
+                .client
+                .query_one(&fingerprint::table_hash_query(&quoted), &[])
+            {
+                Ok(row) => row,
+                // Some column type has no extended hash (json, point, …): hash text forms.
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => self
+                    .client
+                    .query_one(&fingerprint::table_hash_fallback_query(&quoted), &[])
+                    .map_err(map_error)?,
+                Err(e) => return Err(map_error(e)),
+            };
+            out.push((
+                name,
+                TableData {
+                    rows: row.get(0),
+                    hash: row.get(1),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn held_locks(&mut self) -> Result<Vec<RelationLock>, EngineError> {
+        let rows = self.query(fingerprint::LOCKS_QUERY, &[])?;
+        Ok(rows
+            .iter()
+            .map(|r| RelationLock {
+                table: r.get(0),
+                mode: r.get(1),
+            })
+            .collect())
+    }
+
+    fn relation_files(&mut self) -> Result<Vec<(String, String)>, EngineError> {
+        let rows = self.query(fingerprint::FILES_QUERY, &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn create_scratch(&mut self) -> Result<String, EngineError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("{SCRATCH_PREFIX}{}_{nanos:08x}", std::process::id());
+        self.client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .map_err(map_error)?;
+        Ok(with_database(&self.url, &name))
+    }
+
+    fn drop_scratch(&mut self, url: &str) -> Result<(), EngineError> {
+        let name = scratch_name(url).ok_or_else(|| EngineError::Ledger {
+            reason: "refusing to drop a database that is not a ripcord scratch".into(),
+        })?;
+        self.client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .map_err(map_error)
+    }
+
+    fn drop_stale_scratches(&mut self) -> Result<Vec<String>, EngineError> {
+        // A running drill is always connected to its scratch; one nobody uses is left over.
+        let rows = self.query(
+            "SELECT datname FROM pg_database d
+             WHERE datname LIKE 'ripcord\\_drill\\_%'
+               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+            &[],
+        )?;
+        let mut dropped = Vec::new();
+        for row in rows {
+            let name: String = row.get(0);
+            if self
+                .client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                .is_ok()
+            {
+                dropped.push(name);
+            }
+        }
+        Ok(dropped)
+    }
+
+    fn copy_from(&mut self, source_url: &str) -> Result<(), EngineError> {
+        let mut source = PostgresEngine::connect(source_url)?;
+        // One snapshot for every table, so the copy is consistent.
+        source
+            .client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(map_error)?;
+        let tables = source.query(fingerprint::COPY_ORDER_QUERY, &[])?;
+        self.client.batch_execute("BEGIN").map_err(map_error)?;
+        for table in tables {
+            let name: String = table.get(0);
+            let mut reader = source
+                .client
+                .copy_out(&format!("COPY {name} TO STDOUT (FORMAT binary)"))
+                .map_err(map_error)?;
+            let mut writer = self
+                .client
+                .copy_in(&format!("COPY {name} FROM STDIN (FORMAT binary)"))
+                .map_err(map_error)?;
+            std::io::copy(&mut reader, &mut writer).map_err(|e| EngineError::ConnectionLost {
+                reason: format!("copying {name}: {e}"),
+            })?;
+            writer.finish().map_err(map_error)?;
+        }
+        self.client.batch_execute("COMMIT").map_err(map_error)?;
+        source.client.batch_execute("COMMIT").map_err(map_error)?;
+        Ok(())
     }
 }
 

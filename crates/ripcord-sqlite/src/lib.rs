@@ -12,10 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ripcord_core::audit::AuditEvent;
 use ripcord_core::engine::LEDGER_VERSION;
+use ripcord_core::fingerprint::{SchemaObject, TableData};
 use ripcord_core::splitter::leading_words;
 use ripcord_core::{
     Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
-    SessionLimits, SqlError, TransactionMode,
+    RelationLock, SessionLimits, SqlError, TransactionMode,
 };
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -141,6 +142,9 @@ impl SqliteEngine {
         }
     }
 }
+
+/// Scratch database files made by drill start with this.
+const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
 /// Ledger steps: step N brings version N-1 to N. Never edit a released step.
 const STEPS: &[&str] = &[r#"
@@ -296,6 +300,8 @@ impl Engine for SqliteEngine {
             transactional_ddl: true,
             error_positions: false,
             session_timeouts: false,
+            lock_trace: false,
+            copy_includes_schema: true,
         }
     }
 
@@ -604,6 +610,206 @@ impl Engine for SqliteEngine {
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)
+    }
+
+    fn schema_objects(&mut self) -> Result<Vec<SchemaObject>, EngineError> {
+        let mut objects = Vec::new();
+        let masters: Vec<(String, String, Option<String>)> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT type, name, sql FROM sqlite_master
+                     WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\'
+                     ORDER BY type, name",
+                )
+                .map_err(map_error)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(map_error)?
+                .collect::<Result<_, _>>()
+                .map_err(map_error)?
+        };
+        for (kind, name, sql) in masters {
+            let definition = sql
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            if kind == "table" {
+                let mut stmt = self
+                    .conn
+                    .prepare(
+                        "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)",
+                    )
+                    .map_err(map_error)?;
+                let columns: Vec<SchemaObject> = stmt
+                    .query_map([&name], |r| {
+                        let column: String = r.get(0)?;
+                        let default: Option<String> = r.get(3)?;
+                        Ok(SchemaObject {
+                            kind: "column".into(),
+                            name: format!("{name}.{column}"),
+                            definition: format!(
+                                "type: {}\nnot_null: {}\ndefault: {}\nprimary_key: {}",
+                                r.get::<_, String>(1)?,
+                                r.get::<_, bool>(2)?,
+                                default.unwrap_or_else(|| "none".into()),
+                                r.get::<_, i64>(4)?
+                            ),
+                        })
+                    })
+                    .map_err(map_error)?
+                    .collect::<Result<_, _>>()
+                    .map_err(map_error)?;
+                objects.extend(columns);
+            }
+            objects.push(SchemaObject {
+                kind,
+                name,
+                definition,
+            });
+        }
+        Ok(objects)
+    }
+
+    fn table_data(&mut self) -> Result<Vec<(String, TableData)>, EngineError> {
+        let tables: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'
+                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\'
+                     ORDER BY name",
+                )
+                .map_err(map_error)?;
+            stmt.query_map([], |r| r.get(0))
+                .map_err(map_error)?
+                .collect::<Result<_, _>>()
+                .map_err(map_error)?
+        };
+        let mut out = Vec::new();
+        for table in tables {
+            // SQLite runs in this process, so hashing here is hashing "in the database".
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT * FROM \"{}\"", table.replace('"', "\"\"")))
+                .map_err(map_error)?;
+            let width = stmt.column_count();
+            let mut rows = stmt.query([]).map_err(map_error)?;
+            let (mut count, mut sum) = (0i64, 0u64);
+            while let Some(row) = rows.next().map_err(map_error)? {
+                let mut hasher = blake3::Hasher::new();
+                for index in 0..width {
+                    match row.get_ref(index).map_err(map_error)? {
+                        rusqlite::types::ValueRef::Null => hasher.update(&[0]),
+                        rusqlite::types::ValueRef::Integer(i) => {
+                            hasher.update(&[1]).update(&i.to_le_bytes())
+                        }
+                        rusqlite::types::ValueRef::Real(f) => {
+                            hasher.update(&[2]).update(&f.to_le_bytes())
+                        }
+                        rusqlite::types::ValueRef::Text(t) => hasher
+                            .update(&[3])
+                            .update(&(t.len() as u64).to_le_bytes())
+                            .update(t),
+                        rusqlite::types::ValueRef::Blob(b) => hasher
+                            .update(&[4])
+                            .update(&(b.len() as u64).to_le_bytes())
+                            .update(b),
+                    };
+                }
+                let digest = hasher.finalize();
+                let word = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"));
+                sum = sum.wrapping_add(word);
+                count += 1;
+            }
+            out.push((
+                table,
+                TableData {
+                    rows: count,
+                    hash: sum.to_string(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn held_locks(&mut self) -> Result<Vec<RelationLock>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    fn relation_files(&mut self) -> Result<Vec<(String, String)>, EngineError> {
+        Ok(Vec::new())
+    }
+
+    fn create_scratch(&mut self) -> Result<String, EngineError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "{SCRATCH_PREFIX}{}_{nanos:08x}.db",
+            std::process::id()
+        ));
+        Ok(format!("sqlite://{}", path.display()))
+    }
+
+    fn drop_scratch(&mut self, url: &str) -> Result<(), EngineError> {
+        let path = Path::new(url.trim_start_matches("sqlite://"));
+        let is_scratch = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(SCRATCH_PREFIX));
+        if !is_scratch {
+            return Err(EngineError::Ledger {
+                reason: "refusing to remove a file that is not a ripcord scratch".into(),
+            });
+        }
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::remove_file(&file).map_err(|e| EngineError::Connect {
+                    target: url.to_string(),
+                    reason: format!("cannot remove scratch file: {e}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_stale_scratches(&mut self) -> Result<Vec<String>, EngineError> {
+        let mut dropped = Vec::new();
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return Ok(dropped);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(SCRATCH_PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !process_alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+                dropped.push(name);
+            }
+        }
+        Ok(dropped)
+    }
+
+    fn copy_from(&mut self, source_url: &str) -> Result<(), EngineError> {
+        let source_path = source_url
+            .strip_prefix("sqlite://")
+            .or_else(|| source_url.strip_prefix("sqlite:"))
+            .unwrap_or(source_url);
+        let source =
+            Connection::open_with_flags(source_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| EngineError::Connect {
+                    target: source_url.to_string(),
+                    reason: e.to_string(),
+                })?;
+        // The online backup API copies a consistent image while others keep writing.
+        let backup = rusqlite::backup::Backup::new(&source, &mut self.conn).map_err(map_error)?;
+        backup
+            .run_to_completion(256, Duration::from_millis(5), None)
+            .map_err(map_error)
     }
 }
 
