@@ -69,6 +69,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord revert --last 2 --dry-run\n  ripcord revert --to 0002_orders --yes"
     )]
     Revert(RevertArgs),
+    /// Rehearse pending changes on a scratch database: deploy, revert, deploy again, and
+    /// prove the revert restores schema and data exactly (exit 1 when one does not).
+    #[command(
+        after_help = "Example:\n  ripcord drill\n  ripcord drill --changes 0004..0006 --keep-going\n  ripcord drill --scratch postgres://ci@localhost/scratch --json"
+    )]
+    Drill(DrillArgs),
     /// Run the verify SQL of every deployed change (nothing is changed).
     #[command(after_help = "Example:\n  ripcord verify --target staging")]
     Verify,
@@ -146,6 +152,24 @@ pub struct RevertArgs {
     /// Print the SQL that would run; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// An empty database to rehearse in (default: a new `ripcord_drill_*` database on the
+    /// target's server, or a temporary SQLite file, dropped afterwards).
+    #[arg(long, value_name = "URL")]
+    pub scratch: Option<String>,
+    /// Start from a copy of the target's data (default: replay its deployed changes, then
+    /// the `[drill] seed` script).
+    #[arg(long)]
+    pub from_target: bool,
+    /// Only these pending changes: `A..B`, `A..`, `..B` or one name.
+    #[arg(long, value_name = "A..B")]
+    pub changes: Option<String>,
+    /// Rehearse every change even after one fails.
+    #[arg(long)]
+    pub keep_going: bool,
 }
 
 #[derive(Debug, Args)]

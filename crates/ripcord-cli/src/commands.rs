@@ -49,6 +49,15 @@ impl Observer for ProgressLines {
     }
 }
 
+/// `name (url)`, or just the URL for an ad-hoc target named by it.
+fn label(target: &ripcord::Target) -> String {
+    if target.name == target.display_url {
+        target.display_url.clone()
+    } else {
+        format!("{} ({})", target.name, target.display_url)
+    }
+}
+
 pub fn init(args: &InitArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
     let dir = args.dir.clone().unwrap_or_else(|| ".".into());
     std::fs::create_dir_all(&dir).map_err(|e| {
@@ -245,6 +254,51 @@ pub fn revert_cmd(
         printer.block(render::revert_summary(&report));
     }
     Ok(Exit::Success)
+}
+
+pub fn drill(
+    args: &crate::cli::DrillArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    // Ctrl-C must not leave a scratch database behind.
+    let _ = ctrlc::set_handler(|| {
+        let dropped = ripcord::drill::drop_active_scratch();
+        eprintln!(
+            "ripcord: interrupted{}",
+            if dropped {
+                "; the scratch database was dropped"
+            } else {
+                ""
+            }
+        );
+        std::process::exit(130);
+    });
+    let seed = project
+        .config
+        .as_ref()
+        .and_then(|c| c.config.drill.seed.as_ref().map(|s| c.root.join(s)));
+    let options = ripcord::drill::DrillOptions {
+        scratch: args.scratch.clone(),
+        from_target: args.from_target,
+        changes: args.changes.as_deref().map(ripcord::drill::parse_range),
+        keep_going: args.keep_going,
+        seed,
+    };
+    printer.line(format!("Drill on a scratch copy of {}", label(&target)));
+    let report = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
+        printer.block(render::drill_outcome(outcome));
+    })?;
+    printer.json(&report);
+    printer.block(render::drill_summary(&report));
+    Ok(if report.passed {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
 }
 
 pub fn verify(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {

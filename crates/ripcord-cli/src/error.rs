@@ -305,6 +305,10 @@ impl From<OpError> for CommandError {
             OpError::NotDeployed { .. } => CommandError::new(Exit::Usage, message).hint("`ripcord status` shows what is deployed"),
             OpError::FileGone { change } => CommandError::new(Exit::Usage, message)
                 .hint(format!("restore changes/{change}.sql from version control")),
+            OpError::ScratchNotEmpty { .. } => CommandError::new(Exit::Usage, message)
+                .hint("drill needs an empty database; omit --scratch and ripcord makes (and drops) one"),
+            OpError::DrillSetup { .. } => CommandError::new(Exit::Failed, message)
+                .hint("the scratch could not reach the starting state; nothing on the target was touched"),
             OpError::UnmetRequirement { required, .. } => {
                 CommandError::new(Exit::Usage, message).hint(format!("deploy {required} first (drop `--to`, or pick a later one)"))
             }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use ripcord::audit::ChainReport;
 use ripcord::deploy::DeployReport;
+use ripcord::drill::{DrillOutcome, DrillReport};
 use ripcord::revert::RevertReport;
 use ripcord::status::{ChangeStatus, StatusReport};
 use ripcord::verify::VerifyReport;
@@ -316,4 +317,121 @@ pub fn audit_verify(report: &ChainReport) -> String {
             report.target
         ),
     }
+}
+
+/// One rehearsed change of `ripcord drill`.
+pub fn drill_outcome(outcome: &DrillOutcome) -> String {
+    let mut out = String::new();
+    if let Some(skipped) = &outcome.skipped {
+        let _ = writeln!(
+            out,
+            "  {} {}: {skipped}",
+            paint(style::DIM, "skip"),
+            outcome.change
+        );
+        return out;
+    }
+    let timing = paint(
+        style::DIM,
+        format!(
+            "(deploy {} ms, revert {} ms, redeploy {} ms)",
+            outcome.deploy_ms, outcome.revert_ms, outcome.redeploy_ms
+        ),
+    );
+    if outcome.passed {
+        let _ = writeln!(
+            out,
+            "  {} {} {timing}",
+            paint(style::OK, "pass"),
+            outcome.change
+        );
+    } else {
+        let _ = writeln!(out, "  {} {}", paint(style::BAD, "FAIL"), outcome.change);
+    }
+    if let Some(problem) = &outcome.problem {
+        let _ = writeln!(out, "       {problem}");
+    }
+    if !outcome.revert_differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "       the revert does not restore the state before the change:"
+        );
+        for difference in &outcome.revert_differences {
+            let _ = writeln!(out, "         - {}", difference.text);
+        }
+    }
+    if !outcome.redeploy_differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "       deploying again does not reproduce the first deploy:"
+        );
+        for difference in &outcome.redeploy_differences {
+            let _ = writeln!(out, "         - {}", difference.text);
+        }
+    }
+    for statement in &outcome.locks {
+        let locks: Vec<String> = statement
+            .locks
+            .iter()
+            .map(|l| format!("{} on {}", l.mode, l.table))
+            .collect();
+        let mut line = format!(
+            "       statement {} ({}): {}",
+            statement.statement,
+            statement.at,
+            locks.join(", ")
+        );
+        if !statement.rewrote.is_empty() {
+            line.push_str(&format!("; rewrote {}", statement.rewrote.join(", ")));
+        }
+        let _ = writeln!(out, "{}", paint(style::DIM, line));
+    }
+    out
+}
+
+/// The end of `ripcord drill`.
+pub fn drill_summary(report: &DrillReport) -> String {
+    let mut out = String::new();
+    if !report.cleaned_up.is_empty() {
+        let _ = writeln!(
+            out,
+            "Dropped leftovers of an interrupted drill: {}",
+            report.cleaned_up.join(", ")
+        );
+    }
+    if report.changes.is_empty() {
+        let _ = writeln!(out, "Nothing to rehearse: no pending changes.");
+        return out;
+    }
+    let failed = report.changes.iter().filter(|c| !c.passed).count();
+    let start = match report.starting_state {
+        "copy" => "a copy of the target".to_string(),
+        _ => format!(
+            "{} replayed{}",
+            plural(report.replayed, "deployed change", "deployed changes"),
+            if report.seeded {
+                " and the seed script"
+            } else {
+                ""
+            }
+        ),
+    };
+    if failed == 0 {
+        let _ = writeln!(
+            out,
+            "{} {} came back exactly (starting from {start}) in {} ms.",
+            paint(style::OK, "Drill passed:"),
+            plural(report.changes.len(), "change", "changes"),
+            report.duration_ms
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} {} of {} did not come back exactly (starting from {start}).",
+            paint(style::BAD, "Drill failed:"),
+            failed,
+            plural(report.changes.len(), "change", "changes")
+        );
+    }
+    out
 }

@@ -17,7 +17,7 @@ UNION ALL
 SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'table' END,
        ns.nspname || '.' || c.relname,
        concat_ws(E'\n',
-           'persistence: ' || c.relpersistence,
+           'persistence: ' || c.relpersistence::text,
            'row_security: ' || c.relrowsecurity,
            CASE WHEN c.relkind = 'p' THEN 'partition_key: ' || pg_get_partkeydef(c.oid) END,
            CASE WHEN c.relispartition THEN 'partition_of: ' ||

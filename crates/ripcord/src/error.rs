@@ -122,6 +122,18 @@ pub enum OpError {
         /// What it needs.
         required: String,
     },
+    /// `--scratch` names a database that already holds objects.
+    #[error("the scratch database {scratch} is not empty")]
+    ScratchNotEmpty {
+        /// The scratch, password hidden.
+        scratch: String,
+    },
+    /// The drill could not bring its scratch database to the starting state.
+    #[error("{reason}")]
+    DrillSetup {
+        /// What failed.
+        reason: String,
+    },
     /// A statement failed; everything of that change was rolled back (unless it runs
     /// with `transaction: none`, see `kept_statements`).
     #[error("{} {} failed: {}", .0.change, .0.phase.as_str(), .0.error)]

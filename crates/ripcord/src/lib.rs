@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod drill;
 pub mod env_vars;
 pub mod error;
 pub mod failpoint;

@@ -21,6 +21,8 @@ pub struct Target {
     pub limits: SessionLimits,
     /// Who acts, from where.
     pub identity: Identity,
+    /// The URL as given, password included: for opening more connections, never printed.
+    pub(crate) url: String,
 }
 
 /// Open `url`; a relative SQLite path is taken relative to `base_dir`.
@@ -29,8 +31,8 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
         target: e.redacted.clone(),
         reason: "unsupported URL scheme; use postgres://… or sqlite://…".into(),
     })?;
-    let (engine, display_url): (Box<dyn Engine>, String) = match parsed {
-        TargetUrl::Postgres(url) => (Box::new(PostgresEngine::connect(&url)?), redact(&url)),
+    let (engine, display_url, url): (Box<dyn Engine>, String, String) = match parsed {
+        TargetUrl::Postgres(url) => (Box::new(PostgresEngine::connect(&url)?), redact(&url), url),
         TargetUrl::Sqlite(path) => {
             let path = if path.is_absolute() {
                 path
@@ -38,7 +40,11 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
                 base_dir.join(path)
             };
             let display = format!("sqlite://{}", path.display());
-            (Box::new(SqliteEngine::open(&path)?), display)
+            (
+                Box::new(SqliteEngine::open(&path)?),
+                display.clone(),
+                display,
+            )
         }
     };
     Ok(Target {
@@ -47,5 +53,6 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
         engine,
         limits: SessionLimits::default(),
         identity: Identity::from_env(),
+        url,
     })
 }

@@ -1,0 +1,549 @@
+//! Drill: rehearse pending changes on a scratch database and prove that each one comes
+//! back exactly (DESIGN §5.4). Per change: fingerprint F0 → deploy + verify → F1 →
+//! revert → must equal F0 → deploy + verify again → must equal F1. Differences are told
+//! in words; on PostgreSQL every deploy statement's strongest new lock on a table that
+//! existed before, and any table rewrite, are measured from the drill's own session.
+//!
+//! The target is only read. A scratch database made by drill is dropped when the drill
+//! ends, fails or is interrupted ([`drop_active_scratch`] for signal handlers), and a
+//! later drill drops the leftovers of one that was killed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ripcord_core::fingerprint::{Difference, Fingerprint};
+use ripcord_core::{Change, ChangeState, Plan, RelationLock, TransactionMode};
+use serde::Serialize;
+
+use crate::error::{OpError, Phase};
+use crate::failpoint;
+use crate::observe::Silent;
+use crate::run::{Script, run_statement};
+use crate::target::{Target, connect};
+
+/// What to rehearse, and where.
+#[derive(Debug, Clone, Default)]
+pub struct DrillOptions {
+    /// Use this empty database instead of creating one.
+    pub scratch: Option<String>,
+    /// Start from a copy of the target's data instead of replaying its ledger.
+    pub from_target: bool,
+    /// Only pending changes in this range (names or IDs; either end may be open).
+    pub changes: Option<(Option<String>, Option<String>)>,
+    /// Rehearse every change even after one fails.
+    pub keep_going: bool,
+    /// Seed script run after the replay (`[drill] seed`).
+    pub seed: Option<PathBuf>,
+}
+
+/// The locks one deploy statement took on tables that existed before the change.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementLocks {
+    /// 1-based statement number in the deploy section.
+    pub statement: usize,
+    /// `file:line:column`.
+    pub at: String,
+    /// Locks it newly took or strengthened (strongest per table).
+    pub locks: Vec<RelationLock>,
+    /// Tables it rewrote (their storage file changed).
+    pub rewrote: Vec<String>,
+}
+
+/// The verdict on one change.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillOutcome {
+    /// The change.
+    pub change: String,
+    /// Deployed, reverted exactly and redeployed identically.
+    pub passed: bool,
+    /// Not rehearsed (declared irreversible), with why.
+    pub skipped: Option<String>,
+    /// A statement that failed, or another reason the rehearsal stopped.
+    pub problem: Option<String>,
+    /// How the state after revert differs from the state before the change.
+    pub revert_differences: Vec<Difference>,
+    /// How the state after the second deploy differs from after the first.
+    pub redeploy_differences: Vec<Difference>,
+    /// Time of the first deploy + verify.
+    pub deploy_ms: u64,
+    /// Time of the revert.
+    pub revert_ms: u64,
+    /// Time of the second deploy + verify.
+    pub redeploy_ms: u64,
+    /// Lock trace of the first deploy (PostgreSQL).
+    pub locks: Vec<StatementLocks>,
+}
+
+/// The result of a drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// Target name.
+    pub target: String,
+    /// The scratch database (password hidden).
+    pub scratch: String,
+    /// `replay` (ledger replayed from empty) or `copy` (`--from-target`).
+    pub starting_state: &'static str,
+    /// Deployed changes replayed into the scratch.
+    pub replayed: usize,
+    /// Whether a seed script ran.
+    pub seeded: bool,
+    /// Leftover scratch databases of killed drills that were dropped first.
+    pub cleaned_up: Vec<String>,
+    /// One entry per rehearsed change, in plan order.
+    pub changes: Vec<DrillOutcome>,
+    /// Every change passed.
+    pub passed: bool,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+struct ActiveScratch {
+    admin_url: String,
+    scratch_url: String,
+}
+
+static ACTIVE: Mutex<Option<ActiveScratch>> = Mutex::new(None);
+
+/// Drop the scratch database of a drill in progress (for Ctrl-C handlers); returns
+/// whether there was one.
+pub fn drop_active_scratch() -> bool {
+    let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some(active) = active else {
+        return false;
+    };
+    if let Ok(mut admin) = connect("admin", &active.admin_url, &PathBuf::from(".")) {
+        let _ = admin.engine.drop_scratch(&active.scratch_url);
+    }
+    true
+}
+
+/// The pending changes to rehearse.
+fn selected<'a>(
+    plan: &'a Plan,
+    target: &mut Target,
+    options: &DrillOptions,
+) -> Result<Vec<&'a Change>, OpError> {
+    let ledger = target.engine.changes()?;
+    let resolve = |name: &Option<String>| -> Result<Option<&'a Change>, OpError> {
+        name.as_ref()
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                plan.resolve(n).ok_or_else(|| OpError::UnknownChange {
+                    name: n.clone(),
+                    suggestion: ripcord_core::suggest::did_you_mean(
+                        n,
+                        plan.changes().iter().map(|c| c.name.as_str()),
+                    )
+                    .map(String::from),
+                })
+            })
+            .transpose()
+    };
+    let (from, to) = match &options.changes {
+        Some((from, to)) => (resolve(from)?, resolve(to)?),
+        None => (None, None),
+    };
+    Ok(plan
+        .changes()
+        .iter()
+        .filter(|c| !ledger.iter().any(|d| d.name == c.name))
+        .filter(|c| from.is_none_or(|f| c.id >= f.id))
+        .filter(|c| to.is_none_or(|t| c.id <= t.id))
+        .collect())
+}
+
+/// Rehearse the pending changes of `plan` against a scratch copy of `target`.
+pub fn drill(
+    target: &mut Target,
+    plan: &Plan,
+    options: &DrillOptions,
+    on_change: &mut dyn FnMut(&DrillOutcome),
+) -> Result<DrillReport, OpError> {
+    let started = Instant::now();
+    let cleaned_up = target.engine.drop_stale_scratches()?;
+    let pending = selected(plan, target, options)?;
+
+    let (scratch_url, created) = match &options.scratch {
+        Some(url) => (url.clone(), false),
+        None => {
+            let url = target.engine.create_scratch()?;
+            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(ActiveScratch {
+                admin_url: target.url.clone(),
+                scratch_url: url.clone(),
+            });
+            (url, true)
+        }
+    };
+    let result = (|| {
+        let mut scratch = connect("scratch", &scratch_url, &PathBuf::from("."))?;
+        let display = scratch.display_url.clone();
+        if options.scratch.is_some() && !scratch.engine.schema_objects()?.is_empty() {
+            return Err(OpError::ScratchNotEmpty { scratch: display });
+        }
+        failpoint::hit("drill_scratch_ready");
+        let (starting_state, replayed, seeded) = prepare(target, &mut scratch, options)?;
+        let mut report = DrillReport {
+            target: target.name.clone(),
+            scratch: display,
+            starting_state,
+            replayed,
+            seeded,
+            cleaned_up: cleaned_up.clone(),
+            changes: Vec::new(),
+            passed: true,
+            duration_ms: 0,
+        };
+        for change in pending {
+            let outcome = rehearse(&mut scratch, change)?;
+            on_change(&outcome);
+            let failed = !outcome.passed;
+            report.passed &= outcome.passed;
+            report.changes.push(outcome);
+            if failed && !options.keep_going {
+                break;
+            }
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    })();
+    if created {
+        // The scratch connection is closed by now; drop even if the drill failed.
+        let dropped = target.engine.drop_scratch(&scratch_url);
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let (Ok(_), Err(e)) = (&result, dropped) {
+            return Err(e.into());
+        }
+    }
+    result
+}
+
+/// Bring the scratch to the target's state; `(how, replayed changes, seeded)`.
+fn prepare(
+    target: &mut Target,
+    scratch: &mut Target,
+    options: &DrillOptions,
+) -> Result<(&'static str, usize, bool), OpError> {
+    let ledger: Vec<_> = target
+        .engine
+        .changes()?
+        .into_iter()
+        .filter(|d| d.state == ChangeState::Deployed)
+        .collect();
+    if options.from_target && scratch.engine.capabilities().copy_includes_schema {
+        scratch.engine.copy_from(&target.url)?;
+        return Ok(("copy", 0, false));
+    }
+    for deployed in &ledger {
+        let script = Script::from_ledger(&deployed.name, Phase::Deploy, &deployed.deploy_sql);
+        apply(
+            scratch,
+            &deployed.name,
+            Phase::Deploy,
+            &script,
+            deployed.transaction,
+        )
+        .map_err(|e| OpError::DrillSetup {
+            reason: format!(
+                "replaying deployed change {} into the scratch failed: {e}",
+                deployed.name
+            ),
+        })?;
+    }
+    if options.from_target {
+        scratch.engine.copy_from(&target.url)?;
+        return Ok(("copy", ledger.len(), false));
+    }
+    let mut seeded = false;
+    if let Some(seed) = &options.seed {
+        let sql = std::fs::read_to_string(seed).map_err(|e| OpError::DrillSetup {
+            reason: format!("cannot read the seed script {}: {e}", seed.display()),
+        })?;
+        let script = Script::from_ledger("seed", Phase::Deploy, &sql);
+        apply(
+            scratch,
+            "seed",
+            Phase::Deploy,
+            &script,
+            TransactionMode::PerChange,
+        )
+        .map_err(|e| OpError::DrillSetup {
+            reason: format!("the seed script {} failed: {e}", seed.display()),
+        })?;
+        seeded = true;
+    }
+    Ok(("replay", ledger.len(), seeded))
+}
+
+/// Run a whole script: in one transaction, or statement by statement.
+fn apply(
+    scratch: &mut Target,
+    name: &str,
+    phase: Phase,
+    script: &Script,
+    mode: TransactionMode,
+) -> Result<(), OpError> {
+    let in_transaction = mode == TransactionMode::PerChange;
+    if in_transaction {
+        scratch.engine.begin(&Default::default())?;
+    }
+    for index in 0..script.len() {
+        if let Err(e) = run_statement(scratch, name, phase, script, index, &mut Silent, &[], None) {
+            if in_transaction {
+                let _ = scratch.engine.rollback();
+            }
+            return Err(e);
+        }
+    }
+    if in_transaction {
+        scratch.engine.commit()?;
+    }
+    Ok(())
+}
+
+fn fingerprint(scratch: &mut Target) -> Result<Fingerprint, OpError> {
+    Ok(Fingerprint::new(
+        scratch.engine.schema_objects()?,
+        scratch.engine.table_data()?,
+    ))
+}
+
+fn problem_text(error: &OpError) -> String {
+    match error {
+        OpError::ChangeFailed(f) => format!(
+            "{} failed at {}: {}",
+            f.phase.as_str(),
+            f.location.display_short(),
+            f.error
+        ),
+        other => other.to_string(),
+    }
+}
+
+const LOCK_RANK: [&str; 8] = [
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+];
+
+fn rank(mode: &str) -> usize {
+    LOCK_RANK
+        .iter()
+        .position(|m| *m == mode)
+        .map_or(0, |p| p + 1)
+}
+
+/// Deploy (and verify) `change` on the scratch, tracing locks when the engine can.
+fn deploy_traced(
+    scratch: &mut Target,
+    change: &Change,
+    trace: bool,
+) -> Result<Vec<StatementLocks>, OpError> {
+    let deploy = Script::from_file(change.location(0..0), change.deploy.statements.clone());
+    let verify = Script::from_file(
+        change.location(0..0),
+        change
+            .verify
+            .as_ref()
+            .map(|v| v.statements.clone())
+            .unwrap_or_default(),
+    );
+    let in_transaction = change.transaction == TransactionMode::PerChange;
+    let mut files: BTreeMap<String, String> = if trace {
+        scratch.engine.relation_files()?.into_iter().collect()
+    } else {
+        BTreeMap::new()
+    };
+    let mut held: BTreeMap<String, usize> = BTreeMap::new();
+    let mut trace_out = Vec::new();
+    let fail = |scratch: &mut Target, e: OpError| {
+        if in_transaction {
+            let _ = scratch.engine.rollback();
+        }
+        Err(e)
+    };
+    if in_transaction {
+        scratch.engine.begin(&Default::default())?;
+    }
+    for index in 0..deploy.len() {
+        if let Err(e) = run_statement(
+            scratch,
+            &change.name,
+            Phase::Deploy,
+            &deploy,
+            index,
+            &mut Silent,
+            &[],
+            None,
+        ) {
+            return fail(scratch, e);
+        }
+        if trace {
+            let mut locks = Vec::new();
+            for lock in scratch.engine.held_locks()? {
+                if !files.contains_key(&lock.table) {
+                    continue; // created by this change: nobody else can be waiting on it
+                }
+                let level = rank(&lock.mode);
+                if level > held.get(&lock.table).copied().unwrap_or(0) {
+                    held.insert(lock.table.clone(), level);
+                    locks.retain(|l: &RelationLock| l.table != lock.table);
+                    locks.push(lock);
+                }
+            }
+            let mut rewrote = Vec::new();
+            for (table, file) in scratch.engine.relation_files()? {
+                if let Some(before) = files.get_mut(&table)
+                    && *before != file
+                {
+                    rewrote.push(table.clone());
+                    *before = file;
+                }
+            }
+            if !locks.is_empty() || !rewrote.is_empty() {
+                trace_out.push(StatementLocks {
+                    statement: index + 1,
+                    at: change
+                        .location(change.deploy.statements[index].clone())
+                        .display_short(),
+                    locks,
+                    rewrote,
+                });
+            }
+        }
+    }
+    for index in 0..verify.len() {
+        if let Err(e) = run_statement(
+            scratch,
+            &change.name,
+            Phase::Verify,
+            &verify,
+            index,
+            &mut Silent,
+            &[],
+            None,
+        ) {
+            return fail(scratch, e);
+        }
+    }
+    if in_transaction {
+        scratch.engine.commit()?;
+    }
+    files.clear();
+    Ok(trace_out)
+}
+
+fn revert_from_file(scratch: &mut Target, change: &Change) -> Result<(), OpError> {
+    let section = change.revert.as_ref().expect("checked by the caller");
+    let script = Script::from_file(change.location(0..0), section.statements.clone());
+    apply(
+        scratch,
+        &change.name,
+        Phase::Revert,
+        &script,
+        change.transaction,
+    )
+}
+
+/// Deploy → revert → deploy one change, comparing fingerprints.
+fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpError> {
+    let mut outcome = DrillOutcome {
+        change: change.name.clone(),
+        passed: false,
+        skipped: None,
+        problem: None,
+        revert_differences: Vec::new(),
+        redeploy_differences: Vec::new(),
+        deploy_ms: 0,
+        revert_ms: 0,
+        redeploy_ms: 0,
+        locks: Vec::new(),
+    };
+    if change.revert.is_none() {
+        match &change.irreversible {
+            Some(reason) => {
+                // Apply it so that later changes see the state they expect.
+                deploy_traced(scratch, change, false).map_err(|e| OpError::DrillSetup {
+                    reason: format!(
+                        "deploying irreversible change {} failed: {}",
+                        change.name,
+                        problem_text(&e)
+                    ),
+                })?;
+                outcome.passed = true;
+                outcome.skipped = Some(format!(
+                    "declared irreversible ({reason}): deployed, not reverted"
+                ));
+            }
+            None => outcome.problem = Some("no revert section: nothing to rehearse".into()),
+        }
+        return Ok(outcome);
+    }
+    let trace = scratch.engine.capabilities().lock_trace;
+
+    let before = fingerprint(scratch)?;
+    let clock = Instant::now();
+    match deploy_traced(scratch, change, trace) {
+        Ok(locks) => outcome.locks = locks,
+        Err(e @ OpError::ChangeFailed(_)) => {
+            outcome.problem = Some(problem_text(&e));
+            return Ok(outcome);
+        }
+        Err(e) => return Err(e),
+    }
+    outcome.deploy_ms = clock.elapsed().as_millis() as u64;
+    let deployed = fingerprint(scratch)?;
+
+    let clock = Instant::now();
+    if let Err(e) = revert_from_file(scratch, change) {
+        if !matches!(e, OpError::ChangeFailed(_)) {
+            return Err(e);
+        }
+        outcome.problem = Some(problem_text(&e));
+        return Ok(outcome);
+    }
+    outcome.revert_ms = clock.elapsed().as_millis() as u64;
+    let reverted = fingerprint(scratch)?;
+    outcome.revert_differences =
+        before.differences(&reverted, "after revert", "before the change", 5);
+    if !outcome.revert_differences.is_empty() {
+        // Deploying over a half-reverted state would only repeat the same story.
+        return Ok(outcome);
+    }
+
+    let clock = Instant::now();
+    if let Err(e) = deploy_traced(scratch, change, false) {
+        if !matches!(e, OpError::ChangeFailed(_)) {
+            return Err(e);
+        }
+        outcome.problem = Some(format!(
+            "deploying again after the revert: {}",
+            problem_text(&e)
+        ));
+        return Ok(outcome);
+    }
+    outcome.redeploy_ms = clock.elapsed().as_millis() as u64;
+    let redeployed = fingerprint(scratch)?;
+    outcome.redeploy_differences =
+        deployed.differences(&redeployed, "after the second deploy", "after the first", 5);
+    outcome.passed =
+        outcome.revert_differences.is_empty() && outcome.redeploy_differences.is_empty();
+    Ok(outcome)
+}
+
+/// Parse `A..B`, `A..`, `..B` or `A` (just that change).
+pub fn parse_range(text: &str) -> (Option<String>, Option<String>) {
+    match text.split_once("..") {
+        Some((from, to)) => (
+            Some(from.trim().to_string()).filter(|s| !s.is_empty()),
+            Some(to.trim().to_string()).filter(|s| !s.is_empty()),
+        ),
+        None => (Some(text.trim().to_string()), Some(text.trim().to_string())),
+    }
+}
