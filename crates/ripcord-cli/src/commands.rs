@@ -184,10 +184,7 @@ pub fn deploy_cmd(
         dry_run: args.dry_run,
     };
     if !args.dry_run {
-        printer.line(format!(
-            "Deploying to {} ({})",
-            target.name, target.display_url
-        ));
+        printer.line(format!("Deploying to {}", label(&target)));
     }
     let report = deploy(&mut target, &plan, &options, &mut ProgressLines { printer })?;
     printer.json(&report);
@@ -237,10 +234,7 @@ pub fn revert_cmd(
         }
     }
     if !args.dry_run {
-        printer.line(format!(
-            "Reverting on {} ({})",
-            target.name, target.display_url
-        ));
+        printer.line(format!("Reverting on {}", label(&target)));
     }
     let options = RevertOptions {
         selection,

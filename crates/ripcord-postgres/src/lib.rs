@@ -28,6 +28,9 @@ use ripcord_core::{
 /// Names of scratch databases made by drill start with this.
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
+/// `application_name` prefix of the session that owns a scratch database.
+const SCRATCH_CLAIM: &str = "ripcord-drill:";
+
 /// The scratch database named in `url`, if it is one of ours.
 fn scratch_name(url: &str) -> Option<String> {
     let after_scheme = &url[url.find("://")? + 3..];
@@ -507,6 +510,11 @@ impl Engine for PostgresEngine {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("{SCRATCH_PREFIX}{}_{nanos:08x}", std::process::id());
+        // Claim the name before the database exists, so that no other drill mistakes it
+        // for a leftover in the moment before we connect to it.
+        self.client
+            .batch_execute(&format!("SET application_name = '{SCRATCH_CLAIM}{name}'"))
+            .map_err(map_error)?;
         self.client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .map_err(map_error)?;
@@ -527,7 +535,8 @@ impl Engine for PostgresEngine {
         let rows = self.query(
             "SELECT datname FROM pg_database d
              WHERE datname LIKE 'ripcord\\_drill\\_%'
-               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+               AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                               WHERE a.datname = d.datname OR a.application_name = 'ripcord-drill:' || d.datname)",
             &[],
         )?;
         let mut dropped = Vec::new();

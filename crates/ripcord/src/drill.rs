@@ -179,7 +179,12 @@ pub fn drill(
     let result = (|| {
         let mut scratch = connect("scratch", &scratch_url, &PathBuf::from("."))?;
         let display = scratch.display_url.clone();
-        if options.scratch.is_some() && !scratch.engine.schema_objects()?.is_empty() {
+        let occupied = scratch
+            .engine
+            .schema_objects()?
+            .iter()
+            .any(|o| o.kind != "extension" && !(o.kind == "schema" && o.name == "public"));
+        if options.scratch.is_some() && occupied {
             return Err(OpError::ScratchNotEmpty { scratch: display });
         }
         failpoint::hit("drill_scratch_ready");
