@@ -75,6 +75,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord drill\n  ripcord drill --changes 0004..0006 --keep-going\n  ripcord drill --scratch postgres://ci@localhost/scratch --json"
     )]
     Drill(DrillArgs),
+    /// Print the target's fingerprint as drill computes it: a schema digest and, per
+    /// table, row count and an order-independent content hash (computed in the database).
+    #[command(
+        after_help = "Example:\n  ripcord fingerprint --data-only\n  ripcord fingerprint --url postgres://ro@replica/shop --json"
+    )]
+    Fingerprint(FingerprintArgs),
     /// Run the verify SQL of every deployed change (nothing is changed).
     #[command(after_help = "Example:\n  ripcord verify --target staging")]
     Verify,
@@ -170,6 +176,13 @@ pub struct DrillArgs {
     /// Rehearse every change even after one fails.
     #[arg(long)]
     pub keep_going: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// Only the per-table data hashes.
+    #[arg(long)]
+    pub data_only: bool,
 }
 
 #[derive(Debug, Args)]

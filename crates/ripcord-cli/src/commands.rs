@@ -295,6 +295,19 @@ pub fn drill(
     })
 }
 
+pub fn fingerprint(
+    args: &crate::cli::FingerprintArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    let report = ripcord::drill::fingerprint_target(&mut target, args.data_only)?;
+    printer.json(&report);
+    printer.block(render::fingerprint(&report));
+    Ok(Exit::Success)
+}
+
 pub fn verify(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
     let mut target = project.target(global)?;

@@ -72,11 +72,23 @@ UPDATE orders SET coupon = 'WELCOME' WHERE custmer_id = 1;\n\
 ALTER TABLE orders DROP COLUMN coupon;\n",
 );
 
+const DRILLED_CHANGE: (&str, &str) = (
+    "0005_big_orders",
+    "-- requires: 0002_orders\n\
+-- ripcord:deploy\n\
+CREATE INDEX orders_total_idx ON orders (total_cents);\n\
+CREATE VIEW big_orders AS SELECT id, customer_id, total_cents FROM orders WHERE total_cents > 2000;\n\
+-- ripcord:revert\n\
+DROP VIEW big_orders;\n",
+);
+
 fn io(error: std::io::Error) -> CommandError {
     CommandError::new(Exit::Usage, format!("demo: {error}"))
 }
 
-fn step(printer: &Printer, number: usize, title: &str, explain: &str) {
+fn step(printer: &Printer, number: &mut usize, title: &str, explain: &str) {
+    *number += 1;
+    let number = *number;
     printer.line("");
     printer.line(paint(style::HEAD, format!("Step {number}. {title}")));
     printer.line(paint(style::DIM, explain));
@@ -101,6 +113,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     }
     let mut target = connect("dev", "sqlite://shop.db", root)?;
     let mut progress = ProgressLines { printer };
+    let mut n = 0;
 
     printer.line(paint(
         style::HEAD,
@@ -113,7 +126,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
 
     step(
         &printer,
-        1,
+        &mut n,
         "Status of a fresh database",
         "Four change files, each with deploy, revert and (mostly) verify sections; nothing is deployed yet.",
     );
@@ -125,7 +138,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
 
     step(
         &printer,
-        2,
+        &mut n,
         "Deploy",
         "Each change runs with its verify, ledger row and audit event in one transaction.",
     );
@@ -134,7 +147,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
 
     step(
         &printer,
-        3,
+        &mut n,
         "A broken change is rolled back whole",
         "0005_coupons adds a column, then updates with a misspelled column name. The failure names file, line and column; the column it added is gone too.",
     );
@@ -166,11 +179,40 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
             .join(format!("{}.sql", BROKEN_CHANGE.0)),
     )
     .map_err(io)?;
+
+    step(
+        &printer,
+        &mut n,
+        "Drill catches a broken revert before it ships",
+        "0005_big_orders adds an index and a view, but its revert forgets the index. `ripcord drill` deploys, reverts and redeploys it on a scratch copy and compares fingerprints.",
+    );
+    let drill_file = root
+        .join("changes")
+        .join(format!("{}.sql", DRILLED_CHANGE.0));
+    std::fs::write(&drill_file, DRILLED_CHANGE.1).map_err(io)?;
+    let plan = load_plan(root)?;
+    let options = ripcord::drill::DrillOptions::default();
+    let report = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
+        printer.block(render::drill_outcome(outcome));
+    })?;
+    printer.block(render::drill_summary(&report));
+    printer.line("Fixed: the revert now drops the index too.");
+    let fixed = DRILLED_CHANGE.1.replace(
+        "DROP VIEW big_orders;",
+        "DROP VIEW big_orders;\nDROP INDEX orders_total_idx;",
+    );
+    std::fs::write(&drill_file, fixed).map_err(io)?;
+    let plan = load_plan(root)?;
+    let report = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
+        printer.block(render::drill_outcome(outcome));
+    })?;
+    printer.block(render::drill_summary(&report));
+    std::fs::remove_file(&drill_file).map_err(io)?;
     let plan = load_plan(root)?;
 
     step(
         &printer,
-        4,
+        &mut n,
         "Revert the last change",
         "Revert walks the ledger in reverse deploy order and runs the revert SQL recorded at deploy time.",
     );
@@ -187,7 +229,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
 
     step(
         &printer,
-        5,
+        &mut n,
         "Deploy it again",
         "The change comes back; the ledger keeps both events.",
     );
@@ -196,7 +238,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
 
     step(
         &printer,
-        6,
+        &mut n,
         "An edited deployed change is refused until rehashed",
         "Someone edits 0004 after it was deployed. Deploy refuses (exit 4) until `ripcord rehash` records the new definition with a reason.",
     );
@@ -223,7 +265,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
 
     step(
         &printer,
-        7,
+        &mut n,
         "History and the tamper-evident audit chain",
         "Every event is hash-chained to the one before; `ripcord audit verify` recomputes the chain.",
     );
@@ -236,6 +278,9 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     printer.line(paint(style::HEAD, "What happened"));
     printer.line("  - 4 changes deployed, each verified inside its own transaction;");
     printer.line("  - a broken change failed at its exact line and left nothing behind;");
+    printer.line(
+        "  - drill caught a revert that forgot an index, on a scratch copy, before any deploy;",
+    );
     printer.line(
         "  - the last change was reverted and deployed again from the ledger's recorded SQL;",
     );

@@ -47,6 +47,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Deploy(args) => commands::deploy_cmd(args, global, printer),
         Command::Revert(args) => commands::revert_cmd(args, global, printer),
         Command::Drill(args) => commands::drill(args, global, printer),
+        Command::Fingerprint(args) => commands::fingerprint(args, global, printer),
         Command::Verify => commands::verify(global, printer),
         Command::Log => commands::log(global, printer),
         Command::Rehash(args) => commands::rehash(args, global, printer),

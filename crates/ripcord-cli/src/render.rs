@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use ripcord::audit::ChainReport;
 use ripcord::deploy::DeployReport;
-use ripcord::drill::{DrillOutcome, DrillReport};
+use ripcord::drill::{DrillOutcome, DrillReport, FingerprintReport};
 use ripcord::revert::RevertReport;
 use ripcord::status::{ChangeStatus, StatusReport};
 use ripcord::verify::VerifyReport;
@@ -433,5 +433,34 @@ pub fn drill_summary(report: &DrillReport) -> String {
             plural(report.changes.len(), "change", "changes")
         );
     }
+    out
+}
+
+/// `ripcord fingerprint`.
+pub fn fingerprint(report: &FingerprintReport) -> String {
+    let mut out = String::new();
+    if let (Some(objects), Some(digest)) = (report.schema_objects, &report.schema_digest) {
+        let _ = writeln!(out, "schema  {objects} objects, digest {digest}");
+    }
+    let width = report
+        .tables
+        .iter()
+        .map(|t| t.table.len())
+        .max()
+        .unwrap_or(0);
+    for table in &report.tables {
+        let _ = writeln!(
+            out,
+            "table   {:<width$}  {:>10} rows  hash {}",
+            table.table, table.rows, table.hash
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} of {} in {} ms",
+        plural(report.tables.len(), "table", "tables"),
+        report.target,
+        report.duration_ms
+    );
     out
 }

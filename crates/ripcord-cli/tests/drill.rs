@@ -380,3 +380,78 @@ fn killed_drill_leaves_nothing_after_the_next_run((project, db): (Project, Db)) 
     assert_eq!(scratches(&db, Some(pid)), 0, "the next drill cleans up");
     assert_no_scratch_left(&db);
 }
+
+#[test]
+fn ctrl_c_drops_the_scratch_at_once() {
+    let (project, db) = Db::postgres_project();
+    three_changes(&project);
+    let child = ripcord_in(project.path())
+        .args(["drill"])
+        .env("RIPCORD_FAILPOINT", "drill_scratch_ready=sleep(10000)")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while scratches(&db, Some(pid)) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the drill never made its scratch"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        stderr(&out).contains("the scratch database was dropped"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        scratches(&db, Some(pid)),
+        0,
+        "Ctrl-C drops the scratch without waiting for the next drill"
+    );
+}
+
+#[test]
+fn seed_script_runs_on_the_scratch_only() {
+    let (project, db) = Db::sqlite_project();
+    project.write_config(
+        "[project]\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"sqlite://test.db\"\n\n[drill]\nseed = \"seed.sql\"\n",
+    );
+    std::fs::write(
+        project.path().join("seed.sql"),
+        "INSERT INTO t (id, n) VALUES (100, 1), (101, 2);\n",
+    )
+    .unwrap();
+    // With seeded rows, a revert that deletes "every row it might have added" is caught.
+    let out = drill_one(
+        &project,
+        &change(
+            "INSERT INTO t (id, n) VALUES (4, 40);",
+            "DELETE FROM t WHERE id > 3;",
+        ),
+    );
+    expect_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("table t: rows differ (count 5 → 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 deployed change replayed and the seed script"),
+        "{text}"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM t"),
+        "3",
+        "the seed never touches the target"
+    );
+}

@@ -75,6 +75,14 @@ fn demo_runs_end_to_end_without_a_server() {
     );
     assert!(text.contains("Reverted 1 change"), "{text}");
     assert!(
+        text.contains("index orders_total_idx exists after revert but not before the change"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Drill passed: 1 change came back exactly"),
+        "{text}"
+    );
+    assert!(
         text.contains("audit chain of dev: 9 events intact"),
         "{text}"
     );

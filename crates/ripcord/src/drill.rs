@@ -552,3 +552,75 @@ pub fn parse_range(text: &str) -> (Option<String>, Option<String>) {
         None => (Some(text.trim().to_string()), Some(text.trim().to_string())),
     }
 }
+
+/// A summary of a target's fingerprint, for `ripcord fingerprint`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FingerprintReport {
+    /// Target name.
+    pub target: String,
+    /// Schema objects described (absent with `data_only`).
+    pub schema_objects: Option<usize>,
+    /// blake3 over the canonical schema description (absent with `data_only`).
+    pub schema_digest: Option<String>,
+    /// Per table: rows and content hash.
+    pub tables: Vec<TableFingerprint>,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// One table of a [`FingerprintReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TableFingerprint {
+    /// Qualified name.
+    pub table: String,
+    /// Rows.
+    pub rows: i64,
+    /// Order-independent content hash.
+    pub hash: String,
+}
+
+/// Fingerprint a target as drill does (schema and data, computed in the database).
+pub fn fingerprint_target(
+    target: &mut Target,
+    data_only: bool,
+) -> Result<FingerprintReport, OpError> {
+    let started = Instant::now();
+    let (schema_objects, schema_digest) = if data_only {
+        (None, None)
+    } else {
+        let objects = target.engine.schema_objects()?;
+        let mut hasher = blake3::Hasher::new();
+        let mut sorted: Vec<_> = objects
+            .iter()
+            .map(|o| (&o.kind, &o.name, &o.definition))
+            .collect();
+        sorted.sort();
+        for (kind, name, definition) in sorted {
+            for part in [kind, name, definition] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        (
+            Some(objects.len()),
+            Some(hasher.finalize().to_hex().to_string()),
+        )
+    };
+    let tables = target
+        .engine
+        .table_data()?
+        .into_iter()
+        .map(|(table, data)| TableFingerprint {
+            table,
+            rows: data.rows,
+            hash: data.hash,
+        })
+        .collect();
+    Ok(FingerprintReport {
+        target: target.name.clone(),
+        schema_objects,
+        schema_digest,
+        tables,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
