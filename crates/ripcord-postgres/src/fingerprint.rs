@@ -114,9 +114,12 @@ SELECT 'policy', p.schemaname || '.' || p.tablename || '.' || p.policyname,
 FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
 "#;
 
-/// Qualified, quoted names of every user table with storage, for the data hashes.
+/// Qualified and quoted names and the quoted column list of every user table with
+/// storage, for the data hashes.
 pub const TABLES_QUERY: &str = r#"
-SELECT n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname)
+SELECT n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname),
+       coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
