@@ -92,6 +92,18 @@ pub enum Command {
         after_help = "Example:\n  ripcord rehash 0003_orders --reason \"fixed a typo in the verify query\""
     )]
     Rehash(RehashArgs),
+    /// Row-change capture on tables, so that one batch or a time range can be undone.
+    #[command(subcommand)]
+    Capture(CaptureCommand),
+    /// Tagged loads: list them, run a loader under a tag, undo one.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Bring a captured table back to how it was at a moment (undoes every captured
+    /// change after it, newest first, in one transaction).
+    #[command(
+        after_help = "Example:\n  ripcord flashback public.orders --to '2026-11-24 10:00:00+00' --dry-run"
+    )]
+    Flashback(FlashbackArgs),
     /// The tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -202,6 +214,84 @@ pub enum AuditCommand {
     /// Recompute the chain and name the first broken link (exit 1 when broken).
     #[command(after_help = "Example:\n  ripcord audit verify --target prod")]
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaptureCommand {
+    /// Start capturing tables (default: `[capture] tables` of ripcord.toml).
+    #[command(after_help = "Example:\n  ripcord capture enable public.orders public.payments")]
+    Enable { tables: Vec<String> },
+    /// Stop capturing tables (their logs are kept).
+    #[command(after_help = "Example:\n  ripcord capture disable public.orders")]
+    Disable {
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
+    /// Captured tables, their log size and oldest entry.
+    #[command(after_help = "Example:\n  ripcord capture status --json")]
+    Status,
+    /// Remove log entries older than a time (flashback cannot reach before it afterwards).
+    #[command(after_help = "Example:\n  ripcord capture prune --before '2026-11-01'")]
+    Prune {
+        /// A timestamp, e.g. 2026-11-01 or '2026-11-24 10:00:00+00'.
+        #[arg(long, value_name = "TIME")]
+        before: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnConflict {
+    /// Change nothing and list the conflicting rows (exit 1).
+    Abort,
+    /// Undo the other rows, leave the conflicting ones.
+    Skip,
+    /// Restore the old image anyway.
+    Force,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Batches in the capture log, newest first.
+    #[command(after_help = "Example:\n  ripcord batch list")]
+    List,
+    /// Run a loader with its writes tagged NAME (sets PGOPTIONS=-c ripcord.batch=NAME).
+    #[command(
+        after_help = "Example:\n  ripcord batch run --name load-2026-11-24 -- psql -f load.sql"
+    )]
+    Run {
+        /// The batch tag.
+        #[arg(long)]
+        name: String,
+        /// The loader and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Undo exactly one batch, set-wise, in one transaction.
+    #[command(
+        after_help = "Example:\n  ripcord batch revert load-2026-11-24 --dry-run\n  ripcord batch revert load-2026-11-24 --on-conflict skip"
+    )]
+    Revert {
+        /// The batch tag.
+        batch: String,
+        /// Rows changed later by another batch.
+        #[arg(long, value_enum, default_value = "abort")]
+        on_conflict: OnConflict,
+        /// Report counts and conflicts; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FlashbackArgs {
+    /// The captured table.
+    pub table: String,
+    /// The moment to go back to (as PostgreSQL reads a timestamptz).
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub to: String,
+    /// Report counts; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

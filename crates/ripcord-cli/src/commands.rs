@@ -395,3 +395,144 @@ pub fn audit(
 pub fn is_project(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file()
 }
+
+pub fn capture(
+    command: &crate::cli::CaptureCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    use crate::cli::CaptureCommand;
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    match command {
+        CaptureCommand::Enable { tables } => {
+            let tables = if tables.is_empty() {
+                let configured = project
+                    .config
+                    .as_ref()
+                    .map(|c| c.config.capture.tables.clone())
+                    .unwrap_or_default();
+                if configured.is_empty() {
+                    return Err(CommandError::new(Exit::Usage, "no tables to capture")
+                        .hint("name them (`ripcord capture enable public.orders`) or list them under [capture] tables in ripcord.toml"));
+                }
+                configured
+            } else {
+                tables.clone()
+            };
+            let enabled = ripcord::capture::enable(&mut target, &tables)?;
+            printer.json(&enabled);
+            for table in &enabled {
+                printer.line(format!(
+                    "Capturing {} (rows identified by {})",
+                    table.table,
+                    table.key_columns.join(", ")
+                ));
+            }
+            Ok(Exit::Success)
+        }
+        CaptureCommand::Disable { tables } => {
+            ripcord::capture::disable(&mut target, tables)?;
+            printer.json(&serde_json::json!({ "disabled": tables }));
+            printer.line(format!(
+                "Stopped capturing {}; their logs are kept.",
+                tables.join(", ")
+            ));
+            Ok(Exit::Success)
+        }
+        CaptureCommand::Status => {
+            let tables = ripcord::capture::status(&mut target)?;
+            printer.json(&tables);
+            printer.block(render::capture_status(&target.name, &tables));
+            Ok(Exit::Success)
+        }
+        CaptureCommand::Prune { before } => {
+            let removed = ripcord::capture::prune(&mut target, before)?;
+            printer.json(&serde_json::json!({ "removed": removed, "before": before }));
+            printer.line(format!(
+                "Removed {removed} log entries older than {before}."
+            ));
+            Ok(Exit::Success)
+        }
+    }
+}
+
+fn conflict_mode(mode: crate::cli::OnConflict) -> ripcord_core::capture::ConflictMode {
+    match mode {
+        crate::cli::OnConflict::Abort => ripcord_core::capture::ConflictMode::Abort,
+        crate::cli::OnConflict::Skip => ripcord_core::capture::ConflictMode::Skip,
+        crate::cli::OnConflict::Force => ripcord_core::capture::ConflictMode::Force,
+    }
+}
+
+pub fn batch(
+    command: &crate::cli::BatchCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    use crate::cli::BatchCommand;
+    if let BatchCommand::Run { name, command } = command {
+        let existing = std::env::var("PGOPTIONS").ok();
+        let status = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .env(
+                "PGOPTIONS",
+                ripcord::capture::pgoptions_with_batch(existing.as_deref(), name),
+            )
+            .status()
+            .map_err(|e| {
+                CommandError::new(Exit::Usage, format!("cannot run `{}`: {e}", command[0]))
+            })?;
+        return Ok(if status.success() {
+            Exit::Success
+        } else {
+            Exit::Failed
+        });
+    }
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    match command {
+        BatchCommand::List => {
+            let batches = ripcord::capture::batches(&mut target)?;
+            printer.json(&batches);
+            printer.block(render::batches(&batches));
+            Ok(Exit::Success)
+        }
+        BatchCommand::Revert {
+            batch,
+            on_conflict,
+            dry_run,
+        } => {
+            let scope = ripcord_core::capture::UndoScope::Batch(batch.clone());
+            let report =
+                ripcord::capture::undo(&mut target, &scope, conflict_mode(*on_conflict), *dry_run)?;
+            printer.json(&report);
+            printer.block(render::undo(&report, *dry_run));
+            let blocked = !report.committed && !dry_run;
+            Ok(if blocked { Exit::Failed } else { Exit::Success })
+        }
+        BatchCommand::Run { .. } => unreachable!("handled above"),
+    }
+}
+
+pub fn flashback(
+    args: &crate::cli::FlashbackArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    let scope = ripcord_core::capture::UndoScope::After {
+        table: args.table.clone(),
+        after: args.to.clone(),
+    };
+    let report = ripcord::capture::undo(
+        &mut target,
+        &scope,
+        ripcord_core::capture::ConflictMode::Force,
+        args.dry_run,
+    )?;
+    printer.json(&report);
+    printer.block(render::undo(&report, args.dry_run));
+    Ok(Exit::Success)
+}

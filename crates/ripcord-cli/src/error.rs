@@ -218,6 +218,11 @@ impl From<EngineError> for CommandError {
             EngineError::LedgerTooNew { .. } => {
                 CommandError::new(Exit::Usage, message).hint("upgrade ripcord to the version that wrote this ledger")
             }
+            EngineError::Invalid { hint, .. } => {
+                let mut e = CommandError::new(Exit::Usage, message);
+                e.hint = hint;
+                e
+            }
             EngineError::Ledger { .. } | EngineError::Sql(_) => CommandError::new(Exit::Engine, message),
         }
     }

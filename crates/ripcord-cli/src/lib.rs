@@ -52,6 +52,9 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Log => commands::log(global, printer),
         Command::Rehash(args) => commands::rehash(args, global, printer),
         Command::Audit(command) => commands::audit(command, global, printer),
+        Command::Capture(command) => commands::capture(command, global, printer),
+        Command::Batch(command) => commands::batch(command, global, printer),
+        Command::Flashback(args) => commands::flashback(args, global, printer),
         Command::Demo(args) => demo::run(args, printer),
     }
 }

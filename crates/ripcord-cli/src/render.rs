@@ -464,3 +464,112 @@ pub fn fingerprint(report: &FingerprintReport) -> String {
     );
     out
 }
+
+/// `ripcord capture status`.
+pub fn capture_status(target: &str, tables: &[ripcord_core::capture::CapturedTable]) -> String {
+    if tables.is_empty() {
+        return format!(
+            "No table of {target} is captured. Start with `ripcord capture enable <table>`.\n"
+        );
+    }
+    let mut out = String::new();
+    for t in tables {
+        let _ = writeln!(
+            out,
+            "  {} {}  key ({})  {} log rows  oldest {}  reachable from {}",
+            if t.enabled {
+                paint(style::OK, "on ")
+            } else {
+                paint(style::DIM, "off")
+            },
+            t.table,
+            t.key_columns.join(", "),
+            t.log_rows,
+            t.oldest.map_or("-".to_string(), |o| o
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()),
+            t.history_from.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    out
+}
+
+/// `ripcord batch list`.
+pub fn batches(batches: &[ripcord_core::capture::BatchSummary]) -> String {
+    if batches.is_empty() {
+        return "No captured batches.\n".into();
+    }
+    let width = batches.iter().map(|b| b.batch.len()).max().unwrap_or(0);
+    batches
+        .iter()
+        .map(|b| {
+            format!(
+                "  {:<width$}  +{} ~{} -{}  {}  {} .. {}\n",
+                b.batch,
+                b.inserted,
+                b.updated,
+                b.deleted,
+                b.tables.join(", "),
+                b.first_at.format("%Y-%m-%d %H:%M:%S"),
+                b.last_at.format("%H:%M:%S UTC")
+            )
+        })
+        .collect()
+}
+
+/// `ripcord batch revert` and `ripcord flashback`.
+pub fn undo(report: &ripcord::capture::UndoReport, dry_run: bool) -> String {
+    let mut out = String::new();
+    let conflicts = &report.outcome.conflicts;
+    if !conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {} changed later by other batches:",
+            paint(style::BAD, "Conflicts:"),
+            plural(conflicts.len(), "row was", "rows were")
+        );
+        for c in conflicts.iter().take(20) {
+            let _ = writeln!(
+                out,
+                "  {} key ({}) changed by {} at {}",
+                c.table,
+                c.key,
+                c.later_batch,
+                c.at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+        if conflicts.len() > 20 {
+            let _ = writeln!(out, "  … and {} more (see --json)", conflicts.len() - 20);
+        }
+    }
+    for t in &report.outcome.tables {
+        let _ = writeln!(
+            out,
+            "  {}: {} deleted, {} restored, {} re-inserted{}",
+            t.table,
+            t.deleted,
+            t.updated,
+            t.inserted,
+            if t.skipped > 0 {
+                format!(", {} skipped (conflicts)", t.skipped)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let verdict = if report.committed {
+        format!(
+            "Undid {} (its own changes are tagged {}, so it can be undone too).",
+            report.scope, report.tag
+        )
+    } else if dry_run {
+        format!("Dry run: nothing of {} was changed.", report.scope)
+    } else {
+        format!(
+            "Nothing changed: {} conflicts. Re-run with --on-conflict skip (leave those rows) or --on-conflict force (restore them anyway).",
+            report.scope
+        )
+    };
+    let _ = writeln!(out, "{verdict}");
+    out
+}

@@ -13,7 +13,7 @@ use crate::change::TransactionMode;
 use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
-pub const LEDGER_VERSION: u32 = 1;
+pub const LEDGER_VERSION: u32 = 2;
 
 /// Which engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -225,6 +225,15 @@ pub enum EngineError {
         /// Version this build knows.
         supported: u32,
     },
+    /// The request cannot be carried out as asked (no such table, no usable key, …);
+    /// nothing was changed.
+    #[error("{reason}")]
+    Invalid {
+        /// What is wrong.
+        reason: String,
+        /// What to do.
+        hint: Option<String>,
+    },
     /// The ledger holds something this build cannot read.
     #[error("the ledger is damaged: {reason}")]
     Ledger {
@@ -297,6 +306,10 @@ pub trait Engine: Send {
     fn drop_scratch(&mut self, url: &str) -> Result<(), EngineError>;
     /// Drop scratch databases left by drills that were killed; their names.
     fn drop_stale_scratches(&mut self) -> Result<Vec<String>, EngineError>;
+    /// Row-change capture, when the engine has it.
+    fn capture(&mut self) -> Option<Box<dyn crate::capture::Capture + '_>> {
+        None
+    }
     /// Fill this (scratch) database from `source_url` of the same engine: the whole
     /// database when `copy_includes_schema`, else the rows of every user table (whose
     /// schema must already exist here).

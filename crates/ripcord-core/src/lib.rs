@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod capture;
 pub mod change;
 pub mod checksum;
 pub mod config;

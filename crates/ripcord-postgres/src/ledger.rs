@@ -19,7 +19,9 @@ pub fn upgrade_sql(from: u32) -> String {
     sql
 }
 
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[STEP_1, crate::capture::LEDGER_STEP];
+
+const STEP_1: &str = r#"
 CREATE SCHEMA IF NOT EXISTS ripcord;
 COMMENT ON SCHEMA ripcord IS 'ripcord ledger: deployed changes, audit chain, lock. Managed by ripcord; do not edit.';
 CREATE TABLE ripcord.meta (
@@ -76,7 +78,7 @@ CREATE TABLE ripcord.lock (
     since   timestamptz NOT NULL,
     command text NOT NULL
 );
-"#];
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! with their positions, into [`EngineError`].
 #![forbid(unsafe_code)]
 
+mod capture;
 mod fingerprint;
 mod ledger;
 
@@ -164,7 +165,7 @@ fn connect_reason(error: &postgres::Error) -> String {
 
 /// Map a client error: server-reported errors keep their SQLSTATE and position; a
 /// broken connection or server shutdown is [`EngineError::ConnectionLost`].
-fn map_error(error: postgres::Error) -> EngineError {
+pub(crate) fn map_error(error: postgres::Error) -> EngineError {
     if let Some(db) = error.as_db_error() {
         let code = db.code();
         let lost = code.code().starts_with("08")
@@ -447,6 +448,12 @@ impl Engine for PostgresEngine {
                 hash: r.get(9),
             })
             .collect())
+    }
+
+    fn capture(&mut self) -> Option<Box<dyn ripcord_core::capture::Capture + '_>> {
+        Some(Box::new(capture::PgCapture {
+            client: &mut self.client,
+        }))
     }
 
     fn schema_objects(&mut self) -> Result<Vec<SchemaObject>, EngineError> {

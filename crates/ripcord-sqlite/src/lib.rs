@@ -147,7 +147,20 @@ impl SqliteEngine {
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
 /// Ledger steps: step N brings version N-1 to N. Never edit a released step.
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[STEP_1, STEP_2];
+
+/// Step 2: capture bookkeeping (row-level triggers write here).
+const STEP_2: &str = r#"
+CREATE TABLE ripcord_capture_tables (
+    table_name   TEXT PRIMARY KEY,
+    key_columns  TEXT NOT NULL,
+    enabled      INTEGER NOT NULL,
+    enabled_at   TEXT NOT NULL,
+    history_from TEXT NOT NULL
+);
+"#;
+
+const STEP_1: &str = r#"
 CREATE TABLE ripcord_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -199,7 +212,7 @@ CREATE TABLE ripcord_lock (
     since   TEXT NOT NULL,
     command TEXT NOT NULL
 );
-"#];
+"#;
 
 fn map_error(error: rusqlite::Error) -> EngineError {
     match error {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod capture;
 pub mod deploy;
 pub mod drill;
 pub mod env_vars;

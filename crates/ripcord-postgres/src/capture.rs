@@ -1,0 +1,737 @@
+//! Row-change capture on PostgreSQL (DESIGN §5.5).
+//!
+//! Each captured table gets statement-level AFTER triggers with transition tables and
+//! one log table of its own, `ripcord.capture_log_<oid>`: per statement one header row
+//! in `ripcord.capture_statements` (transaction, time, batch tag, operation, the
+//! table's columns at that moment) and per row only what an undo needs — the key for
+//! inserts, the key and the old row (as record text) for updates and deletes. The key
+//! columns are typed like the table's own, so an undo joins on them with the table's
+//! index. A narrow row-level trigger fires only when an UPDATE changes a key, and logs
+//! the new key. Measured choices are in docs/benchmarks.md.
+//!
+//! An undo (batch revert or flashback) finds, per key, the first entry of the scope —
+//! the state before it — and applies it set-wise: delete rows that did not exist,
+//! restore old images of the rest. Old images are read through a temporary composite
+//! type built from the column list recorded with each statement, so capture keeps
+//! working after columns are added or dropped.
+
+use postgres::Client;
+use ripcord_core::capture::{
+    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome, UndoScope,
+};
+use ripcord_core::{EngineError, SqlError};
+
+use crate::map_error;
+
+/// Step 2 of the ledger: capture bookkeeping.
+pub const LEDGER_STEP: &str = r#"
+CREATE TABLE ripcord.capture_tables (
+    table_name   text PRIMARY KEY,
+    relid        oid NOT NULL,
+    key_columns  text[] NOT NULL,
+    key_types    text[] NOT NULL,
+    log_table    text NOT NULL,
+    enabled      boolean NOT NULL,
+    enabled_at   timestamptz NOT NULL,
+    history_from timestamptz NOT NULL
+);
+CREATE TABLE ripcord.capture_statements (
+    stmt_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    txid       xid8 NOT NULL,
+    at         timestamptz NOT NULL,
+    batch      text NOT NULL,
+    table_name text NOT NULL,
+    op         "char" NOT NULL,
+    rows       bigint NOT NULL,
+    columns    text[]
+);
+CREATE INDEX capture_statements_batch ON ripcord.capture_statements (batch);
+CREATE INDEX capture_statements_table_at ON ripcord.capture_statements (table_name, at);
+"#;
+
+fn invalid(reason: String, hint: &str) -> EngineError {
+    EngineError::Invalid {
+        reason,
+        hint: Some(hint.to_string()),
+    }
+}
+
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn ident(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+struct TableInfo {
+    name: String,
+    relid: u32,
+    quoted: String,
+    key_columns: Vec<String>,
+    key_types: Vec<String>,
+    log_table: String,
+}
+
+impl TableInfo {
+    fn keys(&self, alias: &str) -> String {
+        self.key_columns
+            .iter()
+            .map(|k| format!("{alias}.{}", ident(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn log_keys(&self) -> String {
+        (0..self.key_columns.len())
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `a.k0 = b.<key0> AND …` matching log key columns of `log` with table columns of `table`.
+    fn key_join(&self, log: &str, table: &str) -> String {
+        self.key_columns
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{table}.{} = {log}.k{i}", ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// `a.<key> = b.<key> AND …` between two row sources with the table's column names.
+    fn column_join(&self, a: &str, b: &str) -> String {
+        self.key_columns
+            .iter()
+            .map(|k| format!("{a}.{0} = {b}.{0}", ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    fn log_key_join(&self, a: &str, b: &str) -> String {
+        (0..self.key_columns.len())
+            .map(|i| format!("{a}.k{i} = {b}.k{i}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+}
+
+/// The table `name` and the columns that identify its rows.
+fn describe(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname), c.relkind::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = to_regclass($1)",
+            &[&name],
+        )
+        .map_err(map_error)?;
+    let Some(row) = rows.first() else {
+        return Err(invalid(
+            format!("no table `{name}`"),
+            "name an existing table, e.g. public.orders",
+        ));
+    };
+    let (relid, qualified, quoted, kind): (u32, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if kind != "r" {
+        return Err(invalid(
+            format!("`{qualified}` is not a plain table"),
+            "capture works on ordinary tables (not views, partitioned parents or foreign tables)",
+        ));
+    }
+    // The primary key, else the narrowest unique index over NOT NULL columns only.
+    let keys = client
+        .query(
+            "SELECT array_agg(a.attname::text ORDER BY k.ord), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
+             FROM (
+                 SELECT i.indexrelid, i.indisprimary, i.indkey
+                 FROM pg_index i
+                 WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) col
+                                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = col
+                                   WHERE NOT a.attnotnull)
+                 ORDER BY i.indisprimary DESC, array_length(i.indkey, 1), i.indexrelid
+                 LIMIT 1
+             ) best
+             CROSS JOIN LATERAL unnest(best.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum
+             GROUP BY best.indexrelid",
+            &[&relid],
+        )
+        .map_err(map_error)?;
+    let Some(keys) = keys.first() else {
+        return Err(invalid(
+            format!(
+                "`{qualified}` has no primary key or unique NOT NULL key, so captured rows could not be found again"
+            ),
+            "add a primary key (or a unique index over NOT NULL columns) before enabling capture",
+        ));
+    };
+    Ok(TableInfo {
+        name: qualified,
+        relid,
+        quoted,
+        key_columns: keys.get(0),
+        key_types: keys.get(1),
+        log_table: format!("ripcord.capture_log_{relid}"),
+    })
+}
+
+fn install_sql(t: &TableInfo) -> String {
+    let key_defs: String = t
+        .key_types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!(", k{i} {ty}"))
+        .collect();
+    let log_keys = t.log_keys();
+    let new_keys = t.keys("n");
+    let old_keys = t.keys("o");
+    let changed = t
+        .key_columns
+        .iter()
+        .map(|k| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", ident(k)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let new_row_keys = t.keys("NEW");
+    let relid = t.relid;
+    let log = &t.log_table;
+    let table = &t.quoted;
+    let name = literal(&t.name);
+    format!(
+        r#"
+CREATE TABLE IF NOT EXISTS {log} (stmt_id bigint, op "char" NOT NULL{key_defs}, old_row text);
+CREATE INDEX IF NOT EXISTS capture_log_{relid}_stmt ON {log} USING brin (stmt_id);
+CREATE INDEX IF NOT EXISTS capture_log_{relid}_unassigned ON {log} (op) WHERE stmt_id IS NULL;
+CREATE OR REPLACE FUNCTION ripcord.capture_fn_{relid}() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    sid  bigint;
+    n    bigint;
+    cols text[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM ripcord_new) THEN RETURN NULL; END IF;
+    ELSE
+        IF TG_OP <> 'TRUNCATE' AND NOT EXISTS (SELECT 1 FROM ripcord_old) THEN RETURN NULL; END IF;
+        SELECT array_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) INTO cols
+        FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped;
+    END IF;
+    INSERT INTO ripcord.capture_statements (txid, at, batch, table_name, op, rows, columns)
+    VALUES (pg_current_xact_id(), statement_timestamp(),
+            coalesce(nullif(current_setting('ripcord.batch', true), ''), 'tx-' || pg_current_xact_id()::text),
+            {name}, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char", 0, cols)
+    RETURNING stmt_id INTO sid;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO {log} (stmt_id, op, {log_keys}) SELECT sid, 'I', {new_keys} FROM ripcord_new n;
+    ELSIF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO {log} (stmt_id, op, {log_keys}, old_row) SELECT sid, 'D', {old_keys}, o::text FROM ONLY {table} o;
+    ELSE
+        INSERT INTO {log} (stmt_id, op, {log_keys}, old_row) SELECT sid, left(TG_OP, 1)::"char", {old_keys}, o::text FROM ripcord_old o;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF TG_OP = 'UPDATE' THEN
+        UPDATE {log} SET stmt_id = sid WHERE stmt_id IS NULL;
+    END IF;
+    UPDATE ripcord.capture_statements SET rows = n WHERE stmt_id = sid;
+    RETURN NULL;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION ripcord.capture_key_fn_{relid}() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    INSERT INTO {log} (stmt_id, op, {log_keys}) VALUES (NULL, 'N', {new_row_keys});
+    RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS ripcord_capture_ins ON {table};
+DROP TRIGGER IF EXISTS ripcord_capture_upd ON {table};
+DROP TRIGGER IF EXISTS ripcord_capture_del ON {table};
+DROP TRIGGER IF EXISTS ripcord_capture_key ON {table};
+DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {table};
+CREATE TRIGGER ripcord_capture_ins AFTER INSERT ON {table} REFERENCING NEW TABLE AS ripcord_new
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+CREATE TRIGGER ripcord_capture_upd AFTER UPDATE ON {table} REFERENCING OLD TABLE AS ripcord_old
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+CREATE TRIGGER ripcord_capture_del AFTER DELETE ON {table} REFERENCING OLD TABLE AS ripcord_old
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+CREATE TRIGGER ripcord_capture_key AFTER UPDATE ON {table} FOR EACH ROW WHEN ({changed})
+    EXECUTE FUNCTION ripcord.capture_key_fn_{relid}();
+CREATE TRIGGER ripcord_capture_trunc BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+"#
+    )
+}
+
+fn captured(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
+    let info = describe(client, name)?;
+    let rows = client
+        .query(
+            "SELECT key_columns, key_types, log_table FROM ripcord.capture_tables WHERE table_name = $1",
+            &[&info.name],
+        )
+        .map_err(map_error)?;
+    let row = rows.first().ok_or_else(|| {
+        invalid(
+            format!("`{}` is not captured", info.name),
+            "start with `ripcord capture enable <table>`; only changes made after that can be undone",
+        )
+    })?;
+    Ok(TableInfo {
+        key_columns: row.get(0),
+        key_types: row.get(1),
+        log_table: row.get(2),
+        ..info
+    })
+}
+
+fn scope_filter(scope: &UndoScope, alias: &str) -> String {
+    match scope {
+        UndoScope::Batch(batch) => format!("{alias}.batch = {}", literal(batch)),
+        UndoScope::After { table, after } => format!(
+            "{alias}.table_name = {} AND {alias}.at > {}::timestamptz",
+            literal(table),
+            literal(after)
+        ),
+    }
+}
+
+/// Capture through an open PostgreSQL client.
+pub struct PgCapture<'a> {
+    pub(crate) client: &'a mut Client,
+}
+
+impl Capture for PgCapture<'_> {
+    fn enable(&mut self, table: &str) -> Result<CapturedTable, EngineError> {
+        let info = describe(self.client, table)?;
+        let existing = self
+            .client
+            .query(
+                "SELECT enabled FROM ripcord.capture_tables WHERE table_name = $1",
+                &[&info.name],
+            )
+            .map_err(map_error)?;
+        if existing.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            return self.status_of(&info.name);
+        }
+        let mut sql = String::from("BEGIN;");
+        sql.push_str(&install_sql(&info));
+        sql.push_str(&format!(
+            "INSERT INTO ripcord.capture_tables (table_name, relid, key_columns, key_types, log_table, enabled, enabled_at, history_from)
+             VALUES ({name}, {relid}, ARRAY[{keys}]::text[], ARRAY[{types}]::text[], {log}, true, now(), now())
+             ON CONFLICT (table_name) DO UPDATE SET enabled = true, enabled_at = now(), history_from = now(),
+                 relid = excluded.relid, key_columns = excluded.key_columns, key_types = excluded.key_types;
+             COMMIT;",
+            name = literal(&info.name),
+            relid = info.relid,
+            keys = info.key_columns.iter().map(|k| literal(k)).collect::<Vec<_>>().join(", "),
+            types = info.key_types.iter().map(|k| literal(k)).collect::<Vec<_>>().join(", "),
+            log = literal(&info.log_table),
+        ));
+        if let Err(e) = self.client.batch_execute(&sql) {
+            let _ = self.client.batch_execute("ROLLBACK");
+            return Err(map_error(e));
+        }
+        self.status_of(&info.name)
+    }
+
+    fn disable(&mut self, table: &str) -> Result<(), EngineError> {
+        let info = captured(self.client, table)?;
+        let sql = format!(
+            "BEGIN;
+             DROP TRIGGER IF EXISTS ripcord_capture_ins ON {t};
+             DROP TRIGGER IF EXISTS ripcord_capture_upd ON {t};
+             DROP TRIGGER IF EXISTS ripcord_capture_del ON {t};
+             DROP TRIGGER IF EXISTS ripcord_capture_key ON {t};
+             DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {t};
+             UPDATE ripcord.capture_tables SET enabled = false WHERE table_name = {name};
+             COMMIT;",
+            t = info.quoted,
+            name = literal(&info.name)
+        );
+        self.client.batch_execute(&sql).map_err(|e| {
+            let _ = self.client.batch_execute("ROLLBACK");
+            map_error(e)
+        })
+    }
+
+    fn tables(&mut self) -> Result<Vec<CapturedTable>, EngineError> {
+        let names: Vec<String> = self
+            .client
+            .query(
+                "SELECT table_name FROM ripcord.capture_tables ORDER BY 1",
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        names.iter().map(|n| self.status_of(n)).collect()
+    }
+
+    fn prune(&mut self, before: &str) -> Result<i64, EngineError> {
+        let logs: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT table_name, log_table FROM ripcord.capture_tables",
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut removed = 0;
+        self.client.batch_execute("BEGIN").map_err(map_error)?;
+        let result = (|| {
+            for (table, log) in &logs {
+                removed += self
+                    .client
+                    .execute(
+                        &format!(
+                            "DELETE FROM {log} l USING ripcord.capture_statements s
+                             WHERE s.stmt_id = l.stmt_id AND s.table_name = $1 AND s.at < $2::text::timestamptz"
+                        ),
+                        &[table, &before],
+                    )
+                    .map_err(map_error)? as i64;
+            }
+            self.client
+                .execute(
+                    "DELETE FROM ripcord.capture_statements WHERE at < $1::text::timestamptz",
+                    &[&before],
+                )
+                .map_err(map_error)?;
+            self.client
+                .execute(
+                    "UPDATE ripcord.capture_tables SET history_from = greatest(history_from, $1::text::timestamptz)",
+                    &[&before],
+                )
+                .map_err(map_error)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.client.batch_execute("COMMIT").map_err(map_error)?;
+                Ok(removed)
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn batches(&mut self) -> Result<Vec<BatchSummary>, EngineError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT batch, array_agg(DISTINCT table_name),
+                        coalesce(sum(rows) FILTER (WHERE op = 'I'), 0)::int8,
+                        coalesce(sum(rows) FILTER (WHERE op = 'U'), 0)::int8,
+                        coalesce(sum(rows) FILTER (WHERE op = 'D'), 0)::int8,
+                        min(at), max(at)
+                 FROM ripcord.capture_statements GROUP BY batch ORDER BY max(stmt_id) DESC",
+                &[],
+            )
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| BatchSummary {
+                batch: r.get(0),
+                tables: r.get(1),
+                inserted: r.get(2),
+                updated: r.get(3),
+                deleted: r.get(4),
+                first_at: r.get(5),
+                last_at: r.get(6),
+            })
+            .collect())
+    }
+
+    fn undo(
+        &mut self,
+        scope: &UndoScope,
+        mode: ConflictMode,
+        tag: &str,
+    ) -> Result<UndoOutcome, EngineError> {
+        self.client
+            .execute("SELECT set_config('ripcord.batch', $1, true)", &[&tag])
+            .map_err(map_error)?;
+        if let UndoScope::After { table, after } = scope {
+            let info = captured(self.client, table)?;
+            let row = self
+                .client
+                .query_one(
+                    "SELECT $2::text::timestamptz >= history_from, history_from::text FROM ripcord.capture_tables WHERE table_name = $1",
+                    &[&info.name, after],
+                )
+                .map_err(map_error)?;
+            if !row.get::<_, bool>(0) {
+                return Err(invalid(
+                    format!(
+                        "{} cannot be flashed back to {after}: its captured history starts at {}",
+                        info.name,
+                        row.get::<_, String>(1)
+                    ),
+                    "pick a time at or after the earliest reachable time",
+                ));
+            }
+        }
+        let filter = scope_filter(scope, "s");
+        let tables: Vec<String> = self
+            .client
+            .query(
+                &format!(
+                    "SELECT s.table_name FROM ripcord.capture_statements s WHERE {filter}
+                     GROUP BY s.table_name ORDER BY max(s.stmt_id) DESC"
+                ),
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if tables.is_empty()
+            && let UndoScope::Batch(batch) = scope
+        {
+            return Err(invalid(
+                format!("no captured changes are tagged `{batch}`"),
+                "`ripcord batch list` shows the batches in the capture log",
+            ));
+        }
+        let mut outcome = UndoOutcome::default();
+        let mut prepared = Vec::new();
+        for (index, name) in tables.iter().enumerate() {
+            let info = captured(self.client, name)?;
+            let first = format!("pg_temp.rc_first_{index}");
+            let l_keys = (0..info.key_columns.len())
+                .map(|i| format!("l.k{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {first};
+                     CREATE TEMP TABLE {first} ON COMMIT DROP AS
+                     SELECT DISTINCT ON ({l_keys}) {l_keys}, l.op, l.old_row, l.stmt_id, s.columns
+                     FROM {log} l JOIN ripcord.capture_statements s ON s.stmt_id = l.stmt_id
+                     WHERE {filter}
+                     ORDER BY {l_keys}, l.stmt_id, (l.op = 'N');
+                     ANALYZE {first};",
+                    log = info.log_table
+                ))
+                .map_err(map_error)?;
+            let later = scope_filter(scope, "s2");
+            let key_text = (0..info.key_columns.len())
+                .map(|i| format!("f.k{i}::text"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let f_keys = (0..info.key_columns.len())
+                .map(|i| format!("f.k{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let conflicts = self
+                .client
+                .query(
+                    &format!(
+                        "SELECT DISTINCT ON ({f_keys}) concat_ws(', ', {key_text}), s2.batch, s2.at
+                         FROM {first} f
+                         JOIN {log} l2 ON {join}
+                         JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
+                         WHERE l2.stmt_id > f.stmt_id AND NOT ({later})
+                         ORDER BY {f_keys}, l2.stmt_id",
+                        log = info.log_table,
+                        join = info.log_key_join("l2", "f"),
+                    ),
+                    &[],
+                )
+                .map_err(map_error)?;
+            for row in &conflicts {
+                outcome.conflicts.push(Conflict {
+                    table: info.name.clone(),
+                    key: row.get(0),
+                    later_batch: row.get(1),
+                    at: row.get(2),
+                });
+            }
+            prepared.push((info, first, conflicts.len() as i64));
+        }
+        if mode == ConflictMode::Abort && !outcome.conflicts.is_empty() {
+            return Ok(outcome);
+        }
+        for (info, first, conflict_count) in prepared {
+            let mut undo = TableUndo {
+                table: info.name.clone(),
+                deleted: 0,
+                updated: 0,
+                inserted: 0,
+                skipped: 0,
+            };
+            if mode == ConflictMode::Skip && conflict_count > 0 {
+                let later = scope_filter(scope, "s2");
+                undo.skipped = self
+                    .client
+                    .execute(
+                        &format!(
+                            "DELETE FROM {first} f WHERE EXISTS (
+                                 SELECT 1 FROM {log} l2 JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
+                                 WHERE {join} AND l2.stmt_id > f.stmt_id AND NOT ({later}))",
+                            log = info.log_table,
+                            join = info.log_key_join("l2", "f"),
+                        ),
+                        &[],
+                    )
+                    .map_err(map_error)? as i64;
+            }
+            undo.deleted = self
+                .client
+                .execute(
+                    &format!(
+                        "DELETE FROM {table} t USING {first} f WHERE f.op IN ('I', 'N') AND {join}",
+                        table = info.quoted,
+                        join = info.key_join("f", "t"),
+                    ),
+                    &[],
+                )
+                .map_err(map_error)? as i64;
+            let (updated, inserted) = self.restore_images(&info, &first)?;
+            undo.updated = updated;
+            undo.inserted = inserted;
+            outcome.tables.push(undo);
+        }
+        Ok(outcome)
+    }
+}
+
+impl PgCapture<'_> {
+    fn status_of(&mut self, name: &str) -> Result<CapturedTable, EngineError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT key_columns, enabled, history_from, log_table FROM ripcord.capture_tables WHERE table_name = $1",
+                &[&name],
+            )
+            .map_err(map_error)?;
+        let log: String = row.get(3);
+        let stats = self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {log}), (SELECT min(at) FROM ripcord.capture_statements WHERE table_name = $1)"
+                ),
+                &[&name],
+            )
+            .map_err(map_error)?;
+        Ok(CapturedTable {
+            table: name.to_string(),
+            key_columns: row.get(0),
+            enabled: row.get(1),
+            history_from: row.get(2),
+            log_rows: stats.get(0),
+            oldest: stats.get(1),
+        })
+    }
+
+    /// Put back the old images of `first` (rows that existed before the scope): update
+    /// the rows that exist, insert the ones that do not. One pass per column layout.
+    fn restore_images(&mut self, info: &TableInfo, first: &str) -> Result<(i64, i64), EngineError> {
+        let layouts: Vec<Vec<String>> = self
+            .client
+            .query(
+                &format!(
+                    "SELECT columns FROM {first} WHERE columns IS NOT NULL AND op IN ('U', 'D') GROUP BY columns ORDER BY columns"
+                ),
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let current: Vec<String> = self
+            .client
+            .query(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+                 ORDER BY attnum",
+                &[&info.relid],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let (mut updated, mut inserted) = (0, 0);
+        for (index, layout) in layouts.iter().enumerate() {
+            let row_type = format!(
+                "pg_temp.{}_row_{index}",
+                first.trim_start_matches("pg_temp.")
+            );
+            self.client
+                .batch_execute(&format!(
+                    "DROP TYPE IF EXISTS {row_type}; CREATE TYPE {row_type} AS ({});",
+                    layout.join(", ")
+                ))
+                .map_err(map_error)?;
+            let names: Vec<String> = self
+                .client
+                .query(
+                    "SELECT a.attname::text FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+                     WHERE t.oid = $1::text::regtype AND a.attnum > 0 ORDER BY a.attnum",
+                    &[&row_type],
+                )
+                .map_err(map_error)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let common: Vec<&String> = current.iter().filter(|c| names.contains(c)).collect();
+            if info.key_columns.iter().any(|k| !common.contains(&k)) {
+                return Err(EngineError::Sql(SqlError {
+                    message: format!(
+                        "the key of {} changed since these rows were captured",
+                        info.name
+                    ),
+                    code: None,
+                    position: None,
+                    detail: None,
+                    hint: Some("undo cannot match old rows to current ones".into()),
+                }));
+            }
+            let cols = common
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let r_cols = common
+                .iter()
+                .map(|c| format!("r.{}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let images = format!(
+                "(SELECT (f.old_row::{row_type}).* FROM {first} f
+                  WHERE f.op IN ('U', 'D') AND f.columns = (SELECT columns FROM {first} WHERE columns IS NOT NULL AND op IN ('U', 'D')
+                                                           GROUP BY columns ORDER BY columns OFFSET {index} LIMIT 1)) r"
+            );
+            let key_match = info.column_join("r", "t");
+            updated += self
+                .client
+                .execute(
+                    &format!(
+                        "UPDATE {table} t SET ({cols}) = ROW({r_cols}) FROM {images} WHERE {key_match}",
+                        table = info.quoted
+                    ),
+                    &[],
+                )
+                .map_err(map_error)? as i64;
+            inserted += self
+                .client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {r_cols} FROM {images}
+                         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})",
+                        table = info.quoted
+                    ),
+                    &[],
+                )
+                .map_err(map_error)? as i64;
+        }
+        Ok((updated, inserted))
+    }
+}

@@ -1,0 +1,200 @@
+//! Capture, batches and flashback over engines that can capture row changes (DESIGN
+//! §5.5): enable/disable capture on tables, list batches, and undo one batch — or every
+//! change of a table after a moment — in one transaction, with conflict detection. An
+//! undo is itself captured under the tag `revert-of-<batch>` (or `flashback-…`), so it
+//! can be undone in turn.
+
+use ripcord_core::EngineError;
+use ripcord_core::audit::NewEvent;
+use ripcord_core::capture::{
+    BatchSummary, Capture, CapturedTable, ConflictMode, UndoOutcome, UndoScope,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::OpError;
+use crate::run::{append_event, append_event_in_own_tx, with_lock};
+use crate::target::Target;
+
+fn capture_of(target: &mut Target) -> Result<Box<dyn Capture + '_>, OpError> {
+    target.engine.capture().ok_or_else(|| {
+        OpError::Engine(EngineError::Invalid {
+            reason: "row-change capture is not available on this engine yet".into(),
+            hint: Some("capture, batch revert and flashback work on PostgreSQL targets".into()),
+        })
+    })
+}
+
+/// Start capturing `tables`.
+pub fn enable(target: &mut Target, tables: &[String]) -> Result<Vec<CapturedTable>, OpError> {
+    with_lock(target, "capture enable", |target| {
+        let mut out = Vec::new();
+        for table in tables {
+            let status = capture_of(target)?.enable(table)?;
+            append_event_in_own_tx(
+                target,
+                NewEvent {
+                    kind: "capture_enabled",
+                    change: None,
+                    detail: json!({ "table": status.table, "key": status.key_columns }),
+                },
+            )?;
+            out.push(status);
+        }
+        Ok(out)
+    })
+}
+
+/// Stop capturing `tables` (their logs are kept).
+pub fn disable(target: &mut Target, tables: &[String]) -> Result<(), OpError> {
+    with_lock(target, "capture disable", |target| {
+        for table in tables {
+            capture_of(target)?.disable(table)?;
+            append_event_in_own_tx(
+                target,
+                NewEvent {
+                    kind: "capture_disabled",
+                    change: None,
+                    detail: json!({ "table": table }),
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Captured tables (empty when the target has no ledger yet).
+pub fn status(target: &mut Target) -> Result<Vec<CapturedTable>, OpError> {
+    if target.engine.ledger_version()?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(capture_of(target)?.tables()?)
+}
+
+/// Remove log entries older than `before`.
+pub fn prune(target: &mut Target, before: &str) -> Result<i64, OpError> {
+    with_lock(target, "capture prune", |target| {
+        let removed = capture_of(target)?.prune(before)?;
+        append_event_in_own_tx(
+            target,
+            NewEvent {
+                kind: "capture_pruned",
+                change: None,
+                detail: json!({ "before": before, "entries": removed }),
+            },
+        )?;
+        Ok(removed)
+    })
+}
+
+/// Batches in the log, newest first.
+pub fn batches(target: &mut Target) -> Result<Vec<BatchSummary>, OpError> {
+    if target.engine.ledger_version()?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(capture_of(target)?.batches()?)
+}
+
+/// The result of `batch revert` or `flashback`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoReport {
+    /// What was undone, in words.
+    pub scope: String,
+    /// The tag the undo's own changes carry.
+    pub tag: String,
+    /// Nothing was committed (dry run, or conflicts with `abort`).
+    pub committed: bool,
+    /// Conflict handling.
+    pub on_conflict: ConflictMode,
+    /// Conflicts and per-table counts.
+    #[serde(flatten)]
+    pub outcome: UndoOutcome,
+}
+
+/// Undo `scope` in one transaction.
+pub fn undo(
+    target: &mut Target,
+    scope: &UndoScope,
+    mode: ConflictMode,
+    dry_run: bool,
+) -> Result<UndoReport, OpError> {
+    let (described, tag, kind) = match scope {
+        UndoScope::Batch(batch) => (
+            format!("batch {batch}"),
+            format!("revert-of-{batch}"),
+            "batch_reverted",
+        ),
+        UndoScope::After { table, after } => (
+            format!("{table} back to {after}"),
+            format!("flashback-{table}-{after}"),
+            "flashback_completed",
+        ),
+    };
+    with_lock(target, "undo", |target| {
+        let limits = target.limits;
+        target.engine.begin(&limits)?;
+        let outcome = match capture_of(target).and_then(|mut c| Ok(c.undo(scope, mode, &tag)?)) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let _ = target.engine.rollback();
+                return Err(e);
+            }
+        };
+        let mut report = UndoReport {
+            scope: described.clone(),
+            tag: tag.clone(),
+            committed: false,
+            on_conflict: mode,
+            outcome,
+        };
+        let blocked = mode == ConflictMode::Abort && !report.outcome.conflicts.is_empty();
+        if dry_run || blocked {
+            target.engine.rollback()?;
+            return Ok(report);
+        }
+        append_event(
+            target,
+            NewEvent {
+                kind,
+                change: None,
+                detail: json!({
+                    "scope": described,
+                    "tag": tag,
+                    "on_conflict": mode,
+                    "conflicts": report.outcome.conflicts.len(),
+                    "tables": report.outcome.tables,
+                }),
+            },
+        )?;
+        target.engine.commit()?;
+        report.committed = true;
+        Ok(report)
+    })
+}
+
+/// `PGOPTIONS` for a loader whose writes should carry batch tag `name`.
+pub fn pgoptions_with_batch(existing: Option<&str>, name: &str) -> String {
+    let escaped = name.replace('\\', "\\\\").replace(' ', "\\ ");
+    let option = format!("-c ripcord.batch={escaped}");
+    match existing.filter(|e| !e.trim().is_empty()) {
+        Some(existing) => format!("{existing} {option}"),
+        None => option,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgoptions_keep_what_was_there_and_escape_spaces() {
+        assert_eq!(
+            pgoptions_with_batch(None, "load-1"),
+            "-c ripcord.batch=load-1"
+        );
+        assert_eq!(
+            pgoptions_with_batch(Some("-c work_mem=64MB"), "nightly load"),
+            "-c work_mem=64MB -c ripcord.batch=nightly\\ load"
+        );
+    }
+}
