@@ -458,7 +458,8 @@ impl Capture for PgCapture<'_> {
         self.client
             .execute("SELECT set_config('ripcord.batch', $1, true)", &[&tag])
             .map_err(map_error)?;
-        if let UndoScope::After { table, after } = scope {
+        let normalized;
+        let scope = if let UndoScope::After { table, after } = scope {
             let info = captured(self.client, table)?;
             let row = self
                 .client
@@ -477,7 +478,14 @@ impl Capture for PgCapture<'_> {
                     "pick a time at or after the earliest reachable time",
                 ));
             }
-        }
+            normalized = UndoScope::After {
+                table: info.name,
+                after: after.clone(),
+            };
+            &normalized
+        } else {
+            scope
+        };
         let filter = scope_filter(scope, "s");
         let tables: Vec<String> = self
             .client
