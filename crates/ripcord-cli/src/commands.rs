@@ -471,25 +471,15 @@ pub fn batch(
     printer: Printer,
 ) -> Result<Exit, CommandError> {
     use crate::cli::BatchCommand;
-    if let BatchCommand::Run { name, command } = command {
-        let existing = std::env::var("PGOPTIONS").ok();
-        let status = std::process::Command::new(&command[0])
-            .args(&command[1..])
-            .env(
-                "PGOPTIONS",
-                ripcord::capture::pgoptions_with_batch(existing.as_deref(), name),
-            )
-            .status()
-            .map_err(|e| {
-                CommandError::new(Exit::Usage, format!("cannot run `{}`: {e}", command[0]))
-            })?;
-        return Ok(if status.success() {
-            Exit::Success
-        } else {
-            Exit::Failed
-        });
-    }
     let project = Project::discover(global)?;
+    if let BatchCommand::Run { name, command } = command {
+        let mut loader = std::process::Command::new(&command[0]);
+        loader.args(&command[1..]);
+        // A target is optional here: PostgreSQL loaders are tagged through PGOPTIONS alone.
+        let mut target = project.target(global).ok();
+        let success = ripcord::capture::run_tagged(target.as_mut(), name, &mut loader)?;
+        return Ok(if success { Exit::Success } else { Exit::Failed });
+    }
     let mut target = project.target(global)?;
     match command {
         BatchCommand::List => {

@@ -118,6 +118,11 @@ pub trait Capture {
     fn prune(&mut self, before: &str) -> Result<i64, EngineError>;
     /// Batches in the log, newest first.
     fn batches(&mut self) -> Result<Vec<BatchSummary>, EngineError>;
+    /// Tag writes of other connections with `batch` until cleared, for engines without
+    /// session settings (SQLite); a no-op where the tag travels with the session.
+    fn set_batch_context(&mut self, _batch: Option<&str>) -> Result<(), EngineError> {
+        Ok(())
+    }
     /// Undo `scope` inside the caller's transaction, tagging the undo's own captured
     /// changes with `tag`. With [`ConflictMode::Abort`] and conflicts, changes nothing.
     fn undo(

@@ -6,6 +6,8 @@
 //! Change transactions are `BEGIN IMMEDIATE`, so no writer slips in between.
 #![forbid(unsafe_code)]
 
+mod capture;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -147,18 +149,7 @@ impl SqliteEngine {
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
 /// Ledger steps: step N brings version N-1 to N. Never edit a released step.
-const STEPS: &[&str] = &[STEP_1, STEP_2];
-
-/// Step 2: capture bookkeeping (row-level triggers write here).
-const STEP_2: &str = r#"
-CREATE TABLE ripcord_capture_tables (
-    table_name   TEXT PRIMARY KEY,
-    key_columns  TEXT NOT NULL,
-    enabled      INTEGER NOT NULL,
-    enabled_at   TEXT NOT NULL,
-    history_from TEXT NOT NULL
-);
-"#;
+const STEPS: &[&str] = &[STEP_1, capture::LEDGER_STEP];
 
 const STEP_1: &str = r#"
 CREATE TABLE ripcord_meta (
@@ -214,7 +205,7 @@ CREATE TABLE ripcord_lock (
 );
 "#;
 
-fn map_error(error: rusqlite::Error) -> EngineError {
+pub(crate) fn map_error(error: rusqlite::Error) -> EngineError {
     match error {
         rusqlite::Error::SqlInputError {
             error,
@@ -272,6 +263,13 @@ fn map_lock_error(error: rusqlite::Error) -> EngineError {
         }
         _ => map_error(error),
     }
+}
+
+/// A time SQLite wrote (`YYYY-MM-DD HH:MM:SS.SSS`, UTC) or RFC 3339.
+pub(crate) fn parse_sqlite_time(text: &str) -> Result<DateTime<Utc>, EngineError> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+        .map(|t| t.and_utc())
+        .or_else(|_| parse_time(text))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, EngineError> {
@@ -623,6 +621,12 @@ impl Engine for SqliteEngine {
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)
+    }
+
+    fn capture(&mut self) -> Option<Box<dyn ripcord_core::capture::Capture + '_>> {
+        Some(Box::new(capture::SqliteCapture {
+            conn: &mut self.conn,
+        }))
     }
 
     fn schema_objects(&mut self) -> Result<Vec<SchemaObject>, EngineError> {

@@ -172,6 +172,44 @@ pub fn undo(
     })
 }
 
+/// Run `loader` with its writes tagged `name`: through `PGOPTIONS` for PostgreSQL
+/// loaders, and, when `target` is given, through the engine's batch context (SQLite)
+/// for the duration of the run. Returns the loader's success.
+pub fn run_tagged(
+    target: Option<&mut Target>,
+    name: &str,
+    loader: &mut std::process::Command,
+) -> Result<bool, OpError> {
+    let existing = std::env::var("PGOPTIONS").ok();
+    loader.env("PGOPTIONS", pgoptions_with_batch(existing.as_deref(), name));
+    let Some(target) = target else {
+        return loader
+            .status()
+            .map(|s| s.success())
+            .map_err(|e| spawn_error(loader, e));
+    };
+    if target.engine.ledger_version()?.is_some() {
+        capture_of(target)?.set_batch_context(Some(name))?;
+    }
+    let status = loader.status();
+    if target.engine.ledger_version()?.is_some() {
+        capture_of(target)?.set_batch_context(None)?;
+    }
+    status
+        .map(|s| s.success())
+        .map_err(|e| spawn_error(loader, e))
+}
+
+fn spawn_error(loader: &std::process::Command, error: std::io::Error) -> OpError {
+    OpError::Engine(EngineError::Invalid {
+        reason: format!(
+            "cannot run `{}`: {error}",
+            loader.get_program().to_string_lossy()
+        ),
+        hint: Some("check the command after `--`".into()),
+    })
+}
+
 /// `PGOPTIONS` for a loader whose writes should carry batch tag `name`.
 pub fn pgoptions_with_batch(existing: Option<&str>, name: &str) -> String {
     let escaped = name.replace('\\', "\\\\").replace(' ', "\\ ");

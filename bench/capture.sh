@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Benchmark: write overhead of ripcord's row-change capture, against no capture and
+# against a row-level jsonb audit trigger (the supa_audit / pgMemento kind, written
+# here as the peer), and the time of `batch revert` against the original load.
+#
+#   bash bench/capture.sh [ROWS]        (default 1000000)
+#
+# Same table shape, same server, one run each after a warm-up; ratios are against the
+# plain statement.
+set -euo pipefail
+ROWS=${1:-1000000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$( (pg_config --bindir 2>/dev/null) || true)
+[ -x "${BIN:-}/initdb" ] || BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+WORK=$(mktemp -d /tmp/ripcord-bench-XXXXXX)
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() { as_pg "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+(cd "$WORK" && as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -N >/dev/null)
+(cd "$WORK" && as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start \
+  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB" >/dev/null)
+psql() { command psql -qAtX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d cap "$@"; }
+command psql -qAt -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "create database cap"
+
+echo "bench: building ripcord (release)" >&2
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p ripcord-cli
+RIPCORD="$ROOT/target/release/ripcord"
+URL="postgres://postgres@127.0.0.1:$PORT/cap"
+
+SHAPE="(id bigint PRIMARY KEY, customer_id int NOT NULL, total numeric(12,2) NOT NULL, status text NOT NULL, note text, created_at timestamptz NOT NULL)"
+LOAD="SELECT g, g % 100000, (g % 100000) / 100.0, 'new', 'order note ' || md5(g::text), now() FROM generate_series(1, $ROWS) g"
+psql <<SQL
+CREATE TABLE plain $SHAPE;
+CREATE TABLE captured $SHAPE;
+CREATE TABLE audited $SHAPE;
+CREATE TABLE audit_log (id bigserial PRIMARY KEY, table_name text NOT NULL, op text NOT NULL,
+                        old_record jsonb, new_record jsonb, at timestamptz NOT NULL DEFAULT now());
+CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+    INSERT INTO audit_log (table_name, op, old_record, new_record)
+    VALUES (TG_TABLE_NAME, TG_OP,
+            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+    RETURN NULL;
+END \$\$;
+CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON audited FOR EACH ROW EXECUTE FUNCTION audit_row();
+-- warm-up: the same work on a throwaway table
+CREATE TABLE warm $SHAPE;
+INSERT INTO warm $LOAD;
+UPDATE warm SET status = 'paid';
+DROP TABLE warm;
+CHECKPOINT;
+SQL
+"$RIPCORD" --url "$URL" -q capture enable captured
+
+now() { date +%s.%N; }
+timed() { local s e; s=$(now); "$@" >/dev/null; e=$(now); echo "$e - $s" | bc; }
+sql_timed() { timed psql -c "$1"; }
+
+ins_plain=$(sql_timed "INSERT INTO plain $LOAD"); psql -c CHECKPOINT
+ins_cap=$(timed psql -c "SET ripcord.batch = 'load'" -c "INSERT INTO captured $LOAD"); psql -c CHECKPOINT
+ins_audit=$(sql_timed "INSERT INTO audited $LOAD"); psql -c CHECKPOINT
+upd_plain=$(sql_timed "UPDATE plain SET status = 'paid', total = total + 1"); psql -c CHECKPOINT
+upd_cap=$(timed psql -c "SET ripcord.batch = 'fix'" -c "UPDATE captured SET status = 'paid', total = total + 1"); psql -c CHECKPOINT
+upd_audit=$(sql_timed "UPDATE audited SET status = 'paid', total = total + 1"); psql -c CHECKPOINT
+rev_upd=$(timed "$RIPCORD" --url "$URL" -q batch revert fix); psql -c CHECKPOINT
+# The load was touched again by `fix` and its revert: force, as an operator would.
+rev_load=$(timed "$RIPCORD" --url "$URL" -q batch revert load --on-conflict force)
+[ "$(psql -c 'select count(*) from captured')" = 0 ] || { echo "bench: batch revert left rows behind" >&2; exit 1; }
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+printf '\n%s rows, PostgreSQL %s, seconds (ratio to the plain statement)\n\n' "$ROWS" "$("$BIN/postgres" --version | awk '{print $3}')"
+printf '| statement | plain | ripcord capture | row-level jsonb audit trigger |\n|---|---:|---:|---:|\n'
+printf '| INSERT %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$ins_plain" "$ins_cap" "$(ratio "$ins_cap" "$ins_plain")" "$ins_audit" "$(ratio "$ins_audit" "$ins_plain")"
+printf '| UPDATE %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$upd_plain" "$upd_cap" "$(ratio "$upd_cap" "$upd_plain")" "$upd_audit" "$(ratio "$upd_audit" "$upd_plain")"
+printf '\n| batch revert | seconds | original statement (captured) | revert / original |\n|---|---:|---:|---:|\n'
+printf '| revert of the %s-row UPDATE batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_upd" "$upd_cap" "$(ratio "$rev_upd" "$upd_cap")"
+printf '| revert of the %s-row INSERT batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_load" "$ins_cap" "$(ratio "$rev_load" "$ins_cap")"
