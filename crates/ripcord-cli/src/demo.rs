@@ -94,6 +94,38 @@ fn step(printer: &Printer, number: &mut usize, title: &str, explain: &str) {
     printer.line(paint(style::DIM, explain));
 }
 
+/// Write `sql` the way a loader tagged `batch` would.
+fn load_as(target: &mut ripcord::Target, batch: &str, sql: &str) -> Result<(), CommandError> {
+    set_tag(target, Some(batch))?;
+    for statement in ripcord_core::splitter::split(sql).unwrap_or_default() {
+        target.engine.execute(&sql[statement])?;
+    }
+    set_tag(target, None)
+}
+
+fn set_tag(target: &mut ripcord::Target, tag: Option<&str>) -> Result<(), CommandError> {
+    if let Some(mut capture) = target.engine.capture() {
+        capture.set_batch_context(tag)?;
+    }
+    Ok(())
+}
+
+/// "5 orders (content hash …)" from the fingerprint of `orders`.
+fn orders_summary(target: &mut ripcord::Target) -> Result<String, CommandError> {
+    let tables = target.engine.table_data()?;
+    let rows = tables
+        .iter()
+        .find(|(t, _)| t == "orders")
+        .map_or(0, |(_, d)| d.rows);
+    Ok(format!(
+        "{rows} orders (content hash {})",
+        tables
+            .iter()
+            .find(|(t, _)| t == "orders")
+            .map_or("-".into(), |(_, d)| d.hash.clone())
+    ))
+}
+
 fn load_plan(dir: &Path) -> Result<Plan, CommandError> {
     Ok(Plan::load(&dir.join("changes"))?)
 }
@@ -266,6 +298,45 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     step(
         &printer,
         &mut n,
+        "Undo one bad load, and only that one",
+        "Capture records what an undo needs. A good load and a bad one write to orders; `ripcord batch revert` undoes the bad one set-wise and keeps the good one.",
+    );
+    ripcord::capture::enable(&mut target, &["orders".to_string()])?;
+    load_as(
+        &mut target,
+        "load-good",
+        "INSERT INTO orders (customer_id, total_cents) VALUES (2, 700), (2, 1800)",
+    )?;
+    printer.line(format!(
+        "  after load-good: {}",
+        orders_summary(&mut target)?
+    ));
+    load_as(
+        &mut target,
+        "load-bad",
+        "UPDATE orders SET total_cents = total_cents * 100 WHERE customer_id = 1; DELETE FROM orders WHERE total_cents < 1000",
+    )?;
+    printer.line(format!(
+        "  after load-bad:  {}",
+        orders_summary(&mut target)?
+    ));
+    printer.block(render::batches(&ripcord::capture::batches(&mut target)?));
+    let scope = ripcord_core::capture::UndoScope::Batch("load-bad".into());
+    let undone = ripcord::capture::undo(
+        &mut target,
+        &scope,
+        ripcord_core::capture::ConflictMode::Abort,
+        false,
+    )?;
+    printer.block(render::undo(&undone, false));
+    printer.line(format!(
+        "  after the revert: {}",
+        orders_summary(&mut target)?
+    ));
+
+    step(
+        &printer,
+        &mut n,
         "History and the tamper-evident audit chain",
         "Every event is hash-chained to the one before; `ripcord audit verify` recomputes the chain.",
     );
@@ -285,6 +356,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         "  - the last change was reverted and deployed again from the ledger's recorded SQL;",
     );
     printer.line("  - an edited deployed change was refused until rehashed with a reason;");
+    printer.line("  - one bad data load was undone exactly, leaving a good load in place;");
     printer.line("  - every step is in an audit chain whose integrity was just verified.");
     if args.keep {
         let kept = dir.keep();

@@ -83,7 +83,7 @@ fn demo_runs_end_to_end_without_a_server() {
         "{text}"
     );
     assert!(
-        text.contains("audit chain of dev: 9 events intact"),
+        text.contains("audit chain of dev: 11 events intact"),
         "{text}"
     );
 }

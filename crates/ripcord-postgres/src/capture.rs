@@ -508,6 +508,16 @@ impl Capture for PgCapture<'_> {
                 "`ripcord batch list` shows the batches in the capture log",
             ));
         }
+        // Conflicts can only come from statements after the scope's first one; the BRIN
+        // index on stmt_id lets the scans skip everything before it.
+        let first_stmt: i64 = self
+            .client
+            .query_one(
+                &format!("SELECT coalesce(min(s.stmt_id), 0) FROM ripcord.capture_statements s WHERE {filter}"),
+                &[],
+            )
+            .map_err(map_error)?
+            .get(0);
         let mut outcome = UndoOutcome::default();
         let mut prepared = Vec::new();
         for (index, name) in tables.iter().enumerate() {
@@ -546,7 +556,7 @@ impl Capture for PgCapture<'_> {
                          FROM {first} f
                          JOIN {log} l2 ON {join}
                          JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
-                         WHERE l2.stmt_id > f.stmt_id AND NOT ({later})
+                         WHERE l2.stmt_id > {first_stmt} AND l2.stmt_id > f.stmt_id AND NOT ({later})
                          ORDER BY {f_keys}, l2.stmt_id",
                         log = info.log_table,
                         join = info.log_key_join("l2", "f"),
@@ -567,7 +577,7 @@ impl Capture for PgCapture<'_> {
         if mode == ConflictMode::Abort && !outcome.conflicts.is_empty() {
             return Ok(outcome);
         }
-        for (info, first, conflict_count) in prepared {
+        for (index, (info, first, conflict_count)) in prepared.into_iter().enumerate() {
             let mut undo = TableUndo {
                 table: info.name.clone(),
                 deleted: 0,
@@ -583,7 +593,7 @@ impl Capture for PgCapture<'_> {
                         &format!(
                             "DELETE FROM {first} f WHERE EXISTS (
                                  SELECT 1 FROM {log} l2 JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
-                                 WHERE {join} AND l2.stmt_id > f.stmt_id AND NOT ({later}))",
+                                 WHERE {join} AND l2.stmt_id > {first_stmt} AND l2.stmt_id > f.stmt_id AND NOT ({later}))",
                             log = info.log_table,
                             join = info.log_key_join("l2", "f"),
                         ),
@@ -602,7 +612,7 @@ impl Capture for PgCapture<'_> {
                     &[],
                 )
                 .map_err(map_error)? as i64;
-            let (updated, inserted) = self.restore_images(&info, &first)?;
+            let (updated, inserted) = self.restore_images(&info, &first, index)?;
             undo.updated = updated;
             undo.inserted = inserted;
             outcome.tables.push(undo);
@@ -642,7 +652,12 @@ impl PgCapture<'_> {
 
     /// Put back the old images of `first` (rows that existed before the scope): update
     /// the rows that exist, insert the ones that do not. One pass per column layout.
-    fn restore_images(&mut self, info: &TableInfo, first: &str) -> Result<(i64, i64), EngineError> {
+    fn restore_images(
+        &mut self,
+        info: &TableInfo,
+        first: &str,
+        table_index: usize,
+    ) -> Result<(i64, i64), EngineError> {
         let layouts: Vec<Vec<String>> = self
             .client
             .query(
@@ -668,13 +683,11 @@ impl PgCapture<'_> {
             .collect();
         let (mut updated, mut inserted) = (0, 0);
         for (index, layout) in layouts.iter().enumerate() {
-            let row_type = format!(
-                "pg_temp.{}_row_{index}",
-                first.trim_start_matches("pg_temp.")
-            );
+            let row_type = format!("pg_temp.rc_row_{table_index}_{index}");
+            let images = format!("pg_temp.rc_images_{table_index}_{index}");
             self.client
                 .batch_execute(&format!(
-                    "DROP TYPE IF EXISTS {row_type}; CREATE TYPE {row_type} AS ({});",
+                    "DROP TYPE IF EXISTS {row_type} CASCADE; CREATE TYPE {row_type} AS ({});",
                     layout.join(", ")
                 ))
                 .map_err(map_error)?;
@@ -702,6 +715,30 @@ impl PgCapture<'_> {
                     hint: Some("undo cannot match old rows to current ones".into()),
                 }));
             }
+            // Parse each record once (`(x).*` over an unflattened subquery), then join.
+            self.client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {images};
+                     CREATE TEMP TABLE {images} ON COMMIT DROP AS
+                     SELECT (x).* FROM (
+                         SELECT f.old_row::{row_type} AS x FROM {first} f
+                         WHERE f.op IN ('U', 'D') AND f.columns = {layout_literal}::text[]
+                         OFFSET 0
+                     ) parsed;
+                     ANALYZE {images};",
+                    layout_literal = literal(&format!(
+                        "{{{}}}",
+                        layout
+                            .iter()
+                            .map(|c| format!(
+                                "\"{}\"",
+                                c.replace('\\', "\\\\").replace('"', "\\\"")
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )),
+                ))
+                .map_err(map_error)?;
             let cols = common
                 .iter()
                 .map(|c| ident(c))
@@ -712,17 +749,12 @@ impl PgCapture<'_> {
                 .map(|c| format!("r.{}", ident(c)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let images = format!(
-                "(SELECT (f.old_row::{row_type}).* FROM {first} f
-                  WHERE f.op IN ('U', 'D') AND f.columns = (SELECT columns FROM {first} WHERE columns IS NOT NULL AND op IN ('U', 'D')
-                                                           GROUP BY columns ORDER BY columns OFFSET {index} LIMIT 1)) r"
-            );
             let key_match = info.column_join("r", "t");
             updated += self
                 .client
                 .execute(
                     &format!(
-                        "UPDATE {table} t SET ({cols}) = ROW({r_cols}) FROM {images} WHERE {key_match}",
+                        "UPDATE {table} t SET ({cols}) = ROW({r_cols}) FROM {images} r WHERE {key_match}",
                         table = info.quoted
                     ),
                     &[],
@@ -732,7 +764,7 @@ impl PgCapture<'_> {
                 .client
                 .execute(
                     &format!(
-                        "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {r_cols} FROM {images}
+                        "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {r_cols} FROM {images} r
                          WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})",
                         table = info.quoted
                     ),
