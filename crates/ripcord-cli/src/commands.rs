@@ -187,11 +187,24 @@ pub fn deploy_cmd(
         printer.line(format!("Deploying to {}", label(&target)));
     }
     let report = deploy(&mut target, &plan, &options, &mut ProgressLines { printer })?;
-    printer.json(&report);
     if args.dry_run {
+        printer.json(&report);
         printer.block(render::deploy_dry_run(&report));
-    } else {
-        printer.block(render::deploy_summary(&report));
+        return Ok(Exit::Success);
+    }
+    // `[capture] tables` are captured as soon as a deploy has created them.
+    let configured = project
+        .config
+        .as_ref()
+        .map(|c| c.config.capture.tables.clone())
+        .unwrap_or_default();
+    let captures = ripcord::capture::ensure_configured(&mut target, &configured)?;
+    let mut json = serde_json::to_value(&report).expect("reports serialize");
+    json["capture"] = serde_json::to_value(&captures).expect("reports serialize");
+    printer.json(&json);
+    printer.block(render::deploy_summary(&report));
+    for capture in captures.iter().filter(|c| c.result != "already") {
+        printer.line(format!("  capture {}: {}", capture.table, capture.result));
     }
     Ok(Exit::Success)
 }

@@ -316,3 +316,33 @@ fn sqlite_capture_survives_an_added_column_and_batch_run_tags_writes() {
         "1:10:n 2:20:n 3:30:n 4:40:n"
     );
 }
+
+#[test]
+fn configured_tables_are_captured_once_a_deploy_creates_them() {
+    let (project, db) = Db::postgres_project();
+    let url = match &db {
+        Db::Postgres(t) => t.url.clone(),
+        Db::Sqlite(_) => unreachable!(),
+    };
+    project.write_config(&format!(
+        "[project]\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"{url}\"\n\n[capture]\ntables = [\"public.ledger\", \"public.later\"]\n"
+    ));
+    project.simple_change(
+        "0001_ledger",
+        "CREATE TABLE ledger (id int PRIMARY KEY, amount int NOT NULL);",
+        "DROP TABLE ledger;",
+        "",
+    );
+    let out = ok(&project, &["deploy"]);
+    assert!(out.contains("capture public.ledger: enabled"), "{out}");
+    assert!(
+        out.contains("capture public.later: skipped: no table `public.later`"),
+        "{out}"
+    );
+    as_batch(&db, "L", "INSERT INTO ledger VALUES (1, 5)");
+    ok(&project, &["batch", "revert", "L"]);
+    assert_eq!(db.scalar("SELECT count(*) FROM ledger"), "0");
+    // A second deploy leaves capture as it is.
+    let out = ok(&project, &["deploy"]);
+    assert!(!out.contains("capture public.ledger"), "{out}");
+}

@@ -45,6 +45,54 @@ pub fn enable(target: &mut Target, tables: &[String]) -> Result<Vec<CapturedTabl
     })
 }
 
+/// What happened to one `[capture] tables` entry after a deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnsuredCapture {
+    /// The table as configured.
+    pub table: String,
+    /// `already`, `enabled`, or `skipped: <why>`.
+    pub result: String,
+}
+
+/// Make sure the configured tables are captured (after a deploy created them): tables
+/// that are already captured are left alone; ones that do not exist (yet) or cannot be
+/// captured are reported, not errors.
+pub fn ensure_configured(
+    target: &mut Target,
+    tables: &[String],
+) -> Result<Vec<EnsuredCapture>, OpError> {
+    if tables.is_empty() || target.engine.capture().is_none() {
+        return Ok(Vec::new());
+    }
+    let captured: Vec<String> = status(target)?
+        .into_iter()
+        .filter(|t| t.enabled)
+        .map(|t| t.table)
+        .collect();
+    let mut out = Vec::new();
+    for table in tables {
+        let already = captured
+            .iter()
+            .any(|c| c == table || c.rsplit_once('.').is_some_and(|(_, name)| name == table));
+        let result = if already {
+            "already".to_string()
+        } else {
+            match enable(target, std::slice::from_ref(table)) {
+                Ok(_) => "enabled".to_string(),
+                Err(OpError::Engine(EngineError::Invalid { reason, .. })) => {
+                    format!("skipped: {reason}")
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        out.push(EnsuredCapture {
+            table: table.clone(),
+            result,
+        });
+    }
+    Ok(out)
+}
+
 /// Stop capturing `tables` (their logs are kept).
 pub fn disable(target: &mut Target, tables: &[String]) -> Result<(), OpError> {
     with_lock(target, "capture disable", |target| {
