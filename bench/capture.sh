@@ -9,25 +9,12 @@
 # plain statement.
 set -euo pipefail
 ROWS=${1:-1000000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$( (pg_config --bindir 2>/dev/null) || true)
-[ -x "${BIN:-}/initdb" ] || BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-WORK=$(mktemp -d /tmp/ripcord-bench-XXXXXX)
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { as_pg "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-(cd "$WORK" && as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -N >/dev/null)
-(cd "$WORK" && as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start \
-  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=8GB" >/dev/null)
+. "$(dirname "$0")/lib.sh"
+start_pg -c shared_buffers=1GB -c max_wal_size=8GB
 psql() { command psql -qAtX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d cap "$@"; }
 command psql -qAt -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "create database cap"
 
-echo "bench: building ripcord (release)" >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p ripcord-cli
-RIPCORD="$ROOT/target/release/ripcord"
+build_ripcord
 URL="postgres://postgres@127.0.0.1:$PORT/cap"
 
 SHAPE="(id bigint PRIMARY KEY, customer_id int NOT NULL, total numeric(12,2) NOT NULL, status text NOT NULL, note text, created_at timestamptz NOT NULL)"
@@ -56,7 +43,6 @@ CHECKPOINT;
 SQL
 "$RIPCORD" --url "$URL" -q capture enable captured
 
-now() { date +%s.%N; }
 timed() { local s e; s=$(now); "$@" >/dev/null; e=$(now); echo "$e - $s" | bc; }
 sql_timed() { timed psql -c "$1"; }
 
@@ -72,7 +58,7 @@ rev_load=$(timed "$RIPCORD" --url "$URL" -q batch revert load --on-conflict forc
 [ "$(psql -c 'select count(*) from captured')" = 0 ] || { echo "bench: batch revert left rows behind" >&2; exit 1; }
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
-printf '\n%s rows, PostgreSQL %s, seconds (ratio to the plain statement)\n\n' "$ROWS" "$("$BIN/postgres" --version | awk '{print $3}')"
+printf '\n%s rows, PostgreSQL %s, seconds (ratio to the plain statement)\n\n' "$ROWS" "$(pg_version)"
 printf '| statement | plain | ripcord capture | row-level jsonb audit trigger |\n|---|---:|---:|---:|\n'
 printf '| INSERT %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$ins_plain" "$ins_cap" "$(ratio "$ins_cap" "$ins_plain")" "$ins_audit" "$(ratio "$ins_audit" "$ins_plain")"
 printf '| UPDATE %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$upd_plain" "$upd_cap" "$(ratio "$upd_cap" "$upd_plain")" "$upd_audit" "$(ratio "$upd_audit" "$upd_plain")"

@@ -8,19 +8,8 @@
 # Each tool runs three times on a warm cache; the best time counts.
 set -euo pipefail
 SIZE_GB=${1:-1}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$( (pg_config --bindir 2>/dev/null) || true)
-[ -x "${BIN:-}/initdb" ] || BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-WORK=$(mktemp -d /tmp/ripcord-bench-XXXXXX)
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { as_pg "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-(cd "$WORK" && as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -N >/dev/null)
-(cd "$WORK" && as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start \
-  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_wal_size=4GB -c fsync=off" >/dev/null)
+. "$(dirname "$0")/lib.sh"
+start_pg -c shared_buffers=1GB -c max_wal_size=4GB -c fsync=off
 psql() { command psql -qAt -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 psql -d postgres -c "create database fp"
 
@@ -42,11 +31,8 @@ VACUUM ANALYZE;
 SQL
 SIZE=$(psql -d fp -c "select pg_size_pretty(pg_database_size('fp'))")
 
-echo "bench: building ripcord (release)" >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p ripcord-cli
-RIPCORD="$ROOT/target/release/ripcord"
+build_ripcord
 URL="postgres://postgres@127.0.0.1:$PORT/fp"
-now() { date +%s.%N; }
 best() {
   local best="" s e t
   for _ in 1 2 3; do
@@ -58,7 +44,7 @@ best() {
 }
 rc=$(best "$RIPCORD" --url "$URL" fingerprint --data-only)
 dump=$(best "$BIN/pg_dump" --data-only -h 127.0.0.1 -p "$PORT" -U postgres -f /dev/null fp)
-printf '\nDatabase %s (%s), PostgreSQL %s, best of 3, seconds\n\n' "fp" "$SIZE" "$("$BIN/postgres" --version | awk '{print $3}')"
+printf '\nDatabase %s (%s), PostgreSQL %s, best of 3, seconds\n\n' "fp" "$SIZE" "$(pg_version)"
 printf '| tool | seconds | pg_dump / ripcord |\n|---|---:|---:|\n'
 printf '| pg_dump --data-only > /dev/null | %.2f | |\n' "$dump"
 printf '| ripcord fingerprint --data-only | %.2f | %sx |\n' "$rc" "$(echo "scale=1; $dump / $rc" | bc)"

@@ -9,7 +9,6 @@
 # missing and running as root: Debian packages `sqitch` and `libdbd-pg-perl`).
 set -euo pipefail
 N=${1:-200}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 if ! command -v sqitch >/dev/null 2>&1 || ! perl -MDBD::Pg -e1 2>/dev/null; then
   if [ "$(id -u)" = 0 ]; then
@@ -19,24 +18,12 @@ if ! command -v sqitch >/dev/null 2>&1 || ! perl -MDBD::Pg -e1 2>/dev/null; then
   fi
 fi
 
-BIN=$( (pg_config --bindir 2>/dev/null) || true)
-[ -x "${BIN:-}/initdb" ] || BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-WORK=$(mktemp -d /tmp/ripcord-bench-XXXXXX)
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { as_pg "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-(cd "$WORK" && as_pg "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -N >/dev/null)
-(cd "$WORK" && as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start \
-  -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1" >/dev/null)
+. "$(dirname "$0")/lib.sh"
+start_pg
 psql() { command psql -qAt -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 psql -d postgres -c "create database ripcord_bench" -c "create database sqitch_bench"
 
-echo "bench: building ripcord (release)" >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p ripcord-cli
-RIPCORD="$ROOT/target/release/ripcord"
+build_ripcord
 
 # The same N changes for both tools.
 mkdir -p "$WORK/rc/changes" "$WORK/sq/deploy" "$WORK/sq/revert" "$WORK/sq/verify"
@@ -63,7 +50,6 @@ done
 
 RC_URL="postgres://postgres@127.0.0.1:$PORT/ripcord_bench"
 SQ_URI="db:pg://postgres@127.0.0.1:$PORT/sqitch_bench"
-now() { date +%s.%N; }
 timed() { local s e; s=$(now); "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }; e=$(now); echo "$e - $s" | bc; }
 
 cd "$WORK/rc"
@@ -79,7 +65,7 @@ sq_revert=$(timed sqitch revert -y "$SQ_URI")
 [ "$(psql -d sqitch_bench -c "select count(*) from pg_tables where schemaname='public'")" = 0 ]
 
 ratio() { echo "scale=1; $1 / $2" | bc; }
-printf '\n%s changes on PostgreSQL %s, one run each, seconds\n\n' "$N" "$("$BIN/postgres" --version | awk '{print $3}')"
+printf '\n%s changes on PostgreSQL %s, one run each, seconds\n\n' "$N" "$(pg_version)"
 printf '| operation | sqitch | ripcord | sqitch / ripcord |\n|---|---:|---:|---:|\n'
 printf '| deploy + verify | %.2f | %.3f | %sx |\n' "$sq_deploy" "$rc_deploy" "$(ratio "$sq_deploy" "$rc_deploy")"
 printf '| status | %.2f | %.3f | %sx |\n' "$sq_status" "$rc_status" "$(ratio "$sq_status" "$rc_status")"

@@ -94,6 +94,20 @@ fn step(printer: &Printer, number: &mut usize, title: &str, explain: &str) {
     printer.line(paint(style::DIM, explain));
 }
 
+/// Run `ripcord drill` on the demo project and print what it prints.
+fn drill_and_show(
+    target: &mut ripcord::Target,
+    root: &Path,
+    printer: &Printer,
+) -> Result<(), CommandError> {
+    let plan = load_plan(root)?;
+    let report = ripcord::drill::drill(target, &plan, &Default::default(), &mut |outcome| {
+        printer.block(render::drill_outcome(outcome));
+    })?;
+    printer.block(render::drill_summary(&report));
+    Ok(())
+}
+
 /// Write `sql` the way a loader tagged `batch` would.
 fn load_as(target: &mut ripcord::Target, batch: &str, sql: &str) -> Result<(), CommandError> {
     set_tag(target, Some(batch))?;
@@ -222,23 +236,14 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         .join("changes")
         .join(format!("{}.sql", DRILLED_CHANGE.0));
     std::fs::write(&drill_file, DRILLED_CHANGE.1).map_err(io)?;
-    let plan = load_plan(root)?;
-    let options = ripcord::drill::DrillOptions::default();
-    let report = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
-        printer.block(render::drill_outcome(outcome));
-    })?;
-    printer.block(render::drill_summary(&report));
+    drill_and_show(&mut target, root, &printer)?;
     printer.line("Fixed: the revert now drops the index too.");
     let fixed = DRILLED_CHANGE.1.replace(
         "DROP VIEW big_orders;",
         "DROP VIEW big_orders;\nDROP INDEX orders_total_idx;",
     );
     std::fs::write(&drill_file, fixed).map_err(io)?;
-    let plan = load_plan(root)?;
-    let report = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
-        printer.block(render::drill_outcome(outcome));
-    })?;
-    printer.block(render::drill_summary(&report));
+    drill_and_show(&mut target, root, &printer)?;
     std::fs::remove_file(&drill_file).map_err(io)?;
     let plan = load_plan(root)?;
 
