@@ -4,16 +4,17 @@
 //! one log table of its own, `ripcord.capture_log_<oid>`: per statement one header row
 //! in `ripcord.capture_statements` (transaction, time, batch tag, operation, the
 //! table's columns at that moment) and per row only what an undo needs — the key for
-//! inserts, the key and the old row (as record text) for updates and deletes. The key
-//! columns are typed like the table's own, so an undo joins on them with the table's
-//! index. A narrow row-level trigger fires only when an UPDATE changes a key, and logs
-//! the new key. Measured choices are in docs/benchmarks.md.
+//! inserts, the key and the old row for updates and deletes. The log mirrors the
+//! table's columns with their own types (`a<attnum>_<type hash>`; a column added or
+//! retyped later gets a new log column on first use), so old rows are copied datum by
+//! datum, with no text conversion either way. A narrow row-level trigger fires only when
+//! an UPDATE changes a key, and logs the new key. Measured choices are in
+//! docs/benchmarks.md.
 //!
 //! An undo (batch revert or flashback) finds, per key, the first entry of the scope —
 //! the state before it — and applies it set-wise: delete rows that did not exist,
-//! restore old images of the rest. Old images are read through a temporary composite
-//! type built from the column list recorded with each statement, so capture keeps
-//! working after columns are added or dropped.
+//! restore old images of the rest, mapping columns through the lists recorded with each
+//! statement, so capture keeps working after columns are added, dropped or retyped.
 
 use postgres::Client;
 use ripcord_core::capture::{
@@ -43,7 +44,8 @@ CREATE TABLE ripcord.capture_statements (
     table_name text NOT NULL,
     op         "char" NOT NULL,
     rows       bigint NOT NULL,
-    columns    text[]
+    columns    text[],
+    log_columns text[]
 );
 CREATE INDEX capture_statements_batch ON ripcord.capture_statements (batch);
 CREATE INDEX capture_statements_table_at ON ripcord.capture_statements (table_name, at);
@@ -95,15 +97,6 @@ impl TableInfo {
             .iter()
             .enumerate()
             .map(|(i, k)| format!("{table}.{} = {log}.k{i}", ident(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    /// `a.<key> = b.<key> AND …` between two row sources with the table's column names.
-    fn column_join(&self, a: &str, b: &str) -> String {
-        self.key_columns
-            .iter()
-            .map(|k| format!("{a}.{0} = {b}.{0}", ident(k)))
             .collect::<Vec<_>>()
             .join(" AND ")
     }
@@ -199,36 +192,56 @@ fn install_sql(t: &TableInfo) -> String {
     let log = &t.log_table;
     let table = &t.quoted;
     let name = literal(&t.name);
+    // The quoted table name inside a string literal of the function body.
+    let table_literal = t.quoted.replace('\'', "''");
     format!(
         r#"
-CREATE TABLE IF NOT EXISTS {log} (stmt_id bigint, op "char" NOT NULL{key_defs}, old_row text);
+CREATE TABLE IF NOT EXISTS {log} (stmt_id bigint, op "char" NOT NULL{key_defs});
 CREATE INDEX IF NOT EXISTS capture_log_{relid}_stmt ON {log} USING brin (stmt_id);
 CREATE INDEX IF NOT EXISTS capture_log_{relid}_unassigned ON {log} (op) WHERE stmt_id IS NULL;
 CREATE OR REPLACE FUNCTION ripcord.capture_fn_{relid}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    sid  bigint;
-    n    bigint;
-    cols text[];
+    sid     bigint;
+    n       bigint;
+    cols    text[];
+    logcols text[];
+    missing record;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF NOT EXISTS (SELECT 1 FROM ripcord_new) THEN RETURN NULL; END IF;
     ELSE
         IF TG_OP <> 'TRUNCATE' AND NOT EXISTS (SELECT 1 FROM ripcord_old) THEN RETURN NULL; END IF;
-        SELECT array_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum) INTO cols
-        FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped;
+        -- Mirror columns added or retyped since the last statement.
+        FOR missing IN
+            SELECT 'a' || a.attnum || '_' || left(md5(format_type(a.atttypid, a.atttypmod)), 8) AS name,
+                   format_type(a.atttypid, a.atttypmod) AS type
+            FROM pg_attribute a
+            WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+              AND NOT EXISTS (SELECT 1 FROM pg_attribute l
+                              WHERE l.attrelid = '{log}'::regclass AND NOT l.attisdropped
+                                AND l.attname = 'a' || a.attnum || '_' || left(md5(format_type(a.atttypid, a.atttypmod)), 8))
+        LOOP
+            EXECUTE format('ALTER TABLE {log} ADD COLUMN %I %s', missing.name, missing.type);
+        END LOOP;
+        SELECT array_agg(a.attname::text ORDER BY a.attnum),
+               array_agg('a' || a.attnum || '_' || left(md5(format_type(a.atttypid, a.atttypmod)), 8) ORDER BY a.attnum)
+          INTO cols, logcols
+        FROM pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped;
     END IF;
-    INSERT INTO ripcord.capture_statements (txid, at, batch, table_name, op, rows, columns)
+    INSERT INTO ripcord.capture_statements (txid, at, batch, table_name, op, rows, columns, log_columns)
     VALUES (pg_current_xact_id(), statement_timestamp(),
             coalesce(nullif(current_setting('ripcord.batch', true), ''), 'tx-' || pg_current_xact_id()::text),
-            {name}, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char", 0, cols)
+            {name}, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char", 0, cols, logcols)
     RETURNING stmt_id INTO sid;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO {log} (stmt_id, op, {log_keys}) SELECT sid, 'I', {new_keys} FROM ripcord_new n;
-    ELSIF TG_OP = 'TRUNCATE' THEN
-        INSERT INTO {log} (stmt_id, op, {log_keys}, old_row) SELECT sid, 'D', {old_keys}, o::text FROM ONLY {table} o;
     ELSE
-        INSERT INTO {log} (stmt_id, op, {log_keys}, old_row) SELECT sid, left(TG_OP, 1)::"char", {old_keys}, o::text FROM ripcord_old o;
+        EXECUTE format('INSERT INTO {log} (stmt_id, op, {log_keys}, %s) SELECT $1, $2, {old_keys}, %s FROM %s o',
+                       (SELECT string_agg(quote_ident(c), ', ') FROM unnest(logcols) c),
+                       (SELECT string_agg('o.' || quote_ident(c), ', ') FROM unnest(cols) c),
+                       CASE TG_OP WHEN 'TRUNCATE' THEN 'ONLY {table_literal}' ELSE 'ripcord_old' END)
+        USING sid, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char";
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
     IF TG_OP = 'UPDATE' THEN
@@ -531,7 +544,7 @@ impl Capture for PgCapture<'_> {
                 .batch_execute(&format!(
                     "DROP TABLE IF EXISTS {first};
                      CREATE TEMP TABLE {first} ON COMMIT DROP AS
-                     SELECT DISTINCT ON ({l_keys}) {l_keys}, l.op, l.old_row, l.stmt_id, s.columns
+                     SELECT DISTINCT ON ({l_keys}) l.*, s.columns, s.log_columns
                      FROM {log} l JOIN ripcord.capture_statements s ON s.stmt_id = l.stmt_id
                      WHERE {filter}
                      ORDER BY {l_keys}, l.stmt_id, (l.op = 'N');
@@ -577,7 +590,7 @@ impl Capture for PgCapture<'_> {
         if mode == ConflictMode::Abort && !outcome.conflicts.is_empty() {
             return Ok(outcome);
         }
-        for (index, (info, first, conflict_count)) in prepared.into_iter().enumerate() {
+        for (info, first, conflict_count) in prepared {
             let mut undo = TableUndo {
                 table: info.name.clone(),
                 deleted: 0,
@@ -612,7 +625,7 @@ impl Capture for PgCapture<'_> {
                     &[],
                 )
                 .map_err(map_error)? as i64;
-            let (updated, inserted) = self.restore_images(&info, &first, index)?;
+            let (updated, inserted) = self.restore_images(&info, &first)?;
             undo.updated = updated;
             undo.inserted = inserted;
             outcome.tables.push(undo);
@@ -652,23 +665,19 @@ impl PgCapture<'_> {
 
     /// Put back the old images of `first` (rows that existed before the scope): update
     /// the rows that exist, insert the ones that do not. One pass per column layout.
-    fn restore_images(
-        &mut self,
-        info: &TableInfo,
-        first: &str,
-        table_index: usize,
-    ) -> Result<(i64, i64), EngineError> {
-        let layouts: Vec<Vec<String>> = self
+    fn restore_images(&mut self, info: &TableInfo, first: &str) -> Result<(i64, i64), EngineError> {
+        let layouts: Vec<(Vec<String>, Vec<String>)> = self
             .client
             .query(
                 &format!(
-                    "SELECT columns FROM {first} WHERE columns IS NOT NULL AND op IN ('U', 'D') GROUP BY columns ORDER BY columns"
+                    "SELECT columns, log_columns FROM {first} WHERE columns IS NOT NULL AND op IN ('U', 'D')
+                     GROUP BY columns, log_columns ORDER BY columns, log_columns"
                 ),
                 &[],
             )
             .map_err(map_error)?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
         let current: Vec<String> = self
             .client
@@ -682,28 +691,18 @@ impl PgCapture<'_> {
             .map(|r| r.get(0))
             .collect();
         let (mut updated, mut inserted) = (0, 0);
-        for (index, layout) in layouts.iter().enumerate() {
-            let row_type = format!("pg_temp.rc_row_{table_index}_{index}");
-            let images = format!("pg_temp.rc_images_{table_index}_{index}");
-            self.client
-                .batch_execute(&format!(
-                    "DROP TYPE IF EXISTS {row_type} CASCADE; CREATE TYPE {row_type} AS ({});",
-                    layout.join(", ")
-                ))
-                .map_err(map_error)?;
-            let names: Vec<String> = self
-                .client
-                .query(
-                    "SELECT a.attname::text FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
-                     WHERE t.oid = $1::text::regtype AND a.attnum > 0 ORDER BY a.attnum",
-                    &[&row_type],
-                )
-                .map_err(map_error)?
+        for (names, log_columns) in &layouts {
+            // Columns that still exist, with where their old values sit in the log.
+            let pairs: Vec<(&String, &String)> = names
                 .iter()
-                .map(|r| r.get(0))
+                .zip(log_columns)
+                .filter(|(name, _)| current.contains(name))
                 .collect();
-            let common: Vec<&String> = current.iter().filter(|c| names.contains(c)).collect();
-            if info.key_columns.iter().any(|k| !common.contains(&k)) {
+            if info
+                .key_columns
+                .iter()
+                .any(|k| !pairs.iter().any(|(name, _)| *name == k))
+            {
                 return Err(EngineError::Sql(SqlError {
                     message: format!(
                         "the key of {} changed since these rows were captured",
@@ -715,46 +714,33 @@ impl PgCapture<'_> {
                     hint: Some("undo cannot match old rows to current ones".into()),
                 }));
             }
-            // Parse each record once (`(x).*` over an unflattened subquery), then join.
-            self.client
-                .batch_execute(&format!(
-                    "DROP TABLE IF EXISTS {images};
-                     CREATE TEMP TABLE {images} ON COMMIT DROP AS
-                     SELECT (x).* FROM (
-                         SELECT f.old_row::{row_type} AS x FROM {first} f
-                         WHERE f.op IN ('U', 'D') AND f.columns = {layout_literal}::text[]
-                         OFFSET 0
-                     ) parsed;
-                     ANALYZE {images};",
-                    layout_literal = literal(&format!(
-                        "{{{}}}",
-                        layout
-                            .iter()
-                            .map(|c| format!(
-                                "\"{}\"",
-                                c.replace('\\', "\\\\").replace('"', "\\\"")
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )),
+            let cols = pairs
+                .iter()
+                .map(|(c, _)| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let values = pairs
+                .iter()
+                .map(|(_, l)| format!("f.{}", ident(l)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let layout = format!(
+                "f.op IN ('U', 'D') AND f.log_columns = {}::text[]",
+                literal(&format!(
+                    "{{{}}}",
+                    log_columns
+                        .iter()
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ))
-                .map_err(map_error)?;
-            let cols = common
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let r_cols = common
-                .iter()
-                .map(|c| format!("r.{}", ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let key_match = info.column_join("r", "t");
+            );
+            let key_match = info.key_join("f", "t");
             updated += self
                 .client
                 .execute(
                     &format!(
-                        "UPDATE {table} t SET ({cols}) = ROW({r_cols}) FROM {images} r WHERE {key_match}",
+                        "UPDATE {table} t SET ({cols}) = ROW({values}) FROM {first} f WHERE {layout} AND {key_match}",
                         table = info.quoted
                     ),
                     &[],
@@ -764,8 +750,8 @@ impl PgCapture<'_> {
                 .client
                 .execute(
                     &format!(
-                        "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {r_cols} FROM {images} r
-                         WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})",
+                        "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {first} f
+                         WHERE {layout} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})",
                         table = info.quoted
                     ),
                     &[],
