@@ -296,9 +296,16 @@ pub fn drill(
         seed,
     };
     printer.line(format!("Drill on a scratch copy of {}", label(&target)));
-    let report = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
+    let result = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
         printer.block(render::drill_outcome(outcome));
-    })?;
+    });
+    if result.is_err() && ripcord::drill::was_interrupted() {
+        // The Ctrl-C handler dropped the scratch under us and ends the process itself.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+    let report = result?;
     printer.json(&report);
     printer.block(render::drill_summary(&report));
     Ok(if report.passed {

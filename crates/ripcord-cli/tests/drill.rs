@@ -407,7 +407,7 @@ fn ctrl_c_drops_the_scratch_at_once() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the scratch database was dropped"),
         "{}",

@@ -105,10 +105,18 @@ struct ActiveScratch {
 }
 
 static ACTIVE: Mutex<Option<ActiveScratch>> = Mutex::new(None);
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`drop_active_scratch`] was called: errors the drill reports afterwards are
+/// the scratch being dropped under it, not problems to show.
+pub fn was_interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// Drop the scratch database of a drill in progress (for Ctrl-C handlers); returns
 /// whether there was one.
 pub fn drop_active_scratch() -> bool {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take();
     let Some(active) = active else {
         return false;
