@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// ripcord — every database change with a rehearsed, verified way back.
 #[derive(Debug, Parser)]
-#[command(name = "ripcord", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "ripcord", version, about = "ripcord — every database change with a rehearsed, verified way back", long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
