@@ -249,3 +249,59 @@ fn new_picks_the_next_id_even_while_a_template_is_unfilled() {
     let out = run(&project, &["new", "x", "--requires", "0042"]);
     expect_exit(&out, 2);
 }
+
+/// A change whose verify fails unless the session is (or is not) encrypted.
+fn tls_probe(project: &Project, encrypted: bool) {
+    let expect = if encrypted { "ssl" } else { "NOT ssl" };
+    project.simple_change(
+        "0001_probe",
+        "CREATE TABLE probe (x int);",
+        "DROP TABLE probe;",
+        &format!("SELECT 1 / (CASE WHEN {expect} THEN 1 ELSE 0 END) FROM pg_stat_ssl WHERE pid = pg_backend_pid();"),
+    );
+}
+
+#[test]
+fn tls_modes_encrypt_and_verify_like_libpq() {
+    let database = pg().create_database();
+    let project = Project::sqlite();
+    let run_with = |url: &str| {
+        ripcord_in(project.path())
+            .args(["deploy", "--url", url])
+            .output()
+            .unwrap()
+    };
+    let revert_with = |url: &str| {
+        ripcord_in(project.path())
+            .args(["revert", "--all", "--yes", "--url", url])
+            .output()
+            .unwrap()
+    };
+
+    tls_probe(&project, true);
+    let require = format!("{}?sslmode=require", database.url);
+    expect_exit(&run_with(&require), 0);
+    expect_exit(&revert_with(&require), 0);
+
+    let full = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        database.url,
+        pg().ca_cert().display()
+    );
+    expect_exit(&run_with(&full), 0);
+    expect_exit(&revert_with(&full), 0);
+
+    // The test server's self-signed certificate is not signed by a public root.
+    let untrusted = format!("{}?sslmode=verify-full", database.url);
+    let out = run_with(&untrusted);
+    expect_exit(&out, 5);
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+
+    tls_probe(&project, false);
+    let plain = format!("{}?sslmode=disable", database.url);
+    expect_exit(&run_with(&plain), 0);
+}

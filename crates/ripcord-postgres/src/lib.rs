@@ -9,6 +9,7 @@
 mod capture;
 mod fingerprint;
 mod ledger;
+pub mod tls;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -62,17 +63,23 @@ impl PostgresEngine {
     /// Connect to `url` (a `postgres://` URL). Errors never contain the password.
     pub fn connect(url: &str) -> Result<PostgresEngine, EngineError> {
         let target = redact(url);
-        let mut config = postgres::Config::from_str(url).map_err(|e| EngineError::Connect {
-            target: target.clone(),
-            reason: format!("invalid connection URL ({})", redact(&e.to_string())),
-        })?;
+        let (crate_url, security) = tls::prepare(url);
+        let mut config =
+            postgres::Config::from_str(&crate_url).map_err(|e| EngineError::Connect {
+                target: target.clone(),
+                reason: format!("invalid connection URL ({})", redact(&e.to_string())),
+            })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         if config.get_application_name().is_none() {
             config.application_name("ripcord");
         }
-        let client = config.connect(NoTls).map_err(|e| EngineError::Connect {
+        let connected = match &security {
+            tls::Security::Plain => config.connect(NoTls),
+            secured => config.connect(tls::connector(secured)?),
+        };
+        let client = connected.map_err(|e| EngineError::Connect {
             target: target.clone(),
             reason: redact(&connect_reason(&e)),
         })?;

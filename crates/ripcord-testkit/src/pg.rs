@@ -15,6 +15,7 @@ or put their directory on PATH.";
 pub struct PgServer {
     port: u16,
     next_db: AtomicUsize,
+    ca_cert: PathBuf,
 }
 
 /// A fresh database on the test server.
@@ -63,6 +64,12 @@ impl PgServer {
             .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"))
     }
 
+    /// The self-signed certificate the server presents for TLS (CN and SAN `127.0.0.1`,
+    /// `localhost`), to use as `sslrootcert`.
+    pub fn ca_cert(&self) -> &Path {
+        &self.ca_cert
+    }
+
     /// Create a fresh, empty database for one test.
     pub fn create_database(&self) -> TestDatabase {
         let n = self.next_db.fetch_add(1, Ordering::SeqCst);
@@ -104,13 +111,16 @@ impl PgServer {
             "initdb",
         )?;
 
+        let ca_cert = write_certificate(&dir, &runner)?;
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port()?;
             let options = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_prepared_transactions=20 \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                dir.display()
+                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+                 -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir.display(),
+                dir = dir.display()
             );
             let started = runner.run(
                 &dir,
@@ -128,6 +138,7 @@ impl PgServer {
                     return Ok(PgServer {
                         port,
                         next_db: AtomicUsize::new(0),
+                        ca_cert,
                     });
                 }
                 Err(e) => {
@@ -140,6 +151,27 @@ impl PgServer {
             "the test PostgreSQL server did not start: {last_error}"
         ))
     }
+}
+
+/// A self-signed server certificate, so tests can exercise TLS (the server also accepts
+/// plain connections). Returns the certificate's path.
+fn write_certificate(dir: &Path, runner: &Runner) -> Result<PathBuf, String> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .map_err(|e| format!("cannot make a test certificate: {e}"))?;
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    std::fs::write(&cert, certified.cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    std::fs::write(&key, certified.key_pair.serialize_pem())
+        .map_err(|e| format!("cannot write {}: {e}", key.display()))?;
+    // PostgreSQL refuses a key readable by others.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", key.display()))?;
+    runner.give(&cert)?;
+    runner.give(&key)?;
+    Ok(cert)
 }
 
 fn nanos() -> u128 {
@@ -355,6 +387,14 @@ mod tests {
             .unwrap()
             .get(0);
         assert!(!exists, "databases must not share tables");
+    }
+
+    #[test]
+    fn the_server_speaks_tls_with_its_certificate() {
+        let cert = std::fs::read_to_string(pg().ca_cert()).unwrap();
+        assert!(cert.contains("BEGIN CERTIFICATE"));
+        let value: String = pg().admin().query_one("SHOW ssl", &[]).unwrap().get(0);
+        assert_eq!(value, "on");
     }
 
     #[test]
