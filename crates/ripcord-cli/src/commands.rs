@@ -1,8 +1,6 @@
 //! One function per command: resolve settings, call the library, print the report.
 #![allow(missing_docs)] // command functions are documented by their `--help`.
 
-use std::path::Path;
-
 use ripcord::deploy::{DeployOptions, deploy};
 use ripcord::revert::{RevertOptions, Selection, preview, revert};
 use ripcord::{Observer, Phase};
@@ -409,11 +407,6 @@ pub fn audit(
             })
         }
     }
-}
-
-/// True when `dir` looks like a ripcord project.
-pub fn is_project(dir: &Path) -> bool {
-    dir.join(CONFIG_FILE).is_file()
 }
 
 pub fn capture(
