@@ -3,12 +3,13 @@
 # against a row-level jsonb audit trigger (the supa_audit / pgMemento kind, written
 # here as the peer), and the time of `batch revert` against the original load.
 #
-#   bash bench/capture.sh [ROWS]        (default 1000000)
+#   bash bench/capture.sh [ROWS] [REPS]     (defaults 1000000 and 3)
 #
-# Same table shape, same server, one run each after a warm-up; ratios are against the
-# plain statement.
+# Same table shape, same server, after a warm-up; the best of REPS runs of each
+# statement counts, and ratios are against the plain statement.
 set -euo pipefail
 ROWS=${1:-1000000}
+REPS=${2:-3}
 . "$(dirname "$0")/lib.sh"
 start_pg -c shared_buffers=1GB -c max_wal_size=8GB
 psql() { command psql -qAtX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d cap "$@"; }
@@ -20,9 +21,6 @@ URL="postgres://postgres@127.0.0.1:$PORT/cap"
 SHAPE="(id bigint PRIMARY KEY, customer_id int NOT NULL, total numeric(12,2) NOT NULL, status text NOT NULL, note text, created_at timestamptz NOT NULL)"
 LOAD="SELECT g, g % 100000, (g % 100000) / 100.0, 'new', 'order note ' || md5(g::text), now() FROM generate_series(1, $ROWS) g"
 psql <<SQL
-CREATE TABLE plain $SHAPE;
-CREATE TABLE captured $SHAPE;
-CREATE TABLE audited $SHAPE;
 CREATE TABLE audit_log (id bigserial PRIMARY KEY, table_name text NOT NULL, op text NOT NULL,
                         old_record jsonb, new_record jsonb, at timestamptz NOT NULL DEFAULT now());
 CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS \$\$
@@ -33,7 +31,6 @@ BEGIN
             CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
     RETURN NULL;
 END \$\$;
-CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON audited FOR EACH ROW EXECUTE FUNCTION audit_row();
 -- warm-up: the same work on a throwaway table
 CREATE TABLE warm $SHAPE;
 INSERT INTO warm $LOAD;
@@ -41,27 +38,39 @@ UPDATE warm SET status = 'paid';
 DROP TABLE warm;
 CHECKPOINT;
 SQL
-"$RIPCORD" --url "$URL" -q capture enable captured
 
 timed() { local s e; s=$(now); "$@" >/dev/null; e=$(now); echo "$e - $s" | bc; }
 sql_timed() { timed psql -c "$1"; }
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
-ins_plain=$(sql_timed "INSERT INTO plain $LOAD"); psql -c CHECKPOINT
-ins_cap=$(timed psql -c "SET ripcord.batch = 'load'" -c "INSERT INTO captured $LOAD"); psql -c CHECKPOINT
-ins_audit=$(sql_timed "INSERT INTO audited $LOAD"); psql -c CHECKPOINT
-upd_plain=$(sql_timed "UPDATE plain SET status = 'paid', total = total + 1"); psql -c CHECKPOINT
-upd_cap=$(timed psql -c "SET ripcord.batch = 'fix'" -c "UPDATE captured SET status = 'paid', total = total + 1"); psql -c CHECKPOINT
-upd_audit=$(sql_timed "UPDATE audited SET status = 'paid', total = total + 1"); psql -c CHECKPOINT
-rev_upd=$(timed "$RIPCORD" --url "$URL" -q batch revert fix); psql -c CHECKPOINT
-# The load was touched again by `fix` and its revert: force, as an operator would.
-rev_load=$(timed "$RIPCORD" --url "$URL" -q batch revert load --on-conflict force)
-[ "$(psql -c 'select count(*) from captured')" = 0 ] || { echo "bench: batch revert left rows behind" >&2; exit 1; }
+# Each repetition uses fresh tables; the three variants alternate so that they share
+# the machine's noise, and the best time of each counts.
+ins_plain=""; ins_cap=""; ins_audit=""; upd_plain=""; upd_cap=""; upd_audit=""
+for r in $(seq 1 "$REPS"); do
+  psql -c "CREATE TABLE plain_$r $SHAPE" -c "CREATE TABLE captured_$r $SHAPE" -c "CREATE TABLE audited_$r $SHAPE" \
+       -c "CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON audited_$r FOR EACH ROW EXECUTE FUNCTION audit_row()"
+  "$RIPCORD" --url "$URL" -q capture enable "captured_$r"
+  psql -c CHECKPOINT
+  ins_plain=$(min "$ins_plain" "$(sql_timed "INSERT INTO plain_$r $LOAD")"); psql -c CHECKPOINT
+  last_ins=$(timed psql -c "SET ripcord.batch = 'load_$r'" -c "INSERT INTO captured_$r $LOAD")
+  ins_cap=$(min "$ins_cap" "$last_ins"); psql -c CHECKPOINT
+  ins_audit=$(min "$ins_audit" "$(sql_timed "INSERT INTO audited_$r $LOAD")"); psql -c CHECKPOINT
+  upd_plain=$(min "$upd_plain" "$(sql_timed "UPDATE plain_$r SET status = 'paid', total = total + 1")"); psql -c CHECKPOINT
+  last_upd=$(timed psql -c "SET ripcord.batch = 'fix_$r'" -c "UPDATE captured_$r SET status = 'paid', total = total + 1")
+  upd_cap=$(min "$upd_cap" "$last_upd"); psql -c CHECKPOINT
+  upd_audit=$(min "$upd_audit" "$(sql_timed "UPDATE audited_$r SET status = 'paid', total = total + 1")"); psql -c CHECKPOINT
+done
+# Reverts on the last repetition's batches.
+rev_upd=$(timed "$RIPCORD" --url "$URL" -q batch revert "fix_$REPS"); psql -c CHECKPOINT
+# The load was touched again by the fix and its revert: force, as an operator would.
+rev_load=$(timed "$RIPCORD" --url "$URL" -q batch revert "load_$REPS" --on-conflict force)
+[ "$(psql -c "select count(*) from captured_$REPS")" = 0 ] || { echo "bench: batch revert left rows behind" >&2; exit 1; }
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
-printf '\n%s rows, PostgreSQL %s, seconds (ratio to the plain statement)\n\n' "$ROWS" "$(pg_version)"
+printf '\n%s rows, PostgreSQL %s, best of %s, seconds (ratio to the plain statement)\n\n' "$ROWS" "$(pg_version)" "$REPS"
 printf '| statement | plain | ripcord capture | row-level jsonb audit trigger |\n|---|---:|---:|---:|\n'
 printf '| INSERT %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$ins_plain" "$ins_cap" "$(ratio "$ins_cap" "$ins_plain")" "$ins_audit" "$(ratio "$ins_audit" "$ins_plain")"
 printf '| UPDATE %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$upd_plain" "$upd_cap" "$(ratio "$upd_cap" "$upd_plain")" "$upd_audit" "$(ratio "$upd_audit" "$upd_plain")"
-printf '\n| batch revert | seconds | original statement (captured) | revert / original |\n|---|---:|---:|---:|\n'
-printf '| revert of the %s-row UPDATE batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_upd" "$upd_cap" "$(ratio "$rev_upd" "$upd_cap")"
-printf '| revert of the %s-row INSERT batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_load" "$ins_cap" "$(ratio "$rev_load" "$ins_cap")"
+printf '\n| batch revert (last repetition) | seconds | the original statement (captured) | revert / original |\n|---|---:|---:|---:|\n'
+printf '| revert of the %s-row UPDATE batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_upd" "$last_upd" "$(ratio "$rev_upd" "$last_upd")"
+printf '| revert of the %s-row INSERT batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_load" "$last_ins" "$(ratio "$rev_load" "$last_ins")"
