@@ -242,34 +242,25 @@ pub(crate) fn run_statement_with_progress(
     completed: &[String],
 ) -> Result<(), OpError> {
     let (done, total) = (index as i32 + 1, script.len() as i32);
-    if target.engine.needs_own_transaction(script.sql(index)) {
-        // Cannot share a transaction with its progress row: if we die between the
-        // two, a rerun repeats this one statement (write it idempotently).
-        run_statement(
-            target,
-            change,
-            phase,
-            script,
-            index,
-            observer,
-            completed,
-            Some(index),
-        )?;
-        target.engine.set_progress(change, state, done, total)?;
-    } else {
+    // A statement that must run alone cannot share a transaction with its progress row:
+    // if we die between the two, a rerun repeats this one statement (write it idempotently).
+    let alone = target.engine.needs_own_transaction(script.sql(index));
+    if !alone {
         let limits = target.limits;
         target.engine.begin(&limits)?;
-        run_statement(
-            target,
-            change,
-            phase,
-            script,
-            index,
-            observer,
-            completed,
-            Some(index),
-        )?;
-        target.engine.set_progress(change, state, done, total)?;
+    }
+    run_statement(
+        target,
+        change,
+        phase,
+        script,
+        index,
+        observer,
+        completed,
+        Some(index),
+    )?;
+    target.engine.set_progress(change, state, done, total)?;
+    if !alone {
         target.engine.commit()?;
     }
     Ok(())
