@@ -104,6 +104,10 @@ pub enum Command {
         after_help = "Example:\n  ripcord flashback public.orders --to '2026-11-24 10:00:00+00' --dry-run"
     )]
     Flashback(FlashbackArgs),
+    /// Consistent, verified table snapshots in a store (local or object storage), and
+    /// restores of them.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// The tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -147,6 +151,9 @@ pub struct DeployArgs {
     /// Print the SQL that would run; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Snapshot the existing tables the pending changes touch before running them.
+    #[arg(long)]
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +299,99 @@ pub struct FlashbackArgs {
     /// Report counts; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Where snapshots live.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Snapshot store: file://DIR, s3://bucket/prefix, gs://…, az://… (default:
+    /// `[snapshots] store` of ripcord.toml, else file://.ripcord/snapshots).
+    #[arg(long, value_name = "URI")]
+    pub store: Option<String>,
+}
+
+fn default_parallel() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 8)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Copy tables, consistent to one moment, into the store: binary COPY from one
+    /// exported snapshot in parallel, zstd chunks, blake3 hashes, a manifest last.
+    #[command(
+        after_help = "Example:\n  ripcord snapshot create --tables public.orders public.payments\n  ripcord snapshot create --all --store s3://backups/shop --parallel 4"
+    )]
+    Create {
+        /// Tables to copy.
+        #[arg(long, num_args = 1.., value_name = "TABLE", conflicts_with = "all", required_unless_present = "all")]
+        tables: Vec<String>,
+        /// Every user table.
+        #[arg(long)]
+        all: bool,
+        /// Tables copied at once.
+        #[arg(long, default_value_t = default_parallel())]
+        parallel: usize,
+        /// Why (shown by `list`).
+        #[arg(long, default_value = "manual")]
+        label: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Complete snapshots in the store, oldest first.
+    #[command(after_help = "Example:\n  ripcord snapshot list --json")]
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Re-read, decompress and re-hash every chunk (exit 1 naming the first bad one).
+    #[command(after_help = "Example:\n  ripcord snapshot verify 20261124T100000Z-3fa2c1")]
+    Verify {
+        /// Snapshot id (from `list`).
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Verify, load into new tables in parallel, build constraints and indexes, then swap
+    /// them in in one short transaction; the replaced tables stay in a vault schema.
+    #[command(
+        after_help = "Example:\n  ripcord snapshot restore 20261124T100000Z-3fa2c1 --tables public.orders\n  ripcord snapshot restore 20261124T100000Z-3fa2c1 --into postgres://me@host/forensics"
+    )]
+    Restore {
+        /// Snapshot id (from `list`).
+        id: String,
+        /// Only these tables (default: all of the snapshot's).
+        #[arg(long, num_args = 1.., value_name = "TABLE")]
+        tables: Vec<String>,
+        /// Restore under their own names into this other database instead.
+        #[arg(long, value_name = "URL")]
+        into: Option<String>,
+        /// Leave the restored tables in a schema `ripcord_restore_<id>` of the target,
+        /// next to the live ones.
+        #[arg(long, conflicts_with = "into")]
+        as_new_tables: bool,
+        /// Tables loaded at once.
+        #[arg(long, default_value_t = default_parallel())]
+        parallel: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete old snapshots (and vault schemas of old restores, with --older-than).
+    #[command(
+        after_help = "Example:\n  ripcord snapshot prune --keep 10\n  ripcord snapshot prune --older-than 30d"
+    )]
+    Prune {
+        /// Keep the newest N snapshots.
+        #[arg(long, value_name = "N", required_unless_present = "older_than")]
+        keep: Option<usize>,
+        /// Delete snapshots older than this, e.g. 7d or 12h.
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -177,9 +177,23 @@ pub fn deploy_cmd(
     let project = Project::discover(global)?;
     let plan = project.plan()?;
     let mut target = project.target(global)?;
+    let policy = project
+        .config
+        .as_ref()
+        .map(|c| c.config.safety.snapshot_before)
+        .unwrap_or_default();
+    let snapshot = match (args.snapshot, policy) {
+        (false, ripcord_core::config::SnapshotBefore::Never) => None,
+        (explicit, policy) => Some(ripcord::deploy::SnapshotBefore {
+            store: std::sync::Arc::new(project.snapshot_store(None)?),
+            only_destructive: !explicit && policy == ripcord_core::config::SnapshotBefore::Preserving,
+            parallel: 4,
+        }),
+    };
     let options = DeployOptions {
         to: args.to.clone(),
         dry_run: args.dry_run,
+        snapshot,
     };
     if !args.dry_run {
         printer.line(format!("Deploying to {}", label(&target)));
@@ -200,6 +214,15 @@ pub fn deploy_cmd(
     let mut json = serde_json::to_value(&report).expect("reports serialize");
     json["capture"] = serde_json::to_value(&captures).expect("reports serialize");
     printer.json(&json);
+    if let Some(snapshot) = &report.snapshot {
+        printer.line(format!(
+            "Snapshot {} of {} taken before the changes ({} rows); `ripcord snapshot restore {}` brings them back.",
+            snapshot.id,
+            snapshot.tables.join(", "),
+            snapshot.rows,
+            snapshot.id
+        ));
+    }
     printer.block(render::deploy_summary(&report));
     for capture in captures.iter().filter(|c| c.result != "already") {
         printer.line(format!("  capture {}: {}", capture.table, capture.result));
@@ -538,4 +561,197 @@ pub fn flashback(
     printer.json(&report);
     printer.block(render::undo(&report, args.dry_run));
     Ok(Exit::Success)
+}
+
+/// A progress sink for snapshot work: a spinner on a terminal, JSON lines on stderr
+/// otherwise (nothing with --quiet or --json).
+fn snapshot_progress(printer: &Printer) -> ripcord::snapshot::ProgressSink {
+    use std::io::IsTerminal;
+    if printer.quiet || printer.json {
+        return ripcord::snapshot::no_progress();
+    }
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        return std::sync::Arc::new(move |p: &ripcord::snapshot::Progress| {
+            let mb = p.bytes as f64 / 1e6;
+            if p.done {
+                bar.println(format!("  {} {}: {} rows, {mb:.1} MB", p.operation, p.table, p.rows));
+            } else {
+                bar.set_message(format!("{} {}: {mb:.1} MB", p.operation, p.table));
+            }
+        });
+    }
+    std::sync::Arc::new(|p: &ripcord::snapshot::Progress| {
+        if p.done {
+            eprintln!("{}", serde_json::to_string(p).expect("progress serializes"));
+        }
+    })
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+pub fn snapshot(
+    command: &crate::cli::SnapshotCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    use crate::cli::SnapshotCommand;
+    let project = Project::discover(global)?;
+    match command {
+        SnapshotCommand::Create {
+            tables,
+            all: _,
+            parallel,
+            label,
+            store,
+        } => {
+            let store = project.snapshot_store(store.store.as_deref())?;
+            let mut target = project.target(global)?;
+            let options = ripcord::snapshot::CreateOptions {
+                tables: tables.clone(),
+                label: label.clone(),
+                parallel: *parallel,
+                progress: snapshot_progress(&printer),
+                change: None,
+            };
+            let summary = ripcord::snapshot::create(&mut target, &store, &options)?;
+            printer.json(&summary);
+            printer.line(format!(
+                "Snapshot {} of {} in {}: {} rows, {} stored, data as of {}.",
+                summary.id,
+                summary.tables.join(", "),
+                store.uri(),
+                summary.rows,
+                mb(summary.stored_bytes),
+                summary.data_as_of.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+            ));
+            Ok(Exit::Success)
+        }
+        SnapshotCommand::List { store } => {
+            let store = project.snapshot_store(store.store.as_deref())?;
+            let snapshots = ripcord::snapshot::list(&store)?;
+            printer.json(&snapshots);
+            if snapshots.is_empty() {
+                printer.line(format!("No snapshots in {}.", store.uri()));
+            }
+            for s in &snapshots {
+                printer.line(format!(
+                    "{}  {}  {:>10} rows  {:>10}  {}  [{}]",
+                    s.id,
+                    s.data_as_of.format("%Y-%m-%d %H:%M:%S"),
+                    s.rows,
+                    mb(s.stored_bytes),
+                    s.tables.join(", "),
+                    s.label
+                ));
+            }
+            Ok(Exit::Success)
+        }
+        SnapshotCommand::Verify { id, store } => {
+            let store = project.snapshot_store(store.store.as_deref())?;
+            let report = ripcord::snapshot::verify(&store, id)?;
+            printer.json(&report);
+            printer.line(format!(
+                "Snapshot {} is intact: {} chunks, {} re-hashed, {} rows.",
+                report.id,
+                report.chunks,
+                mb(report.raw_bytes),
+                report.rows
+            ));
+            Ok(Exit::Success)
+        }
+        SnapshotCommand::Restore {
+            id,
+            tables,
+            into,
+            as_new_tables,
+            parallel,
+            store,
+        } => {
+            let store = project.snapshot_store(store.store.as_deref())?;
+            let mut target = match into {
+                Some(url) => ripcord::target::connect(
+                    &ripcord_core::url::redact(url),
+                    url,
+                    std::path::Path::new("."),
+                )?,
+                None => project.target(global)?,
+            };
+            let options = ripcord::snapshot::RestoreOptions {
+                tables: tables.clone(),
+                as_new_tables: *as_new_tables,
+                into_other_database: into.is_some(),
+                parallel: *parallel,
+                progress: snapshot_progress(&printer),
+            };
+            let report = ripcord::snapshot::restore(&mut target, &store, id, &options)?;
+            printer.json(&report);
+            let tables: Vec<String> = report
+                .tables
+                .iter()
+                .map(|(t, rows)| format!("{t} ({rows} rows)"))
+                .collect();
+            printer.line(format!(
+                "Restored {} from snapshot {} ({}).",
+                tables.join(", "),
+                report.id,
+                report.placed
+            ));
+            if let Some(vault) = &report.vault {
+                printer.line(format!(
+                    "  The replaced data is kept in {vault} until `ripcord snapshot prune --older-than …` removes it."
+                ));
+            }
+            if !report.repointed_foreign_keys.is_empty() {
+                printer.line(format!(
+                    "  Foreign keys re-pointed at the restored tables: {}",
+                    report.repointed_foreign_keys.join(", ")
+                ));
+            }
+            if !report.unvalidated_foreign_keys.is_empty() {
+                printer.line(format!(
+                    "  Left NOT VALID (existing rows violate them): {}",
+                    report.unvalidated_foreign_keys.join(", ")
+                ));
+            }
+            Ok(Exit::Success)
+        }
+        SnapshotCommand::Prune {
+            keep,
+            older_than,
+            store,
+        } => {
+            let store = project.snapshot_store(store.store.as_deref())?;
+            let older_than = older_than
+                .as_deref()
+                .map(|text| {
+                    humantime::parse_duration(text).map_err(|e| {
+                        CommandError::new(Exit::Usage, format!("invalid --older-than `{text}`: {e}"))
+                            .hint("write e.g. 7d, 12h or 30min")
+                    })
+                })
+                .transpose()?;
+            let mut target = project.target(global).ok();
+            let report = ripcord::snapshot::prune(&store, target.as_mut(), *keep, older_than)?;
+            printer.json(&report);
+            printer.line(format!(
+                "Removed {} snapshot(s){}{}.",
+                report.removed.len(),
+                if report.leftovers.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} unfinished leftover(s)", report.leftovers.len())
+                },
+                if report.vaults.is_empty() {
+                    String::new()
+                } else {
+                    format!(", vaults {}", report.vaults.join(", "))
+                }
+            ));
+            Ok(Exit::Success)
+        }
+    }
 }

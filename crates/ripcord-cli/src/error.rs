@@ -314,6 +314,12 @@ impl From<OpError> for CommandError {
                 .hint("drill needs an empty database; omit --scratch and ripcord makes (and drops) one"),
             OpError::DrillSetup { .. } => CommandError::new(Exit::Failed, message)
                 .hint("the scratch could not reach the starting state; nothing on the target was touched"),
+            OpError::Store { .. } => CommandError::new(Exit::Engine, message)
+                .hint("check the store URI and its credentials (AWS_*, GOOGLE_*, AZURE_* for object storage); nothing on the target was changed"),
+            OpError::UnknownSnapshot { .. } => CommandError::new(Exit::Usage, message)
+                .hint("`ripcord snapshot list` shows the snapshots in the store (and --store picks another store)"),
+            OpError::SnapshotDamaged { .. } => CommandError::new(Exit::Failed, message)
+                .hint("this snapshot cannot be trusted; nothing was restored from it; use an older one (`ripcord snapshot list`)"),
             OpError::UnmetRequirement { required, .. } => {
                 CommandError::new(Exit::Usage, message).hint(format!("deploy {required} first (drop `--to`, or pick a later one)"))
             }

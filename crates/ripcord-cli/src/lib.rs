@@ -51,6 +51,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Verify => commands::verify(global, printer),
         Command::Log => commands::log(global, printer),
         Command::Rehash(args) => commands::rehash(args, global, printer),
+        Command::Snapshot(command) => commands::snapshot(command, global, printer),
         Command::Audit(command) => commands::audit(command, global, printer),
         Command::Capture(command) => commands::capture(command, global, printer),
         Command::Batch(command) => commands::batch(command, global, printer),

@@ -71,6 +71,27 @@ impl Project {
         }
     }
 
+    /// The snapshot store: `--store`, else `[snapshots] store`, else
+    /// `file://.ripcord/snapshots` next to ripcord.toml.
+    pub fn snapshot_store(
+        &self,
+        given: Option<&str>,
+    ) -> Result<ripcord::snapshot::Store, CommandError> {
+        let configured = self
+            .config
+            .as_ref()
+            .and_then(|c| c.config.snapshots.store.clone());
+        let uri = given
+            .map(str::to_string)
+            .or(configured)
+            .unwrap_or_else(|| "file://.ripcord/snapshots".into());
+        let base = self
+            .config
+            .as_ref()
+            .map_or_else(|| PathBuf::from("."), |c| c.root.clone());
+        Ok(ripcord::snapshot::Store::open(&uri, &base)?)
+    }
+
     /// Open the target the flags, environment and config name.
     pub fn target(&self, global: &GlobalArgs) -> Result<Target, CommandError> {
         let (name, url, base) = self.resolve_url(global)?;

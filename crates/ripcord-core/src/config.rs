@@ -97,6 +97,23 @@ pub struct SafetyConfig {
     /// Vault data before destructive statements.
     #[serde(default)]
     pub preserve: Preserve,
+    /// When deploy snapshots the tables pending changes touch.
+    #[serde(default)]
+    pub snapshot_before: SnapshotBefore,
+}
+
+/// `[safety] snapshot_before`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotBefore {
+    /// Only with `deploy --snapshot` (default).
+    #[default]
+    Never,
+    /// When a pending statement destroys rows or values (DROP TABLE/COLUMN, TRUNCATE,
+    /// DELETE, UPDATE, ALTER COLUMN … TYPE).
+    Preserving,
+    /// Whenever pending changes write to existing tables.
+    Always,
 }
 
 /// A duration written like `5s` or `30min`.
@@ -418,6 +435,7 @@ url_env = "PROD_DATABASE_URL"
 lock_timeout = "5s"
 statement_timeout = "30min"
 preserve = "auto"
+snapshot_before = "preserving"
 
 [capture]
 tables = ["public.orders", "public.payments"]

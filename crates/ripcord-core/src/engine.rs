@@ -16,7 +16,7 @@ use crate::fingerprint::{SchemaObject, TableData};
 pub const LEDGER_VERSION: u32 = 2;
 
 /// Which engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// PostgreSQL.
@@ -309,6 +309,26 @@ pub trait Engine: Send {
     /// Row-change capture, when the engine has it.
     fn capture(&mut self) -> Option<Box<dyn crate::capture::Capture + '_>> {
         None
+    }
+    /// Table snapshots by parallel streaming, when the engine has them (otherwise a
+    /// snapshot is a copy of the whole database through [`Engine::copy_from`]).
+    fn snapshots(&mut self) -> Option<Box<dyn crate::snapshot::TableSnapshots + '_>> {
+        None
+    }
+    /// Replace the rows of `tables` (all user tables when empty) with those of the
+    /// same tables in the database file `copy`, in one transaction; the rows replaced
+    /// are kept in vault tables named `<table><vault_suffix>`. Returns the vault tables.
+    fn restore_from_copy(
+        &mut self,
+        copy: &str,
+        tables: &[String],
+        vault_suffix: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let _ = (copy, tables, vault_suffix);
+        Err(EngineError::Invalid {
+            reason: "restoring from a database copy is not available on this engine".into(),
+            hint: None,
+        })
     }
     /// Fill this (scratch) database from `source_url` of the same engine: the whole
     /// database when `copy_includes_schema`, else the rows of every user table (whose

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod fingerprint;
 pub mod location;
 pub mod plan;
+pub mod snapshot;
 pub mod splitter;
 pub mod suggest;
 pub mod url;

@@ -9,6 +9,7 @@
 mod capture;
 mod fingerprint;
 mod ledger;
+mod snapshot;
 pub mod tls;
 
 use std::str::FromStr;
@@ -455,6 +456,10 @@ impl Engine for PostgresEngine {
                 hash: r.get(9),
             })
             .collect())
+    }
+
+    fn snapshots(&mut self) -> Option<Box<dyn ripcord_core::snapshot::TableSnapshots + '_>> {
+        Some(Box::new(snapshot::PgSnapshots { engine: self }))
     }
 
     fn capture(&mut self) -> Option<Box<dyn ripcord_core::capture::Capture + '_>> {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -299,6 +300,11 @@ fn this_host() -> String {
                 .map(|h| h.trim().to_string())
         })
         .unwrap_or_default()
+}
+
+/// The SQLite library's version.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
 }
 
 impl Engine for SqliteEngine {
@@ -809,6 +815,15 @@ impl Engine for SqliteEngine {
             }
         }
         Ok(dropped)
+    }
+
+    fn restore_from_copy(
+        &mut self,
+        copy: &str,
+        tables: &[String],
+        vault_suffix: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        snapshot::restore_from_copy(&mut self.conn, copy, tables, vault_suffix)
     }
 
     fn copy_from(&mut self, source_url: &str) -> Result<(), EngineError> {

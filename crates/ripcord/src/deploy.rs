@@ -28,6 +28,20 @@ pub struct DeployOptions {
     pub to: Option<String>,
     /// Only report what would run.
     pub dry_run: bool,
+    /// Snapshot the existing tables that pending changes write to, before running them.
+    pub snapshot: Option<SnapshotBefore>,
+}
+
+/// When and where deploy takes a snapshot first.
+#[derive(Debug, Clone)]
+pub struct SnapshotBefore {
+    /// The store.
+    pub store: std::sync::Arc<crate::snapshot::Store>,
+    /// Only when a pending statement destroys data (`[safety] snapshot_before =
+    /// "preserving"`); otherwise whenever pending changes write to existing tables.
+    pub only_destructive: bool,
+    /// Tables copied at once.
+    pub parallel: usize,
 }
 
 /// One statement that deploy runs (or would run).
@@ -82,6 +96,8 @@ pub struct DeployReport {
     pub planned: Vec<PlannedChange>,
     /// What was deployed.
     pub deployed: Vec<DeployedOutcome>,
+    /// The snapshot taken before the changes ran.
+    pub snapshot: Option<crate::snapshot::SnapshotSummary>,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -270,6 +286,7 @@ pub fn deploy(
             dry_run: true,
             planned: pending.iter().map(planned).collect(),
             deployed: Vec::new(),
+            snapshot: None,
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
@@ -283,8 +300,13 @@ pub fn deploy(
             dry_run: false,
             planned: pending.iter().map(planned).collect(),
             deployed: Vec::new(),
+            snapshot: None,
             duration_ms: 0,
         };
+        if let (Some(policy), Some(first)) = (&options.snapshot, pending.first()) {
+            let changes: Vec<&Change> = pending.iter().map(|p| p.change).collect();
+            report.snapshot = snapshot_before(target, policy, &changes, &first.change.name)?;
+        }
         for p in &pending {
             let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
             let existing = ledger.iter().find(|d| d.name == p.change.name);
@@ -317,6 +339,44 @@ pub fn deploy(
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     })
+}
+
+/// Snapshot the existing tables that `changes` write to (all of them, or only when a
+/// statement destroys data, per `policy`).
+fn snapshot_before(
+    target: &mut Target,
+    policy: &SnapshotBefore,
+    changes: &[&Change],
+    first: &str,
+) -> Result<Option<crate::snapshot::SnapshotSummary>, OpError> {
+    let mut touched: Vec<ripcord_core::snapshot::TouchedTable> = Vec::new();
+    for change in changes {
+        let sql = change.section_sql(SectionKind::Deploy).unwrap_or_default();
+        let spans = ripcord_core::splitter::split(&sql).unwrap_or_default();
+        for span in spans {
+            for table in ripcord_core::snapshot::touched_tables(&sql[span]) {
+                match touched.iter_mut().find(|t| t.name == table.name) {
+                    Some(seen) => seen.destructive |= table.destructive,
+                    None => touched.push(table),
+                }
+            }
+        }
+    }
+    if policy.only_destructive && !touched.iter().any(|t| t.destructive) {
+        return Ok(None);
+    }
+    let existing = crate::snapshot::existing_tables(target, touched.into_iter().map(|t| t.name))?;
+    if existing.is_empty() {
+        return Ok(None);
+    }
+    let options = crate::snapshot::CreateOptions {
+        tables: existing,
+        label: format!("before {first}"),
+        parallel: policy.parallel,
+        progress: crate::snapshot::no_progress(),
+        change: Some(first.to_string()),
+    };
+    crate::snapshot::create_locked(target, &policy.store, &options).map(Some)
 }
 
 fn ledger_row(

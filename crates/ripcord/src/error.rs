@@ -134,6 +134,30 @@ pub enum OpError {
         /// What failed.
         reason: String,
     },
+    /// The snapshot store cannot be read or written.
+    #[error("snapshot store {store}: {reason}")]
+    Store {
+        /// The store URI.
+        store: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No snapshot with that id in the store.
+    #[error("no snapshot {id} in {store}")]
+    UnknownSnapshot {
+        /// What was asked for.
+        id: String,
+        /// The store.
+        store: String,
+    },
+    /// A snapshot's manifest or chunks do not match their hashes.
+    #[error("snapshot {id} is damaged: {reason}")]
+    SnapshotDamaged {
+        /// The snapshot.
+        id: String,
+        /// The first damage found.
+        reason: String,
+    },
     /// A statement failed; everything of that change was rolled back (unless it runs
     /// with `transaction: none`, see `kept_statements`).
     #[error("{} {} failed: {}", .0.change, .0.phase.as_str(), .0.error)]

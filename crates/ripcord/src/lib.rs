@@ -17,6 +17,7 @@ pub mod identity;
 pub mod observe;
 pub mod rehash;
 pub mod revert;
+pub mod snapshot;
 mod run;
 pub mod status;
 pub mod target;

@@ -1,0 +1,709 @@
+//! Table snapshots on PostgreSQL: one exported snapshot (`pg_export_snapshot`) that
+//! parallel workers join, binary `COPY … TO STDOUT` per table, definitions read from
+//! the catalog with an empty `search_path` (so every name the server prints is
+//! qualified), and restores that load into a staging schema and swap the tables in with
+//! `ALTER TABLE … SET SCHEMA` inside one short transaction.
+
+use std::io::{Read, Write};
+
+use postgres::Client;
+use ripcord_core::EngineError;
+use ripcord_core::snapshot::{
+    ColumnDefinition, ExportInfo, Grant, NamedDefinition, OwnedSequence, RestorePlace,
+    SnapshotWorker, SwapOutcome, TableDefinition, TableSnapshots, quote_ident,
+};
+
+use crate::{PostgresEngine, map_error};
+
+/// Schemas whose tables are never snapshotted.
+const NOT_USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord') \
+     AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT LIKE 'ripcord\\_%'";
+
+pub(crate) struct PgSnapshots<'a> {
+    pub(crate) engine: &'a mut PostgresEngine,
+}
+
+fn invalid(reason: String, hint: &str) -> EngineError {
+    EngineError::Invalid {
+        reason,
+        hint: Some(hint.to_string()),
+    }
+}
+
+fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Resolve names (as a user would type them) to table oids, refusing what is not a
+/// plain table.
+fn resolve_tables(client: &mut Client, tables: &[String]) -> Result<Vec<u32>, EngineError> {
+    if tables.is_empty() {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind = 'r' AND NOT c.relispartition AND {NOT_USER_SCHEMAS} \
+                     ORDER BY n.nspname, c.relname"
+                ),
+                &[],
+            )
+            .map_err(map_error)?;
+        return Ok(rows.iter().map(|r| r.get(0)).collect());
+    }
+    let mut oids = Vec::new();
+    for name in tables {
+        let row = client
+            .query(
+                "SELECT c.oid, c.relkind::text, c.relispartition FROM pg_class c \
+                 WHERE c.oid = to_regclass($1)",
+                &[name],
+            )
+            .map_err(map_error)?
+            .into_iter()
+            .next();
+        let Some(row) = row else {
+            return Err(invalid(
+                format!("no table named {name}"),
+                "name tables as schema.table; `\\dt` in psql lists them",
+            ));
+        };
+        let kind: String = row.get(1);
+        let partition: bool = row.get(2);
+        if kind == "p" || partition {
+            return Err(invalid(
+                format!("{name} is partitioned (or a partition); snapshots take plain tables"),
+                "snapshot a copy of the data, or each partition's rows with a plain table",
+            ));
+        }
+        if kind != "r" {
+            return Err(invalid(
+                format!("{name} is not a table"),
+                "snapshots take plain tables; views and sequences come with their tables",
+            ));
+        }
+        let oid: u32 = row.get(0);
+        if !oids.contains(&oid) {
+            oids.push(oid);
+        }
+    }
+    Ok(oids)
+}
+
+/// The definition of table `oid`; the session's search_path must be empty.
+fn definition(client: &mut Client, oid: u32) -> Result<TableDefinition, EngineError> {
+    let head = client
+        .query_one(
+            "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
+                    quote_ident(c.relname), quote_ident(pg_get_userbyid(c.relowner)) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[&oid],
+        )
+        .map_err(map_error)?;
+    let mut columns: Vec<ColumnDefinition> = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 \
+                         THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END, \
+                    a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, \
+                    a.attgenerated::text \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+             LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&oid],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(|r| {
+            let identity: String = r.get(5);
+            let generated: String = r.get(6);
+            let expr: Option<String> = r.get(4);
+            ColumnDefinition {
+                name: r.get(0),
+                data_type: r.get(1),
+                collation: r.get(2),
+                not_null: r.get(3),
+                default: if generated.is_empty() {
+                    expr.clone()
+                } else {
+                    None
+                },
+                identity: match identity.as_str() {
+                    "a" => Some("ALWAYS".into()),
+                    "d" => Some("BY DEFAULT".into()),
+                    _ => None,
+                },
+                generated: if generated == "s" { expr } else { None },
+            }
+        })
+        .collect();
+    let mut sequences = Vec::new();
+    for r in client
+        .query(
+            "SELECT s.relname::text, quote_ident(n.nspname) || '.' || quote_ident(s.relname), \
+                    a.attname::text, d.deptype = 'i', format_type(q.seqtypid, NULL), \
+                    format('INCREMENT %s MINVALUE %s MAXVALUE %s START %s CACHE %s %s', \
+                        q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache, \
+                        CASE WHEN q.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END) \
+             FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+             JOIN pg_namespace n ON n.oid = s.relnamespace \
+             JOIN pg_sequence q ON q.seqrelid = s.oid \
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+               AND d.refobjid = $1 AND d.deptype IN ('a', 'i') ORDER BY 1",
+            &[&oid],
+        )
+        .map_err(map_error)?
+    {
+        let qualified: String = r.get(1);
+        let value = client
+            .query_one(
+                &format!("SELECT last_value, is_called FROM {qualified}"),
+                &[],
+            )
+            .map_err(map_error)?;
+        let sequence = OwnedSequence {
+            name: r.get(0),
+            column: r.get(2),
+            identity: r.get(3),
+            data_type: r.get(4),
+            options: r.get(5),
+            last_value: value.get(0),
+            is_called: value.get(1),
+        };
+        if !sequence.identity {
+            // A serial default names the old sequence; the restore makes its own.
+            if let Some(column) = columns.iter_mut().find(|c| c.name == sequence.column) {
+                if column
+                    .default
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("nextval("))
+                {
+                    column.default = None;
+                }
+            }
+        }
+        sequences.push(sequence);
+    }
+    let named = |client: &mut Client, sql: &str| -> Result<Vec<NamedDefinition>, EngineError> {
+        Ok(client
+            .query(sql, &[&oid])
+            .map_err(map_error)?
+            .iter()
+            .map(|r| NamedDefinition {
+                name: r.get(0),
+                definition: r.get(1),
+            })
+            .collect())
+    };
+    let constraints = named(
+        client,
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid = $1 AND contype IN ('p', 'u', 'c', 'x') ORDER BY contype <> 'p', conname",
+    )?;
+    let foreign_keys = named(
+        client,
+        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid = $1 AND contype = 'f' ORDER BY conname",
+    )?;
+    let indexes = named(
+        client,
+        "SELECT ic.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 AND NOT EXISTS \
+           (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid \
+              AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')) ORDER BY 1",
+    )?;
+    let triggers = named(
+        client,
+        "SELECT tgname::text, pg_get_triggerdef(oid) FROM pg_trigger \
+         WHERE tgrelid = $1 AND NOT tgisinternal AND tgname NOT LIKE 'ripcord\\_%' ORDER BY 1",
+    )?;
+    let grants = client
+        .query(
+            "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, \
+                    a.privilege_type, a.is_grantable \
+             FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a \
+             LEFT JOIN pg_roles r ON r.oid = a.grantee \
+             WHERE c.oid = $1 AND a.grantee <> c.relowner ORDER BY 1, 2",
+            &[&oid],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(|r| Grant {
+            grantee: r.get(0),
+            privilege: r.get(1),
+            grantable: r.get(2),
+        })
+        .collect();
+    Ok(TableDefinition {
+        schema: head.get(0),
+        name: head.get(1),
+        qualified: head.get(2),
+        quoted_name: head.get(3),
+        columns,
+        constraints,
+        foreign_keys,
+        indexes,
+        triggers,
+        grants,
+        owner: head.get(4),
+        sequences,
+        create_sql: None,
+    })
+}
+
+fn definitions(client: &mut Client, tables: &[String]) -> Result<Vec<TableDefinition>, EngineError> {
+    let oids = resolve_tables(client, tables)?;
+    client
+        .batch_execute("SET LOCAL search_path = ''")
+        .map_err(map_error)?;
+    oids.into_iter().map(|oid| definition(client, oid)).collect()
+}
+
+impl TableSnapshots for PgSnapshots<'_> {
+    fn begin_export(&mut self, tables: &[String]) -> Result<ExportInfo, EngineError> {
+        let client = &mut self.engine.client;
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(map_error)?;
+        let head = client
+            .query_one(
+                "SELECT pg_export_snapshot(), \
+                        (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                              ELSE pg_current_wal_lsn() END)::text, \
+                        statement_timestamp(), current_setting('server_version')",
+                &[],
+            )
+            .map_err(map_error)?;
+        let tables = definitions(client, tables)?;
+        Ok(ExportInfo {
+            token: head.get(0),
+            lsn: head.get(1),
+            at: head.get(2),
+            server_version: head.get(3),
+            tables,
+        })
+    }
+
+    fn end_export(&mut self) -> Result<(), EngineError> {
+        self.engine.client.batch_execute("COMMIT").map_err(map_error)
+    }
+
+    fn worker(&mut self) -> Result<Box<dyn SnapshotWorker>, EngineError> {
+        Ok(Box::new(PgWorker {
+            engine: PostgresEngine::connect(&self.engine.url)?,
+        }))
+    }
+
+    fn live_definitions(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Vec<TableDefinition>, EngineError> {
+        let client = &mut self.engine.client;
+        client.batch_execute("BEGIN").map_err(map_error)?;
+        let found = definitions(client, tables);
+        client.batch_execute("ROLLBACK").map_err(map_error)?;
+        found
+    }
+
+    fn prepare_place(
+        &mut self,
+        place: &RestorePlace,
+        tables: &[TableDefinition],
+    ) -> Result<(), EngineError> {
+        let client = &mut self.engine.client;
+        match place {
+            RestorePlace::Staging { schema } => client
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
+                    quote_ident(schema)
+                ))
+                .map_err(map_error),
+            RestorePlace::Original => {
+                for table in tables {
+                    let exists: bool = client
+                        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.qualified])
+                        .map_err(map_error)?
+                        .get(0);
+                    if exists {
+                        return Err(invalid(
+                            format!("{} already exists in the database to restore into", table.display_name()),
+                            "restore into an empty database, or drop the table there first",
+                        ));
+                    }
+                    client
+                        .batch_execute(&format!(
+                            "CREATE SCHEMA IF NOT EXISTS {}",
+                            quote_ident(&table.schema)
+                        ))
+                        .map_err(map_error)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn swap_in(
+        &mut self,
+        staging_schema: &str,
+        tables: &[TableDefinition],
+        vault_schema: &str,
+    ) -> Result<SwapOutcome, EngineError> {
+        let client = &mut self.engine.client;
+        let staging = quote_ident(staging_schema);
+        let vault = quote_ident(vault_schema);
+        let mut outcome = SwapOutcome {
+            vault_schema: vault_schema.to_string(),
+            ..Default::default()
+        };
+        let mut tx = client.transaction().map_err(map_error)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path = ''; SET LOCAL lock_timeout = '10s'; CREATE SCHEMA {vault}"
+        ))
+        .map_err(map_error)?;
+        let mut live_oids = Vec::new();
+        for table in tables {
+            let oid: Option<u32> = tx
+                .query_one(
+                    "SELECT to_regclass($1)::oid",
+                    &[&table.qualified],
+                )
+                .map_err(map_error)?
+                .get(0);
+            if let Some(oid) = oid {
+                tx.batch_execute(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table.qualified))
+                    .map_err(map_error)?;
+                live_oids.push(oid);
+            }
+        }
+        let views: Vec<String> = tx
+            .query(
+                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d \
+                 JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = ANY($1) \
+                   AND v.oid <> ALL($1) ORDER BY 1",
+                &[&live_oids],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !views.is_empty() {
+            return Err(invalid(
+                format!(
+                    "views depend on the tables to restore: {}; swapping would leave them on the old tables",
+                    views.join(", ")
+                ),
+                "restore with --as-new-tables and copy the rows over, or drop and re-create the views around the restore",
+            ));
+        }
+        // Foreign keys of other tables that point at tables being replaced.
+        let inbound: Vec<(String, String, String)> = tx
+            .query(
+                "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) \
+                 FROM pg_constraint WHERE contype = 'f' AND confrelid = ANY($1) \
+                   AND conrelid <> ALL($1) ORDER BY 1, 2",
+                &[&live_oids],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let mut deferred = Vec::new();
+        for (owner, name, def) in &inbound {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {owner} DROP CONSTRAINT {}",
+                quote_ident(&name)
+            ))
+            .map_err(map_error)?;
+            outcome.repointed_foreign_keys.push(format!("{owner}.{name}"));
+            deferred.push((owner.clone(), name.clone(), def.clone()));
+        }
+        // Old tables leave first, so that their index and sequence names are free.
+        for oid in &live_oids {
+            let (qualified, fks): (String, Vec<String>) = {
+                let row = tx
+                    .query_one(
+                        "SELECT $1::regclass::text, ARRAY(SELECT conname::text FROM pg_constraint \
+                           WHERE conrelid = $1 AND contype = 'f')",
+                        &[oid],
+                    )
+                    .map_err(map_error)?;
+                (row.get(0), row.get(1))
+            };
+            for fk in fks {
+                tx.batch_execute(&format!(
+                    "ALTER TABLE {qualified} DROP CONSTRAINT {}",
+                    quote_ident(&fk)
+                ))
+                .map_err(map_error)?;
+            }
+            tx.batch_execute(&format!("ALTER TABLE {qualified} SET SCHEMA {vault}"))
+                .map_err(map_error)?;
+        }
+        for table in tables {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {staging}.{} SET SCHEMA {}",
+                table.quoted_name,
+                quote_ident(&table.schema)
+            ))
+            .map_err(map_error)?;
+        }
+        for table in tables {
+            for fk in &table.foreign_keys {
+                tx.batch_execute(&format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+                    table.qualified,
+                    quote_ident(&fk.name),
+                    fk.definition
+                ))
+                .map_err(map_error)?;
+                deferred.push((table.qualified.clone(), fk.name.clone(), fk.definition.clone()));
+            }
+        }
+        for (owner, name, def) in &inbound {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {owner} ADD CONSTRAINT {} {def} NOT VALID",
+                quote_ident(name)
+            ))
+            .map_err(map_error)?;
+        }
+        tx.batch_execute(&format!("DROP SCHEMA {staging}"))
+            .map_err(map_error)?;
+        tx.commit().map_err(map_error)?;
+        // Validation scans rows but takes only a SHARE UPDATE EXCLUSIVE lock.
+        for (owner, name, _) in deferred {
+            let validated = client.batch_execute(&format!(
+                "ALTER TABLE {owner} VALIDATE CONSTRAINT {}",
+                quote_ident(&name)
+            ));
+            if validated.is_err() {
+                outcome.unvalidated_foreign_keys.push(format!("{owner}.{name}"));
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn add_foreign_keys(&mut self, tables: &[TableDefinition]) -> Result<Vec<String>, EngineError> {
+        let client = &mut self.engine.client;
+        let mut tx = client.transaction().map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''").map_err(map_error)?;
+        for table in tables {
+            for fk in &table.foreign_keys {
+                tx.batch_execute(&format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+                    table.qualified,
+                    quote_ident(&fk.name),
+                    fk.definition
+                ))
+                .map_err(map_error)?;
+            }
+        }
+        tx.commit().map_err(map_error)?;
+        let mut unvalidated = Vec::new();
+        for table in tables {
+            for fk in &table.foreign_keys {
+                let validated = client.batch_execute(&format!(
+                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                    table.qualified,
+                    quote_ident(&fk.name)
+                ));
+                if validated.is_err() {
+                    unvalidated.push(format!("{}.{}", table.qualified, fk.name));
+                }
+            }
+        }
+        Ok(unvalidated)
+    }
+
+    fn drop_schema(&mut self, schema: &str) -> Result<(), EngineError> {
+        self.engine
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(schema)))
+            .map_err(map_error)
+    }
+
+    fn vault_schemas(&mut self) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .engine
+            .client
+            .query(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'ripcord\\_vault\\_%' ORDER BY 1",
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
+struct PgWorker {
+    engine: PostgresEngine,
+}
+
+/// `CREATE TABLE` (and the serial sequences it needs) for `table` in `place`.
+fn create_statements(table: &TableDefinition, place: &RestorePlace) -> Vec<String> {
+    let schema = quote_ident(place.schema_for(table));
+    let mut statements = Vec::new();
+    let mut columns = Vec::new();
+    for column in &table.columns {
+        let mut text = format!("{} {}", quote_ident(&column.name), column.data_type);
+        if let Some(collation) = &column.collation {
+            text.push_str(&format!(" COLLATE {collation}"));
+        }
+        if let Some(expr) = &column.generated {
+            text.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
+        }
+        let sequence = table.sequences.iter().find(|s| s.column == column.name);
+        if let Some(kind) = &column.identity {
+            let options = sequence
+                .map(|s| format!(" (SEQUENCE NAME {schema}.{} {})", quote_ident(&s.name), s.options))
+                .unwrap_or_default();
+            text.push_str(&format!(" GENERATED {kind} AS IDENTITY{options}"));
+        } else if let Some(s) = sequence.filter(|s| !s.identity) {
+            statements.push(format!(
+                "CREATE SEQUENCE {schema}.{} AS {} {}",
+                quote_ident(&s.name),
+                s.data_type,
+                s.options
+            ));
+            text.push_str(&format!(
+                " DEFAULT nextval({}::regclass)",
+                sql_literal(&format!("{schema}.{}", quote_ident(&s.name)))
+            ));
+        } else if let Some(default) = &column.default {
+            text.push_str(&format!(" DEFAULT {default}"));
+        }
+        if column.not_null {
+            text.push_str(" NOT NULL");
+        }
+        columns.push(text);
+    }
+    statements.push(format!(
+        "CREATE TABLE {} ({})",
+        table.qualified_in(place),
+        columns.join(", ")
+    ));
+    statements
+}
+
+impl SnapshotWorker for PgWorker {
+    fn copy_out(
+        &mut self,
+        token: &str,
+        table: &TableDefinition,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), EngineError> {
+        let client = &mut self.engine.client;
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                sql_literal(token)
+            ))
+            .map_err(map_error)?;
+        let mut reader = client
+            .copy_out(&format!("COPY {} TO STDOUT (FORMAT binary)", table.qualified))
+            .map_err(map_error)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let read = reader.read(&mut buffer).map_err(|e| EngineError::ConnectionLost {
+                reason: format!("copying {}: {e}", table.display_name()),
+            })?;
+            if read == 0 {
+                break;
+            }
+            sink(&buffer[..read]).map_err(|e| EngineError::Invalid {
+                reason: format!("storing {}: {e}", table.display_name()),
+                hint: None,
+            })?;
+        }
+        drop(reader);
+        client.batch_execute("COMMIT").map_err(map_error)
+    }
+
+    fn load(
+        &mut self,
+        place: &RestorePlace,
+        table: &TableDefinition,
+        source: &mut dyn Read,
+    ) -> Result<u64, EngineError> {
+        let target = table.qualified_in(place);
+        let mut tx = self.engine.client.transaction().map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL maintenance_work_mem = '256MB'")
+            .map_err(map_error)?;
+        for statement in create_statements(table, place) {
+            tx.batch_execute(&statement).map_err(map_error)?;
+        }
+        // FREEZE: the table is new in this transaction, so its rows need no later
+        // hint-bit writes or freezing vacuum.
+        let mut writer = tx
+            .copy_in(&format!("COPY {target} FROM STDIN (FORMAT binary, FREEZE)"))
+            .map_err(map_error)?;
+        let copied = std::io::copy(source, &mut writer);
+        if let Err(e) = copied {
+            return Err(EngineError::Invalid {
+                reason: format!("reading the snapshot of {}: {e}", table.display_name()),
+                hint: None,
+            });
+        }
+        writer.flush().map_err(|e| EngineError::ConnectionLost {
+            reason: e.to_string(),
+        })?;
+        let rows = writer.finish().map_err(map_error)?;
+        for constraint in &table.constraints {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {target} ADD CONSTRAINT {} {}",
+                quote_ident(&constraint.name),
+                constraint.definition
+            ))
+            .map_err(map_error)?;
+        }
+        for index in &table.indexes {
+            tx.batch_execute(&table.retarget(&index.definition, place))
+                .map_err(map_error)?;
+        }
+        for trigger in &table.triggers {
+            tx.batch_execute(&table.retarget(&trigger.definition, place))
+                .map_err(map_error)?;
+        }
+        let schema = quote_ident(place.schema_for(table));
+        for sequence in &table.sequences {
+            let qualified = format!("{schema}.{}", quote_ident(&sequence.name));
+            if !sequence.identity {
+                tx.batch_execute(&format!(
+                    "ALTER SEQUENCE {qualified} OWNED BY {target}.{}",
+                    quote_ident(&sequence.column)
+                ))
+                .map_err(map_error)?;
+            }
+            tx.execute(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&qualified, &sequence.last_value, &sequence.is_called],
+            )
+            .map_err(map_error)?;
+        }
+        for grant in &table.grants {
+            tx.batch_execute(&format!(
+                "GRANT {} ON {target} TO {}{}",
+                grant.privilege,
+                grant.grantee,
+                if grant.grantable { " WITH GRANT OPTION" } else { "" }
+            ))
+            .map_err(map_error)?;
+        }
+        if let Some(owner) = &table.owner {
+            let me: String = tx
+                .query_one("SELECT quote_ident(current_user)", &[])
+                .map_err(map_error)?
+                .get(0);
+            if &me != owner {
+                tx.batch_execute(&format!("ALTER TABLE {target} OWNER TO {owner}"))
+                    .map_err(map_error)?;
+            }
+        }
+        tx.commit().map_err(map_error)?;
+        Ok(rows)
+    }
+}
