@@ -186,7 +186,8 @@ pub fn deploy_cmd(
         (false, ripcord_core::config::SnapshotBefore::Never) => None,
         (explicit, policy) => Some(ripcord::deploy::SnapshotBefore {
             store: std::sync::Arc::new(project.snapshot_store(None)?),
-            only_destructive: !explicit && policy == ripcord_core::config::SnapshotBefore::Preserving,
+            only_destructive: !explicit
+                && policy == ripcord_core::config::SnapshotBefore::Preserving,
             parallel: 4,
         }),
     };
@@ -576,7 +577,10 @@ fn snapshot_progress(printer: &Printer) -> ripcord::snapshot::ProgressSink {
         return std::sync::Arc::new(move |p: &ripcord::snapshot::Progress| {
             let mb = p.bytes as f64 / 1e6;
             if p.done {
-                bar.println(format!("  {} {}: {} rows, {mb:.1} MB", p.operation, p.table, p.rows));
+                bar.println(format!(
+                    "  {} {}: {} rows, {mb:.1} MB",
+                    p.operation, p.table, p.rows
+                ));
             } else {
                 bar.set_message(format!("{} {}: {mb:.1} MB", p.operation, p.table));
             }
@@ -729,8 +733,11 @@ pub fn snapshot(
                 .as_deref()
                 .map(|text| {
                     humantime::parse_duration(text).map_err(|e| {
-                        CommandError::new(Exit::Usage, format!("invalid --older-than `{text}`: {e}"))
-                            .hint("write e.g. 7d, 12h or 30min")
+                        CommandError::new(
+                            Exit::Usage,
+                            format!("invalid --older-than `{text}`: {e}"),
+                        )
+                        .hint("write e.g. 7d, 12h or 30min")
                     })
                 })
                 .transpose()?;

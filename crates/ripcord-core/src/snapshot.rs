@@ -189,7 +189,9 @@ impl TableDefinition {
     /// Where this table goes in `place`, qualified and quoted.
     pub fn qualified_in(&self, place: &RestorePlace) -> String {
         match place {
-            RestorePlace::Staging { schema } => format!("{}.{}", quote_ident(schema), self.quoted_name),
+            RestorePlace::Staging { schema } => {
+                format!("{}.{}", quote_ident(schema), self.quoted_name)
+            }
             RestorePlace::Original => self.qualified.clone(),
         }
     }
@@ -328,8 +330,7 @@ pub trait TableSnapshots {
     /// A new connection for parallel copying.
     fn worker(&mut self) -> Result<Box<dyn SnapshotWorker>, EngineError>;
     /// Definitions of live tables (for checks before a restore).
-    fn live_definitions(&mut self, tables: &[String])
-    -> Result<Vec<TableDefinition>, EngineError>;
+    fn live_definitions(&mut self, tables: &[String]) -> Result<Vec<TableDefinition>, EngineError>;
     /// Prepare `place` (create the staging schema, dropping one left by a killed run).
     fn prepare_place(
         &mut self,
@@ -382,11 +383,7 @@ pub fn quote_ident(name: &str) -> String {
 pub fn new_snapshot_id(now: DateTime<Utc>) -> String {
     let nanos = now.timestamp_subsec_nanos();
     let noise = blake3::hash(format!("{now:?}{}{nanos}", std::process::id()).as_bytes());
-    format!(
-        "{}-{}",
-        now.format("%Y%m%dT%H%M%SZ"),
-        &noise.to_hex()[..6]
-    )
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &noise.to_hex()[..6])
 }
 
 #[cfg(test)]
@@ -428,7 +425,9 @@ mod tests {
     #[test]
     fn an_edited_manifest_is_refused() {
         let m = manifest();
-        let text = serde_json::to_string(&m).unwrap().replace("manual", "edited");
+        let text = serde_json::to_string(&m)
+            .unwrap()
+            .replace("manual", "edited");
         let err = Manifest::parse(text.as_bytes()).unwrap_err();
         assert!(err.contains("does not match"), "{err}");
     }
@@ -478,8 +477,8 @@ fn name_tokens(sql: &str) -> Vec<String> {
             let mut name = String::new();
             loop {
                 let rest = &sql[at..];
-                if rest.starts_with('"') {
-                    let end = rest[1..].find('"').map_or(rest.len(), |e| e + 2);
+                if let Some(inner) = rest.strip_prefix('"') {
+                    let end = inner.find('"').map_or(rest.len(), |e| e + 2);
                     name.push_str(&rest[..end]);
                     at += end;
                 } else {
@@ -583,7 +582,14 @@ pub fn touched_tables(sql: &str) -> Vec<TouchedTable> {
             let rest = &tokens[(i + 1).min(tokens.len())..];
             let destructive = rest.windows(2).any(|w| w[0] == "DROP" && w[1] == "COLUMN")
                 || rest.iter().any(|t| t == "TYPE")
-                || rest.windows(2).any(|w| w[0] == "DROP" && w[1] != "CONSTRAINT" && w[1] != "DEFAULT" && w[1] != "NOT" && w[1] != "IDENTITY" && w[1] != "EXPRESSION");
+                || rest.windows(2).any(|w| {
+                    w[0] == "DROP"
+                        && w[1] != "CONSTRAINT"
+                        && w[1] != "DEFAULT"
+                        && w[1] != "NOT"
+                        && w[1] != "IDENTITY"
+                        && w[1] != "EXPRESSION"
+                });
             list(i, destructive).into_iter().take(1).collect()
         }
         _ => Vec::new(),
@@ -603,15 +609,42 @@ mod touched_tests {
 
     #[test]
     fn recognizes_what_destroys_data() {
-        assert_eq!(names("DROP TABLE IF EXISTS a, public.b CASCADE"), vec![("a".into(), true), ("public.b".into(), true)]);
-        assert_eq!(names("truncate table only Orders"), vec![("orders".into(), true)]);
-        assert_eq!(names("-- why\nDELETE FROM \"Odd\".t WHERE x = 1"), vec![("\"Odd\".t".into(), true)]);
-        assert_eq!(names("UPDATE orders SET a = 1"), vec![("orders".into(), true)]);
-        assert_eq!(names("ALTER TABLE orders DROP COLUMN note"), vec![("orders".into(), true)]);
-        assert_eq!(names("ALTER TABLE orders ALTER COLUMN n TYPE int USING n::int"), vec![("orders".into(), true)]);
-        assert_eq!(names("ALTER TABLE IF EXISTS orders ADD COLUMN note text"), vec![("orders".into(), false)]);
-        assert_eq!(names("ALTER TABLE orders DROP CONSTRAINT c"), vec![("orders".into(), false)]);
-        assert_eq!(names("INSERT INTO orders (a) VALUES (1)"), vec![("orders".into(), false)]);
+        assert_eq!(
+            names("DROP TABLE IF EXISTS a, public.b CASCADE"),
+            vec![("a".into(), true), ("public.b".into(), true)]
+        );
+        assert_eq!(
+            names("truncate table only Orders"),
+            vec![("orders".into(), true)]
+        );
+        assert_eq!(
+            names("-- why\nDELETE FROM \"Odd\".t WHERE x = 1"),
+            vec![("\"Odd\".t".into(), true)]
+        );
+        assert_eq!(
+            names("UPDATE orders SET a = 1"),
+            vec![("orders".into(), true)]
+        );
+        assert_eq!(
+            names("ALTER TABLE orders DROP COLUMN note"),
+            vec![("orders".into(), true)]
+        );
+        assert_eq!(
+            names("ALTER TABLE orders ALTER COLUMN n TYPE int USING n::int"),
+            vec![("orders".into(), true)]
+        );
+        assert_eq!(
+            names("ALTER TABLE IF EXISTS orders ADD COLUMN note text"),
+            vec![("orders".into(), false)]
+        );
+        assert_eq!(
+            names("ALTER TABLE orders DROP CONSTRAINT c"),
+            vec![("orders".into(), false)]
+        );
+        assert_eq!(
+            names("INSERT INTO orders (a) VALUES (1)"),
+            vec![("orders".into(), false)]
+        );
         assert!(names("CREATE TABLE x (a int)").is_empty());
         assert!(names("SELECT 1").is_empty());
     }

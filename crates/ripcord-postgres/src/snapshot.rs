@@ -174,14 +174,13 @@ fn definition(client: &mut Client, oid: u32) -> Result<TableDefinition, EngineEr
         };
         if !sequence.identity {
             // A serial default names the old sequence; the restore makes its own.
-            if let Some(column) = columns.iter_mut().find(|c| c.name == sequence.column) {
-                if column
+            if let Some(column) = columns.iter_mut().find(|c| c.name == sequence.column)
+                && column
                     .default
                     .as_deref()
                     .is_some_and(|d| d.starts_with("nextval("))
-                {
-                    column.default = None;
-                }
+            {
+                column.default = None;
             }
         }
         sequences.push(sequence);
@@ -253,12 +252,17 @@ fn definition(client: &mut Client, oid: u32) -> Result<TableDefinition, EngineEr
     })
 }
 
-fn definitions(client: &mut Client, tables: &[String]) -> Result<Vec<TableDefinition>, EngineError> {
+fn definitions(
+    client: &mut Client,
+    tables: &[String],
+) -> Result<Vec<TableDefinition>, EngineError> {
     let oids = resolve_tables(client, tables)?;
     client
         .batch_execute("SET LOCAL search_path = ''")
         .map_err(map_error)?;
-    oids.into_iter().map(|oid| definition(client, oid)).collect()
+    oids.into_iter()
+        .map(|oid| definition(client, oid))
+        .collect()
 }
 
 impl TableSnapshots for PgSnapshots<'_> {
@@ -287,7 +291,10 @@ impl TableSnapshots for PgSnapshots<'_> {
     }
 
     fn end_export(&mut self) -> Result<(), EngineError> {
-        self.engine.client.batch_execute("COMMIT").map_err(map_error)
+        self.engine
+            .client
+            .batch_execute("COMMIT")
+            .map_err(map_error)
     }
 
     fn worker(&mut self) -> Result<Box<dyn SnapshotWorker>, EngineError> {
@@ -296,10 +303,7 @@ impl TableSnapshots for PgSnapshots<'_> {
         }))
     }
 
-    fn live_definitions(
-        &mut self,
-        tables: &[String],
-    ) -> Result<Vec<TableDefinition>, EngineError> {
+    fn live_definitions(&mut self, tables: &[String]) -> Result<Vec<TableDefinition>, EngineError> {
         let client = &mut self.engine.client;
         client.batch_execute("BEGIN").map_err(map_error)?;
         let found = definitions(client, tables);
@@ -328,7 +332,10 @@ impl TableSnapshots for PgSnapshots<'_> {
                         .get(0);
                     if exists {
                         return Err(invalid(
-                            format!("{} already exists in the database to restore into", table.display_name()),
+                            format!(
+                                "{} already exists in the database to restore into",
+                                table.display_name()
+                            ),
                             "restore into an empty database, or drop the table there first",
                         ));
                     }
@@ -365,15 +372,15 @@ impl TableSnapshots for PgSnapshots<'_> {
         let mut live_oids = Vec::new();
         for table in tables {
             let oid: Option<u32> = tx
-                .query_one(
-                    "SELECT to_regclass($1)::oid",
-                    &[&table.qualified],
-                )
+                .query_one("SELECT to_regclass($1)::oid", &[&table.qualified])
                 .map_err(map_error)?
                 .get(0);
             if let Some(oid) = oid {
-                tx.batch_execute(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table.qualified))
-                    .map_err(map_error)?;
+                tx.batch_execute(&format!(
+                    "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+                    table.qualified
+                ))
+                .map_err(map_error)?;
                 live_oids.push(oid);
             }
         }
@@ -414,10 +421,12 @@ impl TableSnapshots for PgSnapshots<'_> {
         for (owner, name, def) in &inbound {
             tx.batch_execute(&format!(
                 "ALTER TABLE {owner} DROP CONSTRAINT {}",
-                quote_ident(&name)
+                quote_ident(name)
             ))
             .map_err(map_error)?;
-            outcome.repointed_foreign_keys.push(format!("{owner}.{name}"));
+            outcome
+                .repointed_foreign_keys
+                .push(format!("{owner}.{name}"));
             deferred.push((owner.clone(), name.clone(), def.clone()));
         }
         // Old tables leave first, so that their index and sequence names are free.
@@ -425,8 +434,8 @@ impl TableSnapshots for PgSnapshots<'_> {
             let (qualified, fks): (String, Vec<String>) = {
                 let row = tx
                     .query_one(
-                        "SELECT $1::regclass::text, ARRAY(SELECT conname::text FROM pg_constraint \
-                           WHERE conrelid = $1 AND contype = 'f')",
+                        "SELECT $1::oid::regclass::text, ARRAY(SELECT conname::text FROM pg_constraint \
+                           WHERE conrelid = $1::oid AND contype = 'f')",
                         &[oid],
                     )
                     .map_err(map_error)?;
@@ -459,7 +468,11 @@ impl TableSnapshots for PgSnapshots<'_> {
                     fk.definition
                 ))
                 .map_err(map_error)?;
-                deferred.push((table.qualified.clone(), fk.name.clone(), fk.definition.clone()));
+                deferred.push((
+                    table.qualified.clone(),
+                    fk.name.clone(),
+                    fk.definition.clone(),
+                ));
             }
         }
         for (owner, name, def) in &inbound {
@@ -479,7 +492,9 @@ impl TableSnapshots for PgSnapshots<'_> {
                 quote_ident(&name)
             ));
             if validated.is_err() {
-                outcome.unvalidated_foreign_keys.push(format!("{owner}.{name}"));
+                outcome
+                    .unvalidated_foreign_keys
+                    .push(format!("{owner}.{name}"));
             }
         }
         Ok(outcome)
@@ -488,7 +503,8 @@ impl TableSnapshots for PgSnapshots<'_> {
     fn add_foreign_keys(&mut self, tables: &[TableDefinition]) -> Result<Vec<String>, EngineError> {
         let client = &mut self.engine.client;
         let mut tx = client.transaction().map_err(map_error)?;
-        tx.batch_execute("SET LOCAL search_path = ''").map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''")
+            .map_err(map_error)?;
         for table in tables {
             for fk in &table.foreign_keys {
                 tx.batch_execute(&format!(
@@ -520,7 +536,10 @@ impl TableSnapshots for PgSnapshots<'_> {
     fn drop_schema(&mut self, schema: &str) -> Result<(), EngineError> {
         self.engine
             .client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(schema)))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                quote_ident(schema)
+            ))
             .map_err(map_error)
     }
 
@@ -559,7 +578,13 @@ fn create_statements(table: &TableDefinition, place: &RestorePlace) -> Vec<Strin
         let sequence = table.sequences.iter().find(|s| s.column == column.name);
         if let Some(kind) = &column.identity {
             let options = sequence
-                .map(|s| format!(" (SEQUENCE NAME {schema}.{} {})", quote_ident(&s.name), s.options))
+                .map(|s| {
+                    format!(
+                        " (SEQUENCE NAME {schema}.{} {})",
+                        quote_ident(&s.name),
+                        s.options
+                    )
+                })
                 .unwrap_or_default();
             text.push_str(&format!(" GENERATED {kind} AS IDENTITY{options}"));
         } else if let Some(s) = sequence.filter(|s| !s.identity) {
@@ -604,13 +629,18 @@ impl SnapshotWorker for PgWorker {
             ))
             .map_err(map_error)?;
         let mut reader = client
-            .copy_out(&format!("COPY {} TO STDOUT (FORMAT binary)", table.qualified))
+            .copy_out(&format!(
+                "COPY {} TO STDOUT (FORMAT binary)",
+                table.qualified
+            ))
             .map_err(map_error)?;
         let mut buffer = vec![0u8; 1 << 20];
         loop {
-            let read = reader.read(&mut buffer).map_err(|e| EngineError::ConnectionLost {
-                reason: format!("copying {}: {e}", table.display_name()),
-            })?;
+            let read = reader
+                .read(&mut buffer)
+                .map_err(|e| EngineError::ConnectionLost {
+                    reason: format!("copying {}: {e}", table.display_name()),
+                })?;
             if read == 0 {
                 break;
             }
@@ -689,7 +719,11 @@ impl SnapshotWorker for PgWorker {
                 "GRANT {} ON {target} TO {}{}",
                 grant.privilege,
                 grant.grantee,
-                if grant.grantable { " WITH GRANT OPTION" } else { "" }
+                if grant.grantable {
+                    " WITH GRANT OPTION"
+                } else {
+                    ""
+                }
             ))
             .map_err(map_error)?;
         }

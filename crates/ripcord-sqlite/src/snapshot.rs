@@ -3,8 +3,8 @@
 //! and the snapshot's rows take their place (tables missing now are re-created with
 //! their indexes and triggers). The ledger and audit tables are never touched.
 
-use rusqlite::{Connection, OptionalExtension};
 use ripcord_core::EngineError;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::map_error;
 
@@ -24,7 +24,9 @@ pub(crate) fn restore_from_copy(
     if result.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    let detached = conn.execute_batch("DETACH DATABASE ripcord_snap").map_err(map_error);
+    let detached = conn
+        .execute_batch("DETACH DATABASE ripcord_snap")
+        .map_err(map_error);
     let vaulted = result?;
     detached?;
     Ok(vaulted)
@@ -54,10 +56,13 @@ fn replace_rows(
         tables
             .iter()
             .map(|t| {
-                in_copy.iter().find(|(name, _)| name == t).ok_or_else(|| EngineError::Invalid {
-                    reason: format!("the snapshot has no table {t}"),
-                    hint: None,
-                })
+                in_copy
+                    .iter()
+                    .find(|(name, _)| name == t)
+                    .ok_or_else(|| EngineError::Invalid {
+                        reason: format!("the snapshot has no table {t}"),
+                        hint: None,
+                    })
             })
             .collect::<Result<_, _>>()?
     };
@@ -89,8 +94,10 @@ fn replace_rows(
                         .collect::<Result<_, _>>()
                         .map_err(map_error)?
                 };
-                conn.execute_batch(&format!("INSERT INTO main.{q} SELECT * FROM ripcord_snap.{q}"))
-                    .map_err(map_error)?;
+                conn.execute_batch(&format!(
+                    "INSERT INTO main.{q} SELECT * FROM ripcord_snap.{q}"
+                ))
+                .map_err(map_error)?;
                 for extra in extras {
                     conn.execute_batch(&extra).map_err(map_error)?;
                 }

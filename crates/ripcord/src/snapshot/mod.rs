@@ -81,6 +81,8 @@ pub struct SnapshotSummary {
     pub label: String,
     /// The data's moment.
     pub data_as_of: DateTime<Utc>,
+    /// When it was completed.
+    pub created_at: DateTime<Utc>,
     /// Target it came from.
     pub target: String,
     /// Engine.
@@ -101,6 +103,7 @@ impl From<&Manifest> for SnapshotSummary {
             id: m.id.clone(),
             label: m.label.clone(),
             data_as_of: m.data_as_of,
+            created_at: m.created_at,
             target: m.target.clone(),
             engine: m.engine,
             tables: m
@@ -179,9 +182,18 @@ pub fn existing_tables(
             }
         }
         EngineKind::Sqlite => {
-            let live: Vec<String> = target.engine.table_data()?.into_iter().map(|(n, _)| n).collect();
+            let live: Vec<String> = target
+                .engine
+                .table_data()?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             for name in names {
-                let bare = name.strip_prefix("main.").unwrap_or(&name).trim_matches('"').to_string();
+                let bare = name
+                    .strip_prefix("main.")
+                    .unwrap_or(&name)
+                    .trim_matches('"')
+                    .to_string();
                 if live.contains(&bare) && !found.contains(&bare) {
                     found.push(bare);
                 }
@@ -327,7 +339,10 @@ impl Chunker<'_> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let raw = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES + (1 << 20)));
+        let raw = std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK_BYTES + (1 << 20)),
+        );
         self.sender
             .send(ChunkJob {
                 stream: self.stream,
@@ -402,7 +417,10 @@ fn create_streamed(
                                 Ok(())
                             } else {
                                 Err(EngineError::ConnectionLost {
-                                    reason: format!("the copy of {} ended early", table.display_name()),
+                                    reason: format!(
+                                        "the copy of {} ended early",
+                                        table.display_name()
+                                    ),
                                 })
                             }
                         });
@@ -473,16 +491,24 @@ fn create_file_copy(
     let scratch = tempfile::tempdir().map_err(|e| local_io("creating a temporary directory", e))?;
     let copy_path = scratch.path().join("copy.sqlite");
     let data_as_of = Utc::now();
-    let mut copy = crate::target::connect("copy", &format!("sqlite://{}", copy_path.display()), scratch.path())?;
+    let mut copy = crate::target::connect(
+        "copy",
+        &format!("sqlite://{}", copy_path.display()),
+        scratch.path(),
+    )?;
     copy.engine.copy_from(&target.url)?;
     let counts = copy.engine.table_data()?;
     drop(copy);
-    let definitions: Vec<TableDefinition> = counts.iter().map(|(name, _)| sqlite_table(name)).collect();
+    let definitions: Vec<TableDefinition> =
+        counts.iter().map(|(name, _)| sqlite_table(name)).collect();
     let wanted: Vec<&TableDefinition> = definitions
         .iter()
         .filter(|d| {
             options.tables.is_empty()
-                || options.tables.iter().any(|t| t == &d.name || t == &d.display_name())
+                || options
+                    .tables
+                    .iter()
+                    .any(|t| t == &d.name || t == &d.display_name())
         })
         .collect();
     for name in &options.tables {
@@ -599,6 +625,7 @@ pub fn list(store: &Store) -> Result<Vec<SnapshotSummary>, OpError> {
         }
         out.push(SnapshotSummary::from(&manifest(store, &id)?));
     }
+    out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(out)
 }
 
@@ -639,7 +666,9 @@ pub fn verify(store: &Store, id: &str) -> Result<VerifyReport, OpError> {
                         *next += 1;
                         *next - 1
                     };
-                    let Some(chunk) = chunks.get(index) else { break };
+                    let Some(chunk) = chunks.get(index) else {
+                        break;
+                    };
                     if let Err(e) = check_chunk(store, &manifest.id, chunk) {
                         bad.lock().unwrap().push((index, e));
                     }
@@ -891,7 +920,8 @@ fn restore_streamed(
         });
     }
     let vault = format!("ripcord_vault_{}", Utc::now().format("%Y%m%d%H%M%S%3f"));
-    let swapped: Result<SwapOutcome, EngineError> = snapshots.swap_in(&staging, &definitions, &vault);
+    let swapped: Result<SwapOutcome, EngineError> =
+        snapshots.swap_in(&staging, &definitions, &vault);
     let outcome = match swapped {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -918,7 +948,8 @@ fn restore_file_copy(
 ) -> Result<RestoreReport, OpError> {
     let scratch = tempfile::tempdir().map_err(|e| local_io("creating a temporary directory", e))?;
     let copy_path = scratch.path().join("copy.sqlite");
-    let mut file = std::fs::File::create(&copy_path).map_err(|e| local_io("writing the copy", e))?;
+    let mut file =
+        std::fs::File::create(&copy_path).map_err(|e| local_io("writing the copy", e))?;
     for chunk in manifest.file.iter().flat_map(|f| f.chunks.iter()) {
         let raw = check_chunk(store, &manifest.id, chunk)?;
         std::io::Write::write_all(&mut file, &raw).map_err(|e| local_io("writing the copy", e))?;
@@ -927,9 +958,10 @@ fn restore_file_copy(
     drop(file);
     let names: Vec<String> = tables.iter().map(|t| t.definition.name.clone()).collect();
     let suffix = format!("_{}", Utc::now().format("%Y%m%d%H%M%S"));
-    let vaulted = target
-        .engine
-        .restore_from_copy(&copy_path.display().to_string(), &names, &suffix)?;
+    let vaulted =
+        target
+            .engine
+            .restore_from_copy(&copy_path.display().to_string(), &names, &suffix)?;
     Ok(RestoreReport {
         id: manifest.id.clone(),
         tables: tables
@@ -969,7 +1001,8 @@ pub fn prune(
 ) -> Result<PruneReport, OpError> {
     let mut report = PruneReport::default();
     let now = Utc::now();
-    let cutoff = older_than.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+    let cutoff =
+        older_than.map(|d| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
     let snapshots = list(store)?;
     let keep_from = keep.map(|k| snapshots.len().saturating_sub(k));
     for (index, snapshot) in snapshots.iter().enumerate() {
@@ -981,6 +1014,7 @@ pub fn prune(
             for object in store.list(&snapshot.id)? {
                 store.delete(&object.name)?;
             }
+            store.tidy(&snapshot.id);
             report.removed.push(snapshot.id.clone());
         }
     }
@@ -989,23 +1023,33 @@ pub fn prune(
             continue;
         }
         let objects = store.list(&id)?;
+        if objects.is_empty() {
+            store.tidy(&id);
+            continue;
+        }
         let newest = objects.iter().map(|o| o.modified).max();
         if newest.is_none_or(|t| now - t > chrono::Duration::from_std(LEFTOVER_AGE).unwrap()) {
             for object in objects {
                 store.delete(&object.name)?;
             }
+            store.tidy(&id);
             report.leftovers.push(id);
         }
     }
-    if let (Some(target), Some(cutoff)) = (target, cutoff) {
-        if target.engine.kind() == EngineKind::Postgres {
+    if let (Some(target), Some(cutoff)) = (target, cutoff)
+        && target.engine.kind() == EngineKind::Postgres
+    {
+        {
             report.vaults = with_lock(target, "snapshot prune", |target| {
                 let mut snapshots = target.engine.snapshots().ok_or_else(unsupported)?;
                 let mut dropped = Vec::new();
                 for schema in snapshots.vault_schemas()? {
                     let stamp = schema.trim_start_matches("ripcord_vault_");
-                    let made = chrono::NaiveDateTime::parse_from_str(&stamp[..stamp.len().min(14)], "%Y%m%d%H%M%S")
-                        .map(|t| t.and_utc());
+                    let made = chrono::NaiveDateTime::parse_from_str(
+                        &stamp[..stamp.len().min(14)],
+                        "%Y%m%d%H%M%S",
+                    )
+                    .map(|t| t.and_utc());
                     if made.is_ok_and(|t| t < cutoff) {
                         snapshots.drop_schema(&schema)?;
                         dropped.push(schema);

@@ -20,6 +20,8 @@ pub struct Store {
     prefix: ObjectPath,
     uri: String,
     runtime: tokio::runtime::Runtime,
+    /// The directory of a `file://` store (object stores have no directories to tidy).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -55,6 +57,7 @@ impl Store {
             .build()
             .map_err(|e| store_error(uri, e))?;
         let scheme = uri.split_once("://").map(|(s, _)| s);
+        let mut local_root = None;
         let (inner, prefix): (Arc<dyn ObjectStore>, ObjectPath) = match scheme {
             None | Some("file") => {
                 let dir = uri.strip_prefix("file://").unwrap_or(uri);
@@ -68,6 +71,7 @@ impl Store {
                 })?;
                 let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(|e| store_error(uri, e))?;
+                local_root = Some(dir);
                 (Arc::new(local), ObjectPath::default())
             }
             Some("memory") => (
@@ -112,6 +116,7 @@ impl Store {
             prefix,
             uri: uri.to_string(),
             runtime,
+            local_root,
         })
     }
 
@@ -130,7 +135,12 @@ impl Store {
 
     fn relative(&self, path: &ObjectPath) -> String {
         path.prefix_match(&self.prefix)
-            .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+            .map(|parts| {
+                parts
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
             .unwrap_or_else(|| path.to_string())
     }
 
@@ -146,14 +156,15 @@ impl Store {
     /// Read `name`; `Ok(None)` when it does not exist.
     pub fn get(&self, name: &str) -> Result<Option<Bytes>, OpError> {
         let path = self.path(name);
-        self.runtime.block_on(async {
-            match self.inner.get(&path).await {
-                Ok(found) => found.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| store_error(&self.uri, e))
+        self.runtime
+            .block_on(async {
+                match self.inner.get(&path).await {
+                    Ok(found) => found.bytes().await.map(Some),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .map_err(|e| store_error(&self.uri, e))
     }
 
     /// Names of the top-level directories (snapshot ids).
@@ -188,6 +199,17 @@ impl Store {
             .collect())
     }
 
+    /// Remove the (empty) directory left by deleting every object under `dir`.
+    pub fn tidy(&self, dir: &str) {
+        if let Some(root) = &self.local_root {
+            let path = root.join(dir);
+            let empty = std::fs::read_dir(&path).is_ok_and(|_| walk_files(&path) == 0);
+            if empty {
+                let _ = std::fs::remove_dir_all(path);
+            }
+        }
+    }
+
     /// Delete one object (gone already is fine).
     pub fn delete(&self, name: &str) -> Result<(), OpError> {
         let path = self.path(name);
@@ -196,6 +218,18 @@ impl Store {
             Err(e) => Err(store_error(&self.uri, e)),
         }
     }
+}
+
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                if path.is_dir() { walk_files(&path) } else { 1 }
+            })
+            .sum()
+    })
 }
 
 /// `s3://bucket/a/b` → `a/b`.
@@ -218,9 +252,17 @@ mod tests {
         store.put("a/t/000000.zst", b"x".to_vec()).unwrap();
         store.put("b/t/000000.zst", b"y".to_vec()).unwrap();
         assert_eq!(store.top_level().unwrap(), vec!["a", "b"]);
-        assert_eq!(store.get("a/manifest.json").unwrap().unwrap().as_ref(), b"{}");
+        assert_eq!(
+            store.get("a/manifest.json").unwrap().unwrap().as_ref(),
+            b"{}"
+        );
         assert!(store.get("a/missing").unwrap().is_none());
-        let mut names: Vec<_> = store.list("a").unwrap().into_iter().map(|o| o.name).collect();
+        let mut names: Vec<_> = store
+            .list("a")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
         names.sort();
         assert_eq!(names, vec!["a/manifest.json", "a/t/000000.zst"]);
         store.delete("a/manifest.json").unwrap();
