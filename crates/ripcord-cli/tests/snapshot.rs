@@ -229,7 +229,7 @@ fn a_flipped_byte_is_named_by_verify_and_refused_by_restore() {
     let id = create_one(&project, &["--tables", "parent"]);
     bad_load(&db);
     let live = checksum(&db, "parent");
-    let chunk = store_dir(&project).join(&id).join("t000/000000.zst");
+    let chunk = store_dir(&project).join(&id).join("t000/p00/000000.zst");
     let mut bytes = std::fs::read(&chunk).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -238,7 +238,7 @@ fn a_flipped_byte_is_named_by_verify_and_refused_by_restore() {
     let verify = run(&project, &["snapshot", "verify", &id]);
     expect_exit(&verify, 1);
     assert!(
-        stderr(&verify).contains("t000/000000.zst"),
+        stderr(&verify).contains("t000/p00/000000.zst"),
         "{}",
         stderr(&verify)
     );
@@ -267,8 +267,8 @@ fn a_snapshot_taken_during_writes_is_one_moment() {
     db.exec(
         "CREATE TABLE a (id bigserial PRIMARY KEY, pad text);
          CREATE TABLE b (id bigserial PRIMARY KEY, pad text);
-         INSERT INTO a (pad) SELECT repeat('x', 200) FROM generate_series(1, 50000);
-         INSERT INTO b (pad) SELECT repeat('x', 200) FROM generate_series(1, 50000);",
+         INSERT INTO a (pad) SELECT repeat('x', 250) FROM generate_series(1, 150000);
+         INSERT INTO b (pad) SELECT repeat('x', 250) FROM generate_series(1, 150000);",
     );
     let Db::Postgres(database) = &db else {
         unreachable!()
@@ -305,7 +305,26 @@ fn a_snapshot_taken_during_writes_is_one_moment() {
         m["tables"][1]["rows"].as_u64().unwrap(),
     );
     assert_eq!(rows_a, rows_b, "both tables are from the same moment");
-    assert!(rows_a > 50000, "writes before the snapshot are in it");
+    assert!(rows_a > 150000, "writes before the snapshot are in it");
+    // Big tables are copied in parallel parts (page ranges), all from the same moment.
+    assert_eq!(
+        m["tables"][0]["parts"].as_array().unwrap().len(),
+        2,
+        "{}",
+        m["tables"][0]["parts"]
+    );
+    // And they restore whole, part by part.
+    stop_and_restore(&project, &db, &id, rows_a);
+}
+
+fn stop_and_restore(project: &Project, db: &Db, id: &str, rows: u64) {
+    db.exec("DELETE FROM a WHERE id % 2 = 0");
+    ok(project, &["snapshot", "restore", id, "--tables", "a"]);
+    assert_eq!(db.scalar("SELECT count(*) FROM a"), rows.to_string());
+    assert_eq!(
+        db.scalar("SELECT count(DISTINCT id) FROM a"),
+        rows.to_string()
+    );
 }
 
 #[test]
@@ -344,7 +363,7 @@ fn kill_during_restore_keeps_the_live_tables_and_a_rerun_completes() {
     let damaged = (checksum(&db, "parent"), checksum(&db, "child"));
     let killed = ripcord_in(project.path())
         .args(["snapshot", "restore", &id, "--parallel", "1"])
-        .env("RIPCORD_FAILPOINT", "restore_table_loaded")
+        .env("RIPCORD_FAILPOINT", "restore_tables_loaded")
         .output()
         .unwrap();
     assert_ne!(

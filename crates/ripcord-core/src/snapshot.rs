@@ -95,7 +95,7 @@ impl Manifest {
     pub fn stored_bytes(&self) -> u64 {
         self.tables
             .iter()
-            .map(|t| &t.data)
+            .flat_map(|t| t.parts.iter())
             .chain(self.file.iter())
             .map(|s| s.stored_bytes())
             .sum()
@@ -109,13 +109,17 @@ pub struct TableSnapshot {
     pub definition: TableDefinition,
     /// Rows copied.
     pub rows: u64,
-    /// Its data (PostgreSQL: binary COPY format; SQLite: empty, see [`Manifest::file`]).
-    pub data: StoredStream,
+    /// Its data in parts copied (and restored) in parallel, each a complete stream in
+    /// PostgreSQL's binary COPY format (SQLite: none, see [`Manifest::file`]).
+    pub parts: Vec<StoredStream>,
 }
 
 /// A byte stream stored as compressed chunks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredStream {
+    /// Rows in it (0 for a file).
+    #[serde(default)]
+    pub rows: u64,
     /// The chunks in order.
     pub chunks: Vec<Chunk>,
 }
@@ -285,6 +289,35 @@ pub struct ExportInfo {
     pub at: DateTime<Utc>,
     /// The tables, definitions as of that moment.
     pub tables: Vec<TableDefinition>,
+    /// Size of each table in pages, to split big ones into parts.
+    pub pages: Vec<u64>,
+}
+
+/// A range of a table's pages, `[from, to)`; `to: None` runs to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRange {
+    /// First page.
+    pub from: u64,
+    /// Page after the last, or the end of the table.
+    pub to: Option<u64>,
+}
+
+/// Split `pages` into at most `parts` ranges of at least `min_pages` each (one range
+/// covering everything for small tables). The last range is open-ended.
+pub fn page_ranges(pages: u64, parts: usize, min_pages: u64) -> Vec<Option<PageRange>> {
+    let parts = (pages / min_pages.max(1)).clamp(1, parts.max(1) as u64);
+    if parts == 1 {
+        return vec![None];
+    }
+    let step = pages.div_ceil(parts);
+    (0..parts)
+        .map(|i| {
+            Some(PageRange {
+                from: i * step,
+                to: (i + 1 < parts).then_some((i + 1) * step),
+            })
+        })
+        .collect()
 }
 
 /// Where restored tables go.
@@ -295,7 +328,7 @@ pub enum RestorePlace {
         /// The schema, created by the restore.
         schema: String,
     },
-    /// Under their own names, into a database that does not have them.
+    /// Under their own names (where a swap puts them).
     Original,
 }
 
@@ -331,23 +364,21 @@ pub trait TableSnapshots {
     fn worker(&mut self) -> Result<Box<dyn SnapshotWorker>, EngineError>;
     /// Definitions of live tables (for checks before a restore).
     fn live_definitions(&mut self, tables: &[String]) -> Result<Vec<TableDefinition>, EngineError>;
-    /// Prepare `place` (create the staging schema, dropping one left by a killed run).
+    /// Prepare `place` (create the staging schema, dropping one left by a killed run)
+    /// and create the empty tables there.
     fn prepare_place(
         &mut self,
         place: &RestorePlace,
         tables: &[TableDefinition],
     ) -> Result<(), EngineError>;
-    /// Swap the staged tables in for the live ones in one short transaction; the live
-    /// ones move to a vault schema.
+    /// Swap the staged tables in for the live ones (if any) in one short transaction;
+    /// the live ones move to a vault schema, which is not created when there are none.
     fn swap_in(
         &mut self,
         staging_schema: &str,
         tables: &[TableDefinition],
         vault_schema: &str,
     ) -> Result<SwapOutcome, EngineError>;
-    /// Add the foreign keys of tables restored under their own names (after all of
-    /// them are loaded); returns those left NOT VALID because rows violate them.
-    fn add_foreign_keys(&mut self, tables: &[TableDefinition]) -> Result<Vec<String>, EngineError>;
     /// Drop a staging schema and what is in it.
     fn drop_schema(&mut self, schema: &str) -> Result<(), EngineError>;
     /// Vault schemas of earlier restores, oldest first.
@@ -356,22 +387,26 @@ pub trait TableSnapshots {
 
 /// One connection of a parallel copy.
 pub trait SnapshotWorker: Send {
-    /// Stream `table` out of the read named by `token` into `sink`.
+    /// Stream `table` (or the rows in `pages` of it) out of the read named by `token`
+    /// into `sink`, as one complete copy stream.
     fn copy_out(
         &mut self,
         token: &str,
         table: &TableDefinition,
+        pages: Option<PageRange>,
         sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), EngineError>;
-    /// Create `table` in `place`, load it from `source` (the copy format of
-    /// `copy_out`), then build its constraints, indexes, triggers, grants and sequence
-    /// values, in one transaction. Foreign keys come later. Returns rows loaded.
-    fn load(
+    /// Load one stream made by `copy_out` into the (empty, new) `table` in `place`;
+    /// several parts may load at once from several workers. Returns rows loaded.
+    fn load_part(
         &mut self,
         place: &RestorePlace,
         table: &TableDefinition,
         source: &mut dyn Read,
     ) -> Result<u64, EngineError>;
+    /// After its data: build the table's constraints, indexes, triggers, grants and
+    /// sequence values, in one transaction. Foreign keys come later.
+    fn finish(&mut self, place: &RestorePlace, table: &TableDefinition) -> Result<(), EngineError>;
 }
 
 /// Always-quoted identifier (safe for any name).
@@ -412,6 +447,35 @@ mod tests {
         };
         m.seal();
         m
+    }
+
+    #[test]
+    fn big_tables_split_into_page_ranges_that_cover_everything() {
+        assert_eq!(page_ranges(100, 4, 1000), vec![None]);
+        let ranges = page_ranges(10_000, 3, 1000);
+        assert_eq!(ranges.len(), 3);
+        assert_eq!(
+            ranges[0],
+            Some(PageRange {
+                from: 0,
+                to: Some(3334)
+            })
+        );
+        assert_eq!(
+            ranges[1],
+            Some(PageRange {
+                from: 3334,
+                to: Some(6668)
+            })
+        );
+        assert_eq!(
+            ranges[2],
+            Some(PageRange {
+                from: 6668,
+                to: None
+            })
+        );
+        assert_eq!(page_ranges(2500, 8, 1000).len(), 2);
     }
 
     #[test]

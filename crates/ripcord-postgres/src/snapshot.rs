@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use postgres::Client;
 use ripcord_core::EngineError;
 use ripcord_core::snapshot::{
-    ColumnDefinition, ExportInfo, Grant, NamedDefinition, OwnedSequence, RestorePlace,
+    ColumnDefinition, ExportInfo, Grant, NamedDefinition, OwnedSequence, PageRange, RestorePlace,
     SnapshotWorker, SwapOutcome, TableDefinition, TableSnapshots, quote_ident,
 };
 
@@ -281,12 +281,24 @@ impl TableSnapshots for PgSnapshots<'_> {
             )
             .map_err(map_error)?;
         let tables = definitions(client, tables)?;
+        let mut pages = Vec::new();
+        for table in &tables {
+            let count: i64 = client
+                .query_one(
+                    "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint",
+                    &[&table.qualified],
+                )
+                .map_err(map_error)?
+                .get(0);
+            pages.push(count.max(0) as u64);
+        }
         Ok(ExportInfo {
             token: head.get(0),
             lsn: head.get(1),
             at: head.get(2),
             server_version: head.get(3),
             tables,
+            pages,
         })
     }
 
@@ -316,39 +328,22 @@ impl TableSnapshots for PgSnapshots<'_> {
         place: &RestorePlace,
         tables: &[TableDefinition],
     ) -> Result<(), EngineError> {
-        let client = &mut self.engine.client;
-        match place {
-            RestorePlace::Staging { schema } => client
-                .batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
-                    quote_ident(schema)
-                ))
-                .map_err(map_error),
-            RestorePlace::Original => {
-                for table in tables {
-                    let exists: bool = client
-                        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.qualified])
-                        .map_err(map_error)?
-                        .get(0);
-                    if exists {
-                        return Err(invalid(
-                            format!(
-                                "{} already exists in the database to restore into",
-                                table.display_name()
-                            ),
-                            "restore into an empty database, or drop the table there first",
-                        ));
-                    }
-                    client
-                        .batch_execute(&format!(
-                            "CREATE SCHEMA IF NOT EXISTS {}",
-                            quote_ident(&table.schema)
-                        ))
-                        .map_err(map_error)?;
-                }
-                Ok(())
+        let mut tx = self.engine.client.transaction().map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''")
+            .map_err(map_error)?;
+        if let RestorePlace::Staging { schema } = place {
+            tx.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
+                quote_ident(schema)
+            ))
+            .map_err(map_error)?;
+        }
+        for table in tables {
+            for statement in create_statements(table, place) {
+                tx.batch_execute(&statement).map_err(map_error)?;
             }
         }
+        tx.commit().map_err(map_error)
     }
 
     fn swap_in(
@@ -365,10 +360,8 @@ impl TableSnapshots for PgSnapshots<'_> {
             ..Default::default()
         };
         let mut tx = client.transaction().map_err(map_error)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL search_path = ''; SET LOCAL lock_timeout = '10s'; CREATE SCHEMA {vault}"
-        ))
-        .map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL lock_timeout = '10s'")
+            .map_err(map_error)?;
         let mut live_oids = Vec::new();
         for table in tables {
             let oid: Option<u32> = tx
@@ -428,6 +421,12 @@ impl TableSnapshots for PgSnapshots<'_> {
                 .repointed_foreign_keys
                 .push(format!("{owner}.{name}"));
             deferred.push((owner.clone(), name.clone(), def.clone()));
+        }
+        if live_oids.is_empty() {
+            outcome.vault_schema.clear();
+        } else {
+            tx.batch_execute(&format!("CREATE SCHEMA {vault}"))
+                .map_err(map_error)?;
         }
         // Old tables leave first, so that their index and sequence names are free.
         for oid in &live_oids {
@@ -498,39 +497,6 @@ impl TableSnapshots for PgSnapshots<'_> {
             }
         }
         Ok(outcome)
-    }
-
-    fn add_foreign_keys(&mut self, tables: &[TableDefinition]) -> Result<Vec<String>, EngineError> {
-        let client = &mut self.engine.client;
-        let mut tx = client.transaction().map_err(map_error)?;
-        tx.batch_execute("SET LOCAL search_path = ''")
-            .map_err(map_error)?;
-        for table in tables {
-            for fk in &table.foreign_keys {
-                tx.batch_execute(&format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
-                    table.qualified,
-                    quote_ident(&fk.name),
-                    fk.definition
-                ))
-                .map_err(map_error)?;
-            }
-        }
-        tx.commit().map_err(map_error)?;
-        let mut unvalidated = Vec::new();
-        for table in tables {
-            for fk in &table.foreign_keys {
-                let validated = client.batch_execute(&format!(
-                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                    table.qualified,
-                    quote_ident(&fk.name)
-                ));
-                if validated.is_err() {
-                    unvalidated.push(format!("{}.{}", table.qualified, fk.name));
-                }
-            }
-        }
-        Ok(unvalidated)
     }
 
     fn drop_schema(&mut self, schema: &str) -> Result<(), EngineError> {
@@ -614,11 +580,23 @@ fn create_statements(table: &TableDefinition, place: &RestorePlace) -> Vec<Strin
     statements
 }
 
+/// The columns a copy carries: all but generated ones, which the server recomputes.
+fn copied_columns(table: &TableDefinition) -> String {
+    table
+        .columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl SnapshotWorker for PgWorker {
     fn copy_out(
         &mut self,
         token: &str,
         table: &TableDefinition,
+        pages: Option<PageRange>,
         sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), EngineError> {
         let client = &mut self.engine.client;
@@ -628,11 +606,22 @@ impl SnapshotWorker for PgWorker {
                 sql_literal(token)
             ))
             .map_err(map_error)?;
+        let source = match pages {
+            None => format!("{} ({})", table.qualified, copied_columns(table)),
+            // A TID range scan reads only these pages (PostgreSQL 14+).
+            Some(range) => format!(
+                "(SELECT {} FROM {} WHERE ctid >= '({},0)'::tid{})",
+                copied_columns(table),
+                table.qualified,
+                range.from,
+                range
+                    .to
+                    .map(|to| format!(" AND ctid < '({to},0)'::tid"))
+                    .unwrap_or_default()
+            ),
+        };
         let mut reader = client
-            .copy_out(&format!(
-                "COPY {} TO STDOUT (FORMAT binary)",
-                table.qualified
-            ))
+            .copy_out(&format!("COPY {source} TO STDOUT (FORMAT binary)"))
             .map_err(map_error)?;
         let mut buffer = vec![0u8; 1 << 20];
         loop {
@@ -653,26 +642,23 @@ impl SnapshotWorker for PgWorker {
         client.batch_execute("COMMIT").map_err(map_error)
     }
 
-    fn load(
+    fn load_part(
         &mut self,
         place: &RestorePlace,
         table: &TableDefinition,
         source: &mut dyn Read,
     ) -> Result<u64, EngineError> {
         let target = table.qualified_in(place);
-        let mut tx = self.engine.client.transaction().map_err(map_error)?;
-        tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL maintenance_work_mem = '256MB'")
+        let mut writer = self
+            .engine
+            .client
+            .copy_in(&format!(
+                "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+                copied_columns(table)
+            ))
             .map_err(map_error)?;
-        for statement in create_statements(table, place) {
-            tx.batch_execute(&statement).map_err(map_error)?;
-        }
-        // FREEZE: the table is new in this transaction, so its rows need no later
-        // hint-bit writes or freezing vacuum.
-        let mut writer = tx
-            .copy_in(&format!("COPY {target} FROM STDIN (FORMAT binary, FREEZE)"))
-            .map_err(map_error)?;
-        let copied = std::io::copy(source, &mut writer);
-        if let Err(e) = copied {
+        if let Err(e) = std::io::copy(source, &mut writer) {
+            // Dropping the writer unfinished aborts the COPY: nothing of this part stays.
             return Err(EngineError::Invalid {
                 reason: format!("reading the snapshot of {}: {e}", table.display_name()),
                 hint: None,
@@ -681,7 +667,14 @@ impl SnapshotWorker for PgWorker {
         writer.flush().map_err(|e| EngineError::ConnectionLost {
             reason: e.to_string(),
         })?;
-        let rows = writer.finish().map_err(map_error)?;
+        writer.finish().map_err(map_error)
+    }
+
+    fn finish(&mut self, place: &RestorePlace, table: &TableDefinition) -> Result<(), EngineError> {
+        let target = table.qualified_in(place);
+        let mut tx = self.engine.client.transaction().map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL maintenance_work_mem = '256MB'")
+            .map_err(map_error)?;
         for constraint in &table.constraints {
             tx.batch_execute(&format!(
                 "ALTER TABLE {target} ADD CONSTRAINT {} {}",
@@ -737,7 +730,6 @@ impl SnapshotWorker for PgWorker {
                     .map_err(map_error)?;
             }
         }
-        tx.commit().map_err(map_error)?;
-        Ok(rows)
+        tx.commit().map_err(map_error)
     }
 }

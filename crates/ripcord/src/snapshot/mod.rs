@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use ripcord_core::audit::NewEvent;
 use ripcord_core::snapshot::{
     Chunk, Manifest, RestorePlace, SNAPSHOT_FORMAT, StoredStream, SwapOutcome, TableDefinition,
-    TableSnapshot, new_snapshot_id,
+    TableSnapshot, new_snapshot_id, page_ranges,
 };
 use ripcord_core::{EngineError, EngineKind};
 use serde::Serialize;
@@ -256,6 +256,8 @@ impl Stop {
 struct ChunkJob {
     stream: usize,
     index: usize,
+    /// Directory of the stream's chunks inside the snapshot.
+    dir: String,
     raw: Vec<u8>,
 }
 
@@ -286,7 +288,7 @@ fn store_chunks(
                     if stop.stopped() {
                         continue;
                     }
-                    let object = format!("{id}/t{:03}/{:06}.zst", job.stream, job.index);
+                    let object = format!("{id}/{}/{:06}.zst", job.dir, job.index);
                     let stored = seal_chunk(object.clone(), &job.raw)
                         .map_err(|e| OpError::Store {
                             store: store.uri().to_string(),
@@ -314,6 +316,7 @@ fn store_chunks(
         .unwrap()
         .into_iter()
         .map(|list| StoredStream {
+            rows: 0,
             chunks: list.into_iter().flatten().collect(),
         })
         .collect()
@@ -322,6 +325,7 @@ fn store_chunks(
 /// Splits a byte stream into chunk jobs.
 struct Chunker<'a> {
     stream: usize,
+    dir: String,
     next: usize,
     buffer: Vec<u8>,
     sender: &'a std::sync::mpsc::SyncSender<ChunkJob>,
@@ -347,6 +351,7 @@ impl Chunker<'_> {
             .send(ChunkJob {
                 stream: self.stream,
                 index: self.next,
+                dir: self.dir.clone(),
                 raw,
             })
             .map_err(|_| std::io::Error::other("the compressors stopped"))?;
@@ -354,6 +359,10 @@ impl Chunker<'_> {
         Ok(())
     }
 }
+
+/// Tables of at least twice this many pages (8 kB each, so 32 MB) are copied in
+/// parallel parts of at least this size.
+const PART_PAGES: u64 = 2048;
 
 fn create_streamed(
     target: &mut Target,
@@ -372,7 +381,24 @@ fn create_streamed(
         }
         .into());
     }
-    let workers = (0..options.parallel.clamp(1, export.tables.len()))
+    let parallel = options.parallel.max(1);
+    // Work items: (table, part, pages). Big tables first, so parts spread over workers.
+    let mut items = Vec::new();
+    for (table, pages) in export.pages.iter().enumerate() {
+        for (part, range) in page_ranges(*pages, parallel, PART_PAGES)
+            .into_iter()
+            .enumerate()
+        {
+            items.push((table, part, range, *pages));
+        }
+    }
+    items.sort_by_key(|item| std::cmp::Reverse(item.3));
+    let part_counts: Vec<usize> = (0..export.tables.len())
+        .map(|t| items.iter().filter(|item| item.0 == t).count())
+        .collect();
+    let stream_of = |table: usize, part: usize| part_counts[..table].iter().sum::<usize>() + part;
+    let streams_total: usize = part_counts.iter().sum();
+    let workers = (0..parallel.min(items.len()))
         .map(|_| snapshots.worker())
         .collect::<Result<Vec<_>, _>>();
     let workers = match workers {
@@ -382,34 +408,48 @@ fn create_streamed(
             return Err(e.into());
         }
     };
-    let queue = Mutex::new((0..export.tables.len()).collect::<VecDeque<_>>());
-    let rows = Mutex::new(vec![0u64; export.tables.len()]);
+    let queue = Mutex::new(items.into_iter().collect::<VecDeque<_>>());
+    let rows = Mutex::new(vec![0u64; streams_total]);
     let stop = Stop::new();
-    let streams = store_chunks(store, id, export.tables.len(), &stop, |sender| {
+    let streams = store_chunks(store, id, streams_total, &stop, |sender| {
         std::thread::scope(|scope| {
             for mut worker in workers {
                 let sender = sender.clone();
-                let (queue, rows, stop, export) = (&queue, &rows, &stop, &export);
+                let (queue, rows, stop, export, stream_of) =
+                    (&queue, &rows, &stop, &export, &stream_of);
                 scope.spawn(move || {
-                    while let Some(index) = queue.lock().unwrap().pop_front() {
+                    while let Some((index, part, range, _)) = queue.lock().unwrap().pop_front() {
                         if stop.stopped() {
                             break;
                         }
                         let table = &export.tables[index];
+                        let stream = stream_of(index, part);
                         let mut counter = CopyRowCounter::default();
                         let mut chunker = Chunker {
-                            stream: index,
+                            stream,
+                            dir: format!("t{index:03}/p{part:02}"),
                             next: 0,
                             buffer: Vec::with_capacity(CHUNK_BYTES + (1 << 20)),
                             sender: &sender,
                         };
                         let mut bytes = 0u64;
-                        let copied = worker.copy_out(&export.token, table, &mut |data| {
+                        let mut reported = 0u64;
+                        let copied = worker.copy_out(&export.token, table, range, &mut |data| {
                             if stop.stopped() {
                                 return Err(std::io::Error::other("stopped"));
                             }
                             counter.feed(data);
                             bytes += data.len() as u64;
+                            if bytes - reported >= 64 << 20 {
+                                reported = bytes;
+                                (options.progress)(&Progress {
+                                    operation: "snapshot",
+                                    table: table.display_name(),
+                                    bytes,
+                                    rows: counter.rows(),
+                                    done: false,
+                                });
+                            }
                             chunker.push(data)
                         });
                         let copied = copied.and_then(|()| {
@@ -434,7 +474,7 @@ fn create_streamed(
                             stop.fail(e);
                             break;
                         }
-                        rows.lock().unwrap()[index] = counter.rows();
+                        rows.lock().unwrap()[stream] = counter.rows();
                         (options.progress)(&Progress {
                             operation: "snapshot",
                             table: table.display_name(),
@@ -453,18 +493,28 @@ fn create_streamed(
     stop.into_result()?;
     ended?;
     let rows = rows.into_inner().unwrap();
+    let mut streams: Vec<Option<StoredStream>> = streams.into_iter().map(Some).collect();
     manifest.server_version = export.server_version.clone();
     manifest.lsn = export.lsn.clone();
     manifest.data_as_of = export.at;
     manifest.tables = export
         .tables
         .into_iter()
-        .zip(streams)
-        .zip(rows)
-        .map(|((definition, data), rows)| TableSnapshot {
-            definition,
-            rows,
-            data,
+        .enumerate()
+        .map(|(index, definition)| {
+            let parts: Vec<StoredStream> = (0..part_counts[index])
+                .map(|part| {
+                    let stream = stream_of(index, part);
+                    let mut data = streams[stream].take().unwrap_or_default();
+                    data.rows = rows[stream];
+                    data
+                })
+                .collect();
+            TableSnapshot {
+                definition,
+                rows: parts.iter().map(|p| p.rows).sum(),
+                parts,
+            }
         })
         .collect();
     manifest.created_at = Utc::now();
@@ -528,6 +578,7 @@ fn create_file_copy(
     let mut streams = store_chunks(store, id, 1, &stop, |sender| {
         let mut chunker = Chunker {
             stream: 0,
+            dir: "database".into(),
             next: 0,
             buffer: Vec::new(),
             sender: &sender,
@@ -566,7 +617,7 @@ fn create_file_copy(
                 .map(|(_, data)| data.rows as u64)
                 .unwrap_or(0),
             definition: definition.clone(),
-            data: StoredStream::default(),
+            parts: Vec::new(),
         })
         .collect();
     manifest.created_at = Utc::now();
@@ -646,7 +697,7 @@ fn all_chunks(manifest: &Manifest) -> Vec<&Chunk> {
     manifest
         .tables
         .iter()
-        .flat_map(|t| t.data.chunks.iter())
+        .flat_map(|t| t.parts.iter().flat_map(|p| p.chunks.iter()))
         .chain(manifest.file.iter().flat_map(|f| f.chunks.iter()))
         .collect()
 }
@@ -731,8 +782,9 @@ pub struct RestoreReport {
     pub unvalidated_foreign_keys: Vec<String>,
 }
 
-/// Restore snapshot `id` into `target`: verify it, load, then swap in (PostgreSQL) or
-/// replace rows (SQLite). The replaced tables are kept in a vault.
+/// Restore snapshot `id` into `target`: load into staging tables while checking every
+/// chunk, then swap in (PostgreSQL) or replace rows (SQLite). The replaced tables are
+/// kept in a vault; a damaged snapshot changes nothing.
 pub fn restore(
     target: &mut Target,
     store: &Store,
@@ -740,7 +792,8 @@ pub fn restore(
     options: &RestoreOptions,
 ) -> Result<RestoreReport, OpError> {
     with_lock(target, "snapshot restore", |target| {
-        verify(store, id)?;
+        // Every chunk's hash is checked before its bytes reach the database, and
+        // nothing is swapped in unless every chunk passed: no separate verify pass.
         let manifest = manifest(store, id)?;
         if manifest.engine != target.engine.kind() {
             return Err(EngineError::Invalid {
@@ -814,6 +867,67 @@ fn staging_schema(id: &str) -> String {
     format!("ripcord_restore_{}", id.to_lowercase().replace('-', "_"))
 }
 
+/// Run `work` on every item of `items` with one thread per worker; the first error
+/// stops the rest.
+fn in_parallel<W: Send, I: Send + Sync>(
+    workers: &mut [W],
+    items: &[I],
+    stop: &Stop,
+    work: impl Fn(&mut W, &I) -> Result<(), OpError> + Sync,
+) {
+    let next = Mutex::new(0usize);
+    std::thread::scope(|scope| {
+        for worker in workers.iter_mut() {
+            let (next, work) = (&next, &work);
+            scope.spawn(move || {
+                loop {
+                    let index = {
+                        let mut next = next.lock().unwrap();
+                        *next += 1;
+                        *next - 1
+                    };
+                    let Some(item) = items.get(index) else { break };
+                    if stop.stopped() {
+                        break;
+                    }
+                    if let Err(e) = work(worker, item) {
+                        stop.fail(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Stream one stored part into `load`, checking each chunk's hash before its bytes go
+/// on: damage stops the load before anything is swapped in.
+fn feed_part<T>(
+    store: &Store,
+    id: &str,
+    part: &StoredStream,
+    load: impl FnOnce(&mut ChunkReader) -> T,
+) -> T {
+    let (sender, receiver) = sync_channel(2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for chunk in &part.chunks {
+                let raw = check_chunk(store, id, chunk).map_err(|e| e.to_string());
+                let failed = raw.is_err();
+                if sender.send(raw).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut reader = ChunkReader {
+            chunks: receiver,
+            current: Vec::new(),
+            at: 0,
+        };
+        load(&mut reader)
+    })
+}
+
 fn restore_streamed(
     target: &mut Target,
     store: &Store,
@@ -822,93 +936,102 @@ fn restore_streamed(
     options: &RestoreOptions,
 ) -> Result<RestoreReport, OpError> {
     let staging = staging_schema(&manifest.id);
-    let place = if options.into_other_database {
-        RestorePlace::Original
-    } else {
-        RestorePlace::Staging {
-            schema: staging.clone(),
-        }
+    let place = RestorePlace::Staging {
+        schema: staging.clone(),
     };
     let definitions: Vec<TableDefinition> = tables.iter().map(|t| t.definition.clone()).collect();
     let mut snapshots = target.engine.snapshots().ok_or_else(unsupported)?;
+    if options.into_other_database {
+        for table in tables {
+            if snapshots
+                .live_definitions(std::slice::from_ref(&table.definition.qualified))
+                .is_ok()
+            {
+                return Err(EngineError::Invalid {
+                    reason: format!(
+                        "{} already exists in the database to restore into",
+                        table.definition.display_name()
+                    ),
+                    hint: Some(
+                        "restore into an empty database, or drop the table there first".into(),
+                    ),
+                }
+                .into());
+            }
+        }
+    }
     snapshots.prepare_place(&place, &definitions)?;
-    let workers = (0..options.parallel.clamp(1, tables.len().max(1)))
+    let parts: Vec<(usize, &StoredStream)> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(index, table)| table.parts.iter().map(move |part| (index, part)))
+        .collect();
+    let mut workers = (0..options.parallel.clamp(1, parts.len().max(1)))
         .map(|_| snapshots.worker())
         .collect::<Result<Vec<_>, _>>()?;
-    let queue = Mutex::new((0..tables.len()).collect::<VecDeque<_>>());
     let stop = Stop::new();
-    std::thread::scope(|scope| {
-        for mut worker in workers {
-            let (queue, stop, place) = (&queue, &stop, &place);
-            scope.spawn(move || {
-                while let Some(index) = queue.lock().unwrap().pop_front() {
-                    if stop.stopped() {
-                        break;
-                    }
-                    let table = tables[index];
-                    let (sender, receiver) = sync_channel(2);
-                    let loaded = std::thread::scope(|inner| {
-                        inner.spawn(move || {
-                            for chunk in &table.data.chunks {
-                                let raw = check_chunk(store, &manifest.id, chunk)
-                                    .map_err(|e| e.to_string());
-                                let failed = raw.is_err();
-                                if sender.send(raw).is_err() || failed {
-                                    break;
-                                }
-                            }
-                        });
-                        let mut reader = ChunkReader {
-                            chunks: receiver,
-                            current: Vec::new(),
-                            at: 0,
-                        };
-                        worker.load(place, &table.definition, &mut reader)
-                    });
-                    crate::failpoint::hit("restore_table_loaded");
-                    match loaded {
-                        Ok(rows) if rows == table.rows => (options.progress)(&Progress {
-                            operation: "restore",
-                            table: table.definition.display_name(),
-                            bytes: table.data.raw_bytes(),
-                            rows,
-                            done: true,
-                        }),
-                        Ok(rows) => stop.fail(OpError::SnapshotDamaged {
-                            id: manifest.id.clone(),
-                            reason: format!(
-                                "{} loaded {rows} rows, the manifest says {}",
-                                table.definition.display_name(),
-                                table.rows
-                            ),
-                        }),
-                        Err(e) => stop.fail(e.into()),
-                    }
+    let loaded_rows = Mutex::new(vec![0u64; tables.len()]);
+    in_parallel(&mut workers, &parts, &stop, |worker, (index, part)| {
+        let table = tables[*index];
+        let rows = feed_part(store, &manifest.id, part, |reader| {
+            worker.load_part(&place, &table.definition, reader)
+        })
+        .map_err(|e| match e {
+            // A damaged chunk surfaces as a read error inside the COPY.
+            EngineError::Invalid { reason, .. } if reason.contains("chunk ") => {
+                OpError::SnapshotDamaged {
+                    id: manifest.id.clone(),
+                    reason,
                 }
+            }
+            other => other.into(),
+        })?;
+        if rows != part.rows {
+            return Err(OpError::SnapshotDamaged {
+                id: manifest.id.clone(),
+                reason: format!(
+                    "a part of {} loaded {rows} rows, the manifest says {}",
+                    table.definition.display_name(),
+                    part.rows
+                ),
             });
         }
+        let total = {
+            let mut loaded = loaded_rows.lock().unwrap();
+            loaded[*index] += rows;
+            loaded[*index]
+        };
+        (options.progress)(&Progress {
+            operation: "restore",
+            table: table.definition.display_name(),
+            bytes: part.raw_bytes(),
+            rows: total,
+            done: total == table.rows,
+        });
+        Ok(())
     });
+    crate::failpoint::hit("restore_tables_loaded");
+    let indexes: Vec<usize> = (0..tables.len()).collect();
     if let Err(e) = stop.into_result() {
-        if let RestorePlace::Staging { schema } = &place {
-            let _ = snapshots.drop_schema(schema);
-        }
+        // Workers first: a failed COPY holds its table until its session ends.
+        drop(workers);
+        let _ = snapshots.drop_schema(&staging);
+        return Err(e);
+    }
+    let stop = Stop::new();
+    in_parallel(&mut workers, &indexes, &stop, |worker, index| {
+        worker.finish(&place, &tables[*index].definition)?;
+        Ok(())
+    });
+    drop(workers);
+    if let Err(e) = stop.into_result() {
+        let _ = snapshots.drop_schema(&staging);
         return Err(e);
     }
     let restored = tables
         .iter()
         .map(|t| (t.definition.display_name(), t.rows))
         .collect();
-    if options.into_other_database {
-        let unvalidated = snapshots.add_foreign_keys(&definitions)?;
-        return Ok(RestoreReport {
-            id: manifest.id.clone(),
-            tables: restored,
-            placed: "into".into(),
-            vault: None,
-            repointed_foreign_keys: Vec::new(),
-            unvalidated_foreign_keys: unvalidated,
-        });
-    }
     if options.as_new_tables {
         return Ok(RestoreReport {
             id: manifest.id.clone(),
@@ -932,8 +1055,12 @@ fn restore_streamed(
     Ok(RestoreReport {
         id: manifest.id.clone(),
         tables: restored,
-        placed: "swapped in".into(),
-        vault: Some(outcome.vault_schema),
+        placed: if options.into_other_database {
+            "into".into()
+        } else {
+            "swapped in".into()
+        },
+        vault: (!outcome.vault_schema.is_empty()).then_some(outcome.vault_schema),
         repointed_foreign_keys: outcome.repointed_foreign_keys,
         unvalidated_foreign_keys: outcome.unvalidated_foreign_keys,
     })
