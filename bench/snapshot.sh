@@ -34,7 +34,8 @@ SIZE_BIG=$(psql -d big -c "select pg_size_pretty(pg_database_size('big'))")
 
 build_ripcord
 STORE="file://$WORK/store"
-fresh_db() { local name; name="r$(date +%s%N)"; psql -d postgres -c "create database $name"; echo "$name"; }
+# Restores go into a new empty database, created before the clock starts.
+fresh_db() { DB="r$(date +%s%N)"; psql -d postgres -c "create database $DB"; }
 
 best() { # label, then the command; prints the best of 3 in seconds
   local best="" s e t
@@ -50,8 +51,8 @@ raw_copy() { # db tables...
   local db=$1; shift
   for t in "$@"; do psql -d "$db" -c "COPY $t TO STDOUT (FORMAT binary)" >/dev/null; done
 }
-restore_dump() { local db; db=$(fresh_db); "$BIN/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d "$db" "$WORK/dump"; }
-restore_snapshot() { local db; db=$(fresh_db); "$RIPCORD" snapshot restore "$1" --into "$(url "$db")" --store "$STORE" -q; }
+restore_dump() { "$BIN/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" "$WORK/dump"; }
+restore_snapshot() { "$RIPCORD" snapshot restore "$1" --into "$(url "$DB")" --store "$STORE" -q; }
 last_snapshot() { "$RIPCORD" snapshot list --store "$STORE" --json | python3 -c "import json,sys; print(json.load(sys.stdin)[-1]['id'])"; }
 
 run_case() { # title db pg_dump-selection ripcord-selection raw-tables...
@@ -65,8 +66,8 @@ run_case() { # title db pg_dump-selection ripcord-selection raw-tables...
   id=$(last_snapshot)
   dump_size=$(du -sh "$WORK/dump" | cut -f1)
   snap_size=$(du -sh "$WORK/store/$id" | cut -f1)
-  rdump=$(best restore_dump)
-  rrc=$(best restore_snapshot "$id")
+  rdump=$(BEFORE=fresh_db best restore_dump)
+  rrc=$(BEFORE=fresh_db best restore_snapshot "$id")
   printf '\n%s, PostgreSQL %s, best of 3, seconds\n\n' "$title" "$(pg_version)"
   printf '| operation | seconds | ratio |\n|---|---:|---:|\n'
   printf '| raw binary COPY to /dev/null (limit) | %.2f | |\n' "$raw"

@@ -310,11 +310,20 @@ pub struct StoreArgs {
     pub store: Option<String>,
 }
 
-fn default_parallel() -> usize {
+fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
-        .clamp(2, 8)
+}
+
+/// A copy keeps a server process and a compressing thread busy: half the cores.
+fn default_create_parallel() -> usize {
+    (cores() / 2).clamp(1, 8)
+}
+
+/// A load is mostly server work: one connection per core.
+fn default_restore_parallel() -> usize {
+    cores().clamp(1, 8)
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,8 +340,8 @@ pub enum SnapshotCommand {
         /// Every user table.
         #[arg(long)]
         all: bool,
-        /// Tables copied at once.
-        #[arg(long, default_value_t = default_parallel())]
+        /// Connections copying at once (default: half the cores).
+        #[arg(long, default_value_t = default_create_parallel())]
         parallel: usize,
         /// Why (shown by `list`).
         #[arg(long, default_value = "manual")]
@@ -372,8 +381,8 @@ pub enum SnapshotCommand {
         /// next to the live ones.
         #[arg(long, conflicts_with = "into")]
         as_new_tables: bool,
-        /// Tables loaded at once.
-        #[arg(long, default_value_t = default_parallel())]
+        /// Connections loading at once (default: one per core).
+        #[arg(long, default_value_t = default_restore_parallel())]
         parallel: usize,
         #[command(flatten)]
         store: StoreArgs,

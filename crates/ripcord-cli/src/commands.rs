@@ -188,7 +188,7 @@ pub fn deploy_cmd(
             store: std::sync::Arc::new(project.snapshot_store(None)?),
             only_destructive: !explicit
                 && policy == ripcord_core::config::SnapshotBefore::Preserving,
-            parallel: 4,
+            parallel: (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1),
         }),
     };
     let options = DeployOptions {

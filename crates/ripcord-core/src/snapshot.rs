@@ -365,7 +365,7 @@ pub trait TableSnapshots {
     /// Definitions of live tables (for checks before a restore).
     fn live_definitions(&mut self, tables: &[String]) -> Result<Vec<TableDefinition>, EngineError>;
     /// Prepare `place` (create the staging schema, dropping one left by a killed run)
-    /// and create the empty tables there.
+    /// and create the empty `tables` there (those loaded in several parts).
     fn prepare_place(
         &mut self,
         place: &RestorePlace,
@@ -396,13 +396,16 @@ pub trait SnapshotWorker: Send {
         pages: Option<PageRange>,
         sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), EngineError>;
-    /// Load one stream made by `copy_out` into the (empty, new) `table` in `place`;
-    /// several parts may load at once from several workers. Returns rows loaded.
+    /// Load one stream made by `copy_out` into the new `table` in `place`; several
+    /// parts may load at once from several workers. With `create`, the table is
+    /// created in the same transaction first (so the rows can be loaded frozen); else
+    /// [`TableSnapshots::prepare_place`] made it. Returns rows loaded.
     fn load_part(
         &mut self,
         place: &RestorePlace,
         table: &TableDefinition,
         source: &mut dyn Read,
+        create: bool,
     ) -> Result<u64, EngineError>;
     /// After its data: build the table's constraints, indexes, triggers, grants and
     /// sequence values, in one transaction. Foreign keys come later.

@@ -647,18 +647,28 @@ impl SnapshotWorker for PgWorker {
         place: &RestorePlace,
         table: &TableDefinition,
         source: &mut dyn Read,
+        create: bool,
     ) -> Result<u64, EngineError> {
         let target = table.qualified_in(place);
-        let mut writer = self
-            .engine
-            .client
+        let mut tx = self.engine.client.transaction().map_err(map_error)?;
+        if create {
+            tx.batch_execute("SET LOCAL search_path = ''")
+                .map_err(map_error)?;
+            for statement in create_statements(table, place) {
+                tx.batch_execute(&statement).map_err(map_error)?;
+            }
+        }
+        // FREEZE needs the table to be new in this transaction; frozen rows need no
+        // later hint-bit writes or freezing vacuum.
+        let freeze = if create { ", FREEZE" } else { "" };
+        let mut writer = tx
             .copy_in(&format!(
-                "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+                "COPY {target} ({}) FROM STDIN (FORMAT binary{freeze})",
                 copied_columns(table)
             ))
             .map_err(map_error)?;
         if let Err(e) = std::io::copy(source, &mut writer) {
-            // Dropping the writer unfinished aborts the COPY: nothing of this part stays.
+            // An unfinished COPY rolls back with the transaction.
             return Err(EngineError::Invalid {
                 reason: format!("reading the snapshot of {}: {e}", table.display_name()),
                 hint: None,
@@ -667,7 +677,9 @@ impl SnapshotWorker for PgWorker {
         writer.flush().map_err(|e| EngineError::ConnectionLost {
             reason: e.to_string(),
         })?;
-        writer.finish().map_err(map_error)
+        let rows = writer.finish().map_err(map_error)?;
+        tx.commit().map_err(map_error)?;
+        Ok(rows)
     }
 
     fn finish(&mut self, place: &RestorePlace, table: &TableDefinition) -> Result<(), EngineError> {

@@ -360,9 +360,12 @@ impl Chunker<'_> {
     }
 }
 
-/// Tables of at least twice this many pages (8 kB each, so 32 MB) are copied in
-/// parallel parts of at least this size.
+/// Tables of at least twice this many pages (8 kB each, so 32 MB) are stored in parts
+/// of at least this size, which restores load in parallel.
 const PART_PAGES: u64 = 2048;
+
+/// Most parts per table.
+const MAX_PARTS: usize = 8;
 
 fn create_streamed(
     target: &mut Target,
@@ -385,7 +388,7 @@ fn create_streamed(
     // Work items: (table, part, pages). Big tables first, so parts spread over workers.
     let mut items = Vec::new();
     for (table, pages) in export.pages.iter().enumerate() {
-        for (part, range) in page_ranges(*pages, parallel, PART_PAGES)
+        for (part, range) in page_ranges(*pages, MAX_PARTS, PART_PAGES)
             .into_iter()
             .enumerate()
         {
@@ -960,7 +963,12 @@ fn restore_streamed(
             }
         }
     }
-    snapshots.prepare_place(&place, &definitions)?;
+    let multi_part: Vec<TableDefinition> = tables
+        .iter()
+        .filter(|t| t.parts.len() > 1)
+        .map(|t| t.definition.clone())
+        .collect();
+    snapshots.prepare_place(&place, &multi_part)?;
     let parts: Vec<(usize, &StoredStream)> = tables
         .iter()
         .enumerate()
@@ -974,7 +982,7 @@ fn restore_streamed(
     in_parallel(&mut workers, &parts, &stop, |worker, (index, part)| {
         let table = tables[*index];
         let rows = feed_part(store, &manifest.id, part, |reader| {
-            worker.load_part(&place, &table.definition, reader)
+            worker.load_part(&place, &table.definition, reader, table.parts.len() == 1)
         })
         .map_err(|e| match e {
             // A damaged chunk surfaces as a read error inside the COPY.
