@@ -229,7 +229,7 @@ fn a_flipped_byte_is_named_by_verify_and_refused_by_restore() {
     let id = create_one(&project, &["--tables", "parent"]);
     bad_load(&db);
     let live = checksum(&db, "parent");
-    let chunk = store_dir(&project).join(&id).join("t000/p00/000000.zst");
+    let chunk = store_dir(&project).join(&id).join("t000/p000/000000.zst");
     let mut bytes = std::fs::read(&chunk).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -238,7 +238,7 @@ fn a_flipped_byte_is_named_by_verify_and_refused_by_restore() {
     let verify = run(&project, &["snapshot", "verify", &id]);
     expect_exit(&verify, 1);
     assert!(
-        stderr(&verify).contains("t000/p00/000000.zst"),
+        stderr(&verify).contains("p000/000000.zst"),
         "{}",
         stderr(&verify)
     );

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub use store::Store;
-use stream::{CHUNK_BYTES, ChunkReader, CopyRowCounter, open_chunk, seal_chunk};
+use stream::{CHUNK_BYTES, COPY_TRAILER, ChunkReader, CopyRowCounter, open_chunk, seal_chunk};
 
 use crate::error::OpError;
 use crate::run::{append_event_in_own_tx, with_lock};
@@ -298,6 +298,9 @@ fn store_chunks(
                     match stored {
                         Ok(chunk) => {
                             let mut all = chunks.lock().unwrap();
+                            if all.len() <= job.stream {
+                                all.resize(job.stream + 1, Vec::new());
+                            }
                             let list = &mut all[job.stream];
                             if list.len() <= job.index {
                                 list.resize(job.index + 1, None);
@@ -360,12 +363,25 @@ impl Chunker<'_> {
     }
 }
 
-/// Tables of at least twice this many pages (8 kB each, so 32 MB) are stored in parts
-/// of at least this size, which restores load in parallel.
+/// With several connections, tables of at least twice this many pages (8 kB each, so
+/// 32 MB) are copied as page ranges of at least this size, in parallel.
 const PART_PAGES: u64 = 2048;
 
-/// Most parts per table.
-const MAX_PARTS: usize = 8;
+/// Most page ranges per table.
+const MAX_RANGES: usize = 8;
+
+/// A copy stream is cut into parts of about this many bytes (at a row boundary), each
+/// stored as a complete stream, so that restores load the parts in parallel.
+const PART_BYTES: u64 = 32 << 20;
+
+/// One stored part, as the copy threads report it.
+struct PartRecord {
+    table: usize,
+    /// Order of the copy (page range) it came from, then order within it.
+    order: (usize, usize),
+    stream: usize,
+    rows: u64,
+}
 
 fn create_streamed(
     target: &mut Target,
@@ -385,22 +401,21 @@ fn create_streamed(
         .into());
     }
     let parallel = options.parallel.max(1);
-    // Work items: (table, part, pages). Big tables first, so parts spread over workers.
+    // Copies: (table, range number, page range, table size). With one connection a
+    // plain COPY of the whole table is fastest; with more, big tables are split into
+    // page ranges so they copy in parallel. Big tables go first.
     let mut items = Vec::new();
     for (table, pages) in export.pages.iter().enumerate() {
-        for (part, range) in page_ranges(*pages, MAX_PARTS, PART_PAGES)
-            .into_iter()
-            .enumerate()
-        {
-            items.push((table, part, range, *pages));
+        let ranges = if parallel == 1 {
+            vec![None]
+        } else {
+            page_ranges(*pages, MAX_RANGES, PART_PAGES)
+        };
+        for (number, range) in ranges.into_iter().enumerate() {
+            items.push((table, number, range, *pages));
         }
     }
     items.sort_by_key(|item| std::cmp::Reverse(item.3));
-    let part_counts: Vec<usize> = (0..export.tables.len())
-        .map(|t| items.iter().filter(|item| item.0 == t).count())
-        .collect();
-    let stream_of = |table: usize, part: usize| part_counts[..table].iter().sum::<usize>() + part;
-    let streams_total: usize = part_counts.iter().sum();
     let workers = (0..parallel.min(items.len()))
         .map(|_| snapshots.worker())
         .collect::<Result<Vec<_>, _>>();
@@ -412,29 +427,34 @@ fn create_streamed(
         }
     };
     let queue = Mutex::new(items.into_iter().collect::<VecDeque<_>>());
-    let rows = Mutex::new(vec![0u64; streams_total]);
+    let next_stream = std::sync::atomic::AtomicUsize::new(0);
+    let parts: Mutex<Vec<PartRecord>> = Mutex::new(Vec::new());
     let stop = Stop::new();
-    let streams = store_chunks(store, id, streams_total, &stop, |sender| {
+    let streams = store_chunks(store, id, 0, &stop, |sender| {
         std::thread::scope(|scope| {
             for mut worker in workers {
                 let sender = sender.clone();
-                let (queue, rows, stop, export, stream_of) =
-                    (&queue, &rows, &stop, &export, &stream_of);
+                let (queue, parts, stop, export, next_stream) =
+                    (&queue, &parts, &stop, &export, &next_stream);
                 scope.spawn(move || {
-                    while let Some((index, part, range, _)) = queue.lock().unwrap().pop_front() {
+                    while let Some((index, number, range, _)) = queue.lock().unwrap().pop_front() {
                         if stop.stopped() {
                             break;
                         }
                         let table = &export.tables[index];
-                        let stream = stream_of(index, part);
-                        let mut counter = CopyRowCounter::default();
-                        let mut chunker = Chunker {
-                            stream,
-                            dir: format!("t{index:03}/p{part:02}"),
-                            next: 0,
-                            buffer: Vec::with_capacity(CHUNK_BYTES + (1 << 20)),
-                            sender: &sender,
+                        let new_chunker = |sender| {
+                            let stream = next_stream.fetch_add(1, Ordering::SeqCst);
+                            Chunker {
+                                stream,
+                                dir: format!("t{index:03}/p{stream:03}"),
+                                next: 0,
+                                buffer: Vec::with_capacity(CHUNK_BYTES + (1 << 20)),
+                                sender,
+                            }
                         };
+                        let mut counter = CopyRowCounter::default();
+                        let mut chunker = new_chunker(&sender);
+                        let mut cut = (0usize, 0u64, 0u64); // (part number, bytes, rows at cut)
                         let mut bytes = 0u64;
                         let mut reported = 0u64;
                         let copied = worker.copy_out(&export.token, table, range, &mut |data| {
@@ -443,6 +463,20 @@ fn create_streamed(
                             }
                             counter.feed(data);
                             bytes += data.len() as u64;
+                            chunker.push(data)?;
+                            if bytes - cut.1 >= PART_BYTES && counter.at_tuple_boundary() {
+                                chunker.push(&COPY_TRAILER)?;
+                                chunker.flush()?;
+                                parts.lock().unwrap().push(PartRecord {
+                                    table: index,
+                                    order: (number, cut.0),
+                                    stream: chunker.stream,
+                                    rows: counter.rows() - cut.2,
+                                });
+                                cut = (cut.0 + 1, bytes, counter.rows());
+                                chunker = new_chunker(&sender);
+                                chunker.push(counter.header())?;
+                            }
                             if bytes - reported >= 64 << 20 {
                                 reported = bytes;
                                 (options.progress)(&Progress {
@@ -453,7 +487,7 @@ fn create_streamed(
                                     done: false,
                                 });
                             }
-                            chunker.push(data)
+                            Ok(())
                         });
                         let copied = copied.and_then(|()| {
                             if counter.finished() {
@@ -477,7 +511,12 @@ fn create_streamed(
                             stop.fail(e);
                             break;
                         }
-                        rows.lock().unwrap()[stream] = counter.rows();
+                        parts.lock().unwrap().push(PartRecord {
+                            table: index,
+                            order: (number, cut.0),
+                            stream: chunker.stream,
+                            rows: counter.rows() - cut.2,
+                        });
                         (options.progress)(&Progress {
                             operation: "snapshot",
                             table: table.display_name(),
@@ -495,8 +534,9 @@ fn create_streamed(
     drop(snapshots);
     stop.into_result()?;
     ended?;
-    let rows = rows.into_inner().unwrap();
     let mut streams: Vec<Option<StoredStream>> = streams.into_iter().map(Some).collect();
+    let mut parts = parts.into_inner().unwrap();
+    parts.sort_by_key(|p| (p.table, p.order));
     manifest.server_version = export.server_version.clone();
     manifest.lsn = export.lsn.clone();
     manifest.data_as_of = export.at;
@@ -505,11 +545,15 @@ fn create_streamed(
         .into_iter()
         .enumerate()
         .map(|(index, definition)| {
-            let parts: Vec<StoredStream> = (0..part_counts[index])
-                .map(|part| {
-                    let stream = stream_of(index, part);
-                    let mut data = streams[stream].take().unwrap_or_default();
-                    data.rows = rows[stream];
+            let parts: Vec<StoredStream> = parts
+                .iter()
+                .filter(|p| p.table == index)
+                .map(|p| {
+                    let mut data = streams
+                        .get_mut(p.stream)
+                        .and_then(Option::take)
+                        .unwrap_or_default();
+                    data.rows = p.rows;
                     data
                 })
                 .collect();

@@ -17,6 +17,8 @@ pub(crate) const CHUNK_BYTES: usize = 8 << 20;
 #[derive(Debug, Default)]
 pub(crate) struct CopyRowCounter {
     rows: u64,
+    /// The stream's header (signature, flags, extension), to start further parts with.
+    header: Vec<u8>,
     state: CounterState,
     small: [u8; 19],
     have: usize,
@@ -44,10 +46,28 @@ impl CopyRowCounter {
         self.state == CounterState::Done
     }
 
+    /// Whether everything fed so far ends exactly between two tuples (after the
+    /// header), so a new part may start here.
+    pub(crate) fn at_tuple_boundary(&self) -> bool {
+        self.state == CounterState::TupleHead && self.have == 0 && self.skip == 0
+    }
+
+    /// The header of the stream, once read.
+    pub(crate) fn header(&self) -> &[u8] {
+        &self.header
+    }
+
     pub(crate) fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if self.skip > 0 {
                 let n = self.skip.min(data.len() as u64) as usize;
+                if self.state == CounterState::TupleHead
+                    && self.rows == 0
+                    && self.header.len() >= 19
+                {
+                    // Still in the header's extension area.
+                    self.header.extend_from_slice(&data[..n]);
+                }
                 data = &data[n..];
                 self.skip -= n as u64;
                 continue;
@@ -68,6 +88,7 @@ impl CopyRowCounter {
             self.have = 0;
             match self.state {
                 CounterState::Header => {
+                    self.header.extend_from_slice(&self.small[..19]);
                     let extension = u32::from_be_bytes(self.small[15..19].try_into().unwrap());
                     self.skip = u64::from(extension);
                     self.state = CounterState::TupleHead;
@@ -99,6 +120,9 @@ impl CopyRowCounter {
         }
     }
 }
+
+/// The end of a binary COPY stream.
+pub(crate) const COPY_TRAILER: [u8; 2] = [0xff, 0xff];
 
 /// Compress `raw` into a chunk stored as `object`; returns the stored bytes and the
 /// manifest entry.
@@ -208,6 +232,48 @@ mod tests {
             }
             prop_assert_eq!(counter.rows(), rows.len() as u64);
             prop_assert!(counter.finished());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn cut_parts_are_complete_streams_with_all_rows(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)), 1..4),
+                0..40),
+            cut_every in 1usize..200,
+        ) {
+            // One slice per tuple, as the server sends them, after the header.
+            let stream = copy_stream(&rows, &[]);
+            let mut counter = CopyRowCounter::default();
+            counter.feed(&stream[..19]);
+            let mut parts: Vec<Vec<u8>> = vec![stream[..19].to_vec()];
+            let mut at = 19;
+            let mut since_cut = 0;
+            for row in &rows {
+                let len = 2 + row.iter().map(|f| 4 + f.as_ref().map_or(0, Vec::len)).sum::<usize>();
+                let slice = &stream[at..at + len];
+                counter.feed(slice);
+                parts.last_mut().unwrap().extend_from_slice(slice);
+                at += len;
+                since_cut += len;
+                if since_cut >= cut_every && counter.at_tuple_boundary() {
+                    parts.last_mut().unwrap().extend_from_slice(&COPY_TRAILER);
+                    parts.push(counter.header().to_vec());
+                    since_cut = 0;
+                }
+            }
+            counter.feed(&stream[at..]);
+            parts.last_mut().unwrap().extend_from_slice(&stream[at..]);
+            prop_assert!(counter.finished());
+            let mut total = 0;
+            for part in &parts {
+                let mut check = CopyRowCounter::default();
+                check.feed(part);
+                prop_assert!(check.finished(), "each part ends with the trailer");
+                total += check.rows();
+            }
+            prop_assert_eq!(total, rows.len() as u64);
         }
     }
 
