@@ -518,20 +518,42 @@ impl Drop for Moto {
     }
 }
 
+/// moto from PyPI: installed by the harness on first use (PyPI is one of this
+/// project's registries), so `cargo test --workspace` needs no set-up step.
+fn ensure_moto() {
+    let present = |_: ()| {
+        std::process::Command::new("python3")
+            .args(["-c", "import moto.server, boto3"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present(()) {
+        return;
+    }
+    let installed = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "moto[server]"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && present(()),
+        "the object-storage test needs moto (a real S3-compatible server): `python3 -m pip install 'moto[server]'` failed"
+    );
+}
+
 fn moto() -> Moto {
+    ensure_moto();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new("moto_server")
-        .args(["-p", &port.to_string()])
+    let child = std::process::Command::new("python3")
+        .args(["-m", "moto.server", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start moto_server ({e}); install it with: pip install 'moto[server]' (.ci/run does)")
-        });
+        .unwrap_or_else(|e| panic!("cannot start moto's server with python3 ({e})"));
     let endpoint = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
