@@ -155,6 +155,17 @@ fn postgres_round_trip_restores_every_row_key_sequence_and_foreign_key() {
         db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ripcord_restore_%'"),
         "0"
     );
+    // Pruning everything older than now drops the snapshot and the restore's vault.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let live = checksum(&db, "child");
+    let pruned = ok(&project, &["snapshot", "prune", "--older-than", "0s"]);
+    assert!(pruned.contains(&vault), "{pruned}");
+    assert!(snapshot_ids(&project).is_empty());
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ripcord_vault_%'"),
+        "0"
+    );
+    assert_eq!(checksum(&db, "child"), live, "the live tables are untouched");
     let log = ok(&project, &["audit", "log"]);
     assert!(
         log.contains("snapshot_completed") && log.contains("snapshot_restored"),

@@ -1218,25 +1218,23 @@ pub fn prune(
     if let (Some(target), Some(cutoff)) = (target, cutoff)
         && target.engine.kind() == EngineKind::Postgres
     {
-        {
-            report.vaults = with_lock(target, "snapshot prune", |target| {
-                let mut snapshots = target.engine.snapshots().ok_or_else(unsupported)?;
-                let mut dropped = Vec::new();
-                for schema in snapshots.vault_schemas()? {
-                    let stamp = schema.trim_start_matches("ripcord_vault_");
-                    let made = chrono::NaiveDateTime::parse_from_str(
-                        &stamp[..stamp.len().min(14)],
-                        "%Y%m%d%H%M%S",
-                    )
-                    .map(|t| t.and_utc());
-                    if made.is_ok_and(|t| t < cutoff) {
-                        snapshots.drop_schema(&schema)?;
-                        dropped.push(schema);
-                    }
+        report.vaults = with_lock(target, "snapshot prune", |target| {
+            let mut snapshots = target.engine.snapshots().ok_or_else(unsupported)?;
+            let mut dropped = Vec::new();
+            for schema in snapshots.vault_schemas()? {
+                let stamp = schema.trim_start_matches("ripcord_vault_");
+                let made = chrono::NaiveDateTime::parse_from_str(
+                    &stamp[..stamp.len().min(14)],
+                    "%Y%m%d%H%M%S",
+                )
+                .map(|t| t.and_utc());
+                if made.is_ok_and(|t| t < cutoff) {
+                    snapshots.drop_schema(&schema)?;
+                    dropped.push(schema);
                 }
-                Ok(dropped)
-            })?;
-        }
+            }
+            Ok(dropped)
+        })?;
     }
     Ok(report)
 }
