@@ -165,7 +165,11 @@ fn postgres_round_trip_restores_every_row_key_sequence_and_foreign_key() {
         db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ripcord_vault_%'"),
         "0"
     );
-    assert_eq!(checksum(&db, "child"), live, "the live tables are untouched");
+    assert_eq!(
+        checksum(&db, "child"),
+        live,
+        "the live tables are untouched"
+    );
     let log = ok(&project, &["audit", "log"]);
     assert!(
         log.contains("snapshot_completed") && log.contains("snapshot_restored"),
