@@ -505,6 +505,28 @@ fn sqlite_snapshot_restores_rows_and_keeps_the_ledger() {
     assert_eq!(events_after, events_before.parse::<i64>().unwrap() + 1);
     ok(&project, &["audit", "verify"]);
 
+    // Into another database file: the tables are created there with their indexes.
+    let other = project.path().join("other.db");
+    let into = format!("sqlite://{}", other.display());
+    ok(&project, &["snapshot", "restore", &id, "--into", &into]);
+    let there = Db::Sqlite(other);
+    assert_eq!(checksum(&there, "stock"), before);
+    assert_eq!(
+        there.scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'stock_name'"
+        ),
+        "1"
+    );
+    let refused = run(&project, &["snapshot", "restore", &id, "--as-new-tables"]);
+    expect_exit(&refused, 2);
+    let bad_store = run(&project, &["snapshot", "list", "--store", "ftp://x/y"]);
+    expect_exit(&bad_store, 2);
+    assert!(
+        stderr(&bad_store).contains("ftp://"),
+        "{}",
+        stderr(&bad_store)
+    );
+
     // A table whose definition changed since is refused, changing nothing.
     db.exec("ALTER TABLE stock ADD COLUMN extra TEXT; UPDATE stock SET qty = 7;");
     let refused = run(&project, &["snapshot", "restore", &id]);

@@ -1123,8 +1123,17 @@ fn restore_file_copy(
     store: &Store,
     manifest: &Manifest,
     tables: &[&TableSnapshot],
-    _options: &RestoreOptions,
+    options: &RestoreOptions,
 ) -> Result<RestoreReport, OpError> {
+    if options.as_new_tables {
+        return Err(EngineError::Invalid {
+            reason: "--as-new-tables is not available for SQLite snapshots".into(),
+            hint: Some(
+                "restore into another database file instead: --into sqlite://restored.db".into(),
+            ),
+        }
+        .into());
+    }
     let scratch = tempfile::tempdir().map_err(|e| local_io("creating a temporary directory", e))?;
     let copy_path = scratch.path().join("copy.sqlite");
     let mut file =

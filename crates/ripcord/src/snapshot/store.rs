@@ -103,12 +103,10 @@ impl Store {
                 (inner, prefix)
             }
             Some(other) => {
-                return Err(OpError::Store {
-                    store: uri.to_string(),
-                    reason: format!(
-                        "unknown store scheme `{other}://`; use file://, s3://, gs:// or az://"
-                    ),
-                });
+                return Err(OpError::Engine(ripcord_core::EngineError::Invalid {
+                    reason: format!("unknown snapshot store scheme `{other}://` in {uri}"),
+                    hint: Some("use file://DIR, s3://bucket/prefix, gs://… or az://…".into()),
+                }));
             }
         };
         Ok(Store {
