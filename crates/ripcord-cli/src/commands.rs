@@ -531,14 +531,47 @@ pub fn batch(
             dry_run,
         } => {
             let scope = ripcord_core::capture::UndoScope::Batch(batch.clone());
-            let report =
-                ripcord::capture::undo(&mut target, &scope, conflict_mode(*on_conflict), *dry_run)?;
+            let report = ripcord::capture::undo_with_progress(
+                &mut target,
+                &scope,
+                conflict_mode(*on_conflict),
+                *dry_run,
+                &mut undo_progress(&printer),
+            )?;
             printer.json(&report);
             printer.block(render::undo(&report, *dry_run));
             let blocked = !report.committed && !dry_run;
             Ok(if blocked { Exit::Failed } else { Exit::Success })
         }
         BatchCommand::Run { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Progress of a long undo on stderr: one line per step with the time since the start
+/// (JSON lines when stderr is not a terminal); nothing with -q or --json.
+fn undo_progress(printer: &Printer) -> impl FnMut(&ripcord_core::capture::UndoProgress) {
+    use std::io::IsTerminal;
+    let started = std::time::Instant::now();
+    let enabled = !printer.quiet && !printer.json;
+    let terminal = std::io::stderr().is_terminal();
+    move |p| {
+        if !enabled {
+            return;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        if terminal {
+            let what = match p.step {
+                "collected" => format!("{} rows to undo", p.rows),
+                "checked" => format!("{} conflicting rows", p.rows),
+                "deleted" => format!("{} inserted rows deleted", p.rows),
+                _ => format!("{} rows given their old image", p.rows),
+            };
+            eprintln!("  {}: {what} ({seconds:.1} s)", p.table);
+        } else {
+            let mut line = serde_json::to_value(p).expect("progress serializes");
+            line["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
+            eprintln!("{line}");
+        }
     }
 }
 
@@ -553,11 +586,12 @@ pub fn flashback(
         table: args.table.clone(),
         after: args.to.clone(),
     };
-    let report = ripcord::capture::undo(
+    let report = ripcord::capture::undo_with_progress(
         &mut target,
         &scope,
         ripcord_core::capture::ConflictMode::Force,
         args.dry_run,
+        &mut undo_progress(&printer),
     )?;
     printer.json(&report);
     printer.block(render::undo(&report, args.dry_run));

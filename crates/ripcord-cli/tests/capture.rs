@@ -74,10 +74,39 @@ fn batch_revert_undoes_one_batch_and_keeps_a_later_one(engine: (Project, Db)) {
     );
     let list = ok(&project, &["batch", "list"]);
     assert!(list.contains("A  +1 ~2 -1"), "{list}");
-    let out = ok(&project, &["batch", "revert", "A"]);
+    let reverted = run(&project, &["batch", "revert", "A"]);
+    expect_exit(&reverted, 0);
+    let out = stdout(&reverted);
     assert!(
         out.contains("1 deleted, 2 restored, 1 re-inserted"),
         "{out}"
+    );
+    // Progress of each step goes to stderr, as JSON lines when it is not a terminal.
+    let steps: Vec<serde_json::Value> = stderr(&reverted)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no {name} step in {steps:?}"))["rows"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            step("collected"),
+            step("checked"),
+            step("deleted"),
+            step("restored")
+        ),
+        (4, 0, 1, 3)
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["table"] == acct(&db) && s["seconds"].is_number())
     );
     assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cy:30 4:dee:99 6:fay:60");
     // The revert is itself a batch: undoing it brings A back.

@@ -106,6 +106,18 @@ pub struct UndoOutcome {
     pub tables: Vec<TableUndo>,
 }
 
+/// A step of an undo, reported as it completes, so a long revert shows where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UndoProgress {
+    /// The table.
+    pub table: String,
+    /// `collected` (rows the undo touches, from the log), `checked` (conflicts
+    /// found), `deleted` (inserted rows removed), `restored` (old images written back).
+    pub step: &'static str,
+    /// Rows of that step.
+    pub rows: i64,
+}
+
 /// Capture of row changes, for engines that have it.
 pub trait Capture {
     /// Start capturing `table` (idempotent); refuses a table without a usable key.
@@ -124,11 +136,13 @@ pub trait Capture {
         Ok(())
     }
     /// Undo `scope` inside the caller's transaction, tagging the undo's own captured
-    /// changes with `tag`. With [`ConflictMode::Abort`] and conflicts, changes nothing.
+    /// changes with `tag`, reporting each step to `progress`. With
+    /// [`ConflictMode::Abort`] and conflicts, changes nothing.
     fn undo(
         &mut self,
         scope: &UndoScope,
         mode: ConflictMode,
         tag: &str,
+        progress: &mut dyn FnMut(&UndoProgress),
     ) -> Result<UndoOutcome, EngineError>;
 }

@@ -18,7 +18,8 @@
 
 use postgres::Client;
 use ripcord_core::capture::{
-    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome, UndoScope,
+    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome,
+    UndoProgress, UndoScope,
 };
 use ripcord_core::{EngineError, SqlError};
 
@@ -467,6 +468,7 @@ impl Capture for PgCapture<'_> {
         scope: &UndoScope,
         mode: ConflictMode,
         tag: &str,
+        progress: &mut dyn FnMut(&UndoProgress),
     ) -> Result<UndoOutcome, EngineError> {
         self.client
             .execute("SELECT set_config('ripcord.batch', $1, true)", &[&tag])
@@ -541,17 +543,30 @@ impl Capture for PgCapture<'_> {
                 .collect::<Vec<_>>()
                 .join(", ");
             self.client
-                .batch_execute(&format!(
-                    "DROP TABLE IF EXISTS {first};
-                     CREATE TEMP TABLE {first} ON COMMIT DROP AS
-                     SELECT DISTINCT ON ({l_keys}) l.*, s.columns, s.log_columns
-                     FROM {log} l JOIN ripcord.capture_statements s ON s.stmt_id = l.stmt_id
-                     WHERE {filter}
-                     ORDER BY {l_keys}, l.stmt_id, (l.op = 'N');
-                     ANALYZE {first};",
-                    log = info.log_table
-                ))
+                .batch_execute(&format!("DROP TABLE IF EXISTS {first}"))
                 .map_err(map_error)?;
+            let collected = self
+                .client
+                .execute(
+                    &format!(
+                        "CREATE TEMP TABLE {first} ON COMMIT DROP AS
+                         SELECT DISTINCT ON ({l_keys}) l.*, s.columns, s.log_columns
+                         FROM {log} l JOIN ripcord.capture_statements s ON s.stmt_id = l.stmt_id
+                         WHERE {filter}
+                         ORDER BY {l_keys}, l.stmt_id, (l.op = 'N')",
+                        log = info.log_table
+                    ),
+                    &[],
+                )
+                .map_err(map_error)?;
+            self.client
+                .batch_execute(&format!("ANALYZE {first}"))
+                .map_err(map_error)?;
+            progress(&UndoProgress {
+                table: info.name.clone(),
+                step: "collected",
+                rows: collected as i64,
+            });
             let later = scope_filter(scope, "s2");
             let key_text = (0..info.key_columns.len())
                 .map(|i| format!("f.k{i}::text"))
@@ -585,6 +600,11 @@ impl Capture for PgCapture<'_> {
                     at: row.get(2),
                 });
             }
+            progress(&UndoProgress {
+                table: info.name.clone(),
+                step: "checked",
+                rows: conflicts.len() as i64,
+            });
             prepared.push((info, first, conflicts.len() as i64));
         }
         if mode == ConflictMode::Abort && !outcome.conflicts.is_empty() {
@@ -625,9 +645,19 @@ impl Capture for PgCapture<'_> {
                     &[],
                 )
                 .map_err(map_error)? as i64;
+            progress(&UndoProgress {
+                table: info.name.clone(),
+                step: "deleted",
+                rows: undo.deleted,
+            });
             let (updated, inserted) = self.restore_images(&info, &first)?;
             undo.updated = updated;
             undo.inserted = inserted;
+            progress(&UndoProgress {
+                table: info.name.clone(),
+                step: "restored",
+                rows: updated + inserted,
+            });
             outcome.tables.push(undo);
         }
         Ok(outcome)

@@ -12,7 +12,8 @@
 
 use ripcord_core::EngineError;
 use ripcord_core::capture::{
-    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome, UndoScope,
+    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome,
+    UndoProgress, UndoScope,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -346,6 +347,7 @@ impl Capture for SqliteCapture<'_> {
         scope: &UndoScope,
         mode: ConflictMode,
         tag: &str,
+        progress: &mut dyn FnMut(&UndoProgress),
     ) -> Result<UndoOutcome, EngineError> {
         if let UndoScope::After { table, after } = scope {
             self.captured_key(table)?;
@@ -411,6 +413,15 @@ impl Capture for SqliteCapture<'_> {
                     name = literal(table)
                 ))
                 .map_err(map_error)?;
+            let collected: i64 = self
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {first}"), [], |r| r.get(0))
+                .map_err(map_error)?;
+            progress(&UndoProgress {
+                table: table.clone(),
+                step: "collected",
+                rows: collected,
+            });
             let conflicts: Vec<(String, String, String)> = {
                 let mut stmt = self
                     .conn
@@ -437,6 +448,11 @@ impl Capture for SqliteCapture<'_> {
                     at: crate::parse_sqlite_time(at)?,
                 });
             }
+            progress(&UndoProgress {
+                table: table.clone(),
+                step: "checked",
+                rows: conflicts.len() as i64,
+            });
             if mode == ConflictMode::Abort && !outcome.conflicts.is_empty() {
                 continue;
             }
@@ -471,6 +487,11 @@ impl Capture for SqliteCapture<'_> {
                     [],
                 )
                 .map_err(map_error)? as i64;
+            progress(&UndoProgress {
+                table: table.clone(),
+                step: "deleted",
+                rows: undo.deleted,
+            });
             let assignments = columns
                 .iter()
                 .map(|c| {
@@ -532,6 +553,11 @@ impl Capture for SqliteCapture<'_> {
                     [],
                 )
                 .map_err(map_error)? as i64;
+            progress(&UndoProgress {
+                table: table.clone(),
+                step: "restored",
+                rows: undo.updated + undo.inserted,
+            });
             outcome.tables.push(undo);
         }
         self.conn

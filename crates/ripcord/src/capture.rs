@@ -7,7 +7,7 @@
 use ripcord_core::EngineError;
 use ripcord_core::audit::NewEvent;
 use ripcord_core::capture::{
-    BatchSummary, Capture, CapturedTable, ConflictMode, UndoOutcome, UndoScope,
+    BatchSummary, Capture, CapturedTable, ConflictMode, UndoOutcome, UndoProgress, UndoScope,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -166,6 +166,18 @@ pub fn undo(
     mode: ConflictMode,
     dry_run: bool,
 ) -> Result<UndoReport, OpError> {
+    undo_with_progress(target, scope, mode, dry_run, &mut |_| {})
+}
+
+/// [`undo`], reporting each step (rows collected, conflicts checked, rows deleted,
+/// images restored, per table) as it completes.
+pub fn undo_with_progress(
+    target: &mut Target,
+    scope: &UndoScope,
+    mode: ConflictMode,
+    dry_run: bool,
+    progress: &mut dyn FnMut(&UndoProgress),
+) -> Result<UndoReport, OpError> {
     let (described, tag, kind) = match scope {
         UndoScope::Batch(batch) => (
             format!("batch {batch}"),
@@ -181,13 +193,14 @@ pub fn undo(
     with_lock(target, "undo", |target| {
         let limits = target.limits;
         target.engine.begin(&limits)?;
-        let outcome = match capture_of(target).and_then(|mut c| Ok(c.undo(scope, mode, &tag)?)) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                let _ = target.engine.rollback();
-                return Err(e);
-            }
-        };
+        let outcome =
+            match capture_of(target).and_then(|mut c| Ok(c.undo(scope, mode, &tag, progress)?)) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    let _ = target.engine.rollback();
+                    return Err(e);
+                }
+            };
         let mut report = UndoReport {
             scope: described.clone(),
             tag: tag.clone(),
