@@ -647,3 +647,61 @@ fn object_storage_round_trip_on_an_s3_compatible_server() {
         "nothing went to the local store"
     );
 }
+
+#[test]
+fn bad_input_changes_nothing_and_says_why() {
+    let (project, db) = Db::postgres_project();
+    shop(&db);
+    let unknown = run(
+        &project,
+        &["snapshot", "create", "--tables", "parent", "nosuch"],
+    );
+    expect_exit(&unknown, 2);
+    assert!(
+        stderr(&unknown).contains("no table named nosuch"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(snapshot_ids(&project).is_empty());
+    let neither = run(&project, &["snapshot", "create"]);
+    expect_exit(&neither, 2);
+    let missing = run(
+        &project,
+        &["snapshot", "restore", "20990101T000000Z-000000"],
+    );
+    expect_exit(&missing, 2);
+    assert!(
+        stderr(&missing).contains("no snapshot 20990101T000000Z-000000"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // While a deploy holds the target's lock, a snapshot waits for nobody: exit 3.
+    project.simple_change("0001_noop", "SELECT 1;", "SELECT 1;", "SELECT 1;");
+    let mut deploy = ripcord_in(project.path())
+        .args(["deploy"])
+        .env("RIPCORD_FAILPOINT", "deploy_statements_done=sleep(4000)")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while db.scalar("SELECT to_regclass('ripcord.lock') IS NOT NULL") != "true"
+        || db.scalar("SELECT count(*) FROM ripcord.lock") != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deploy never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let locked = run(&project, &["snapshot", "create", "--all"]);
+    expect_exit(&locked, 3);
+    assert!(
+        stderr(&locked).contains("`ripcord deploy`"),
+        "{}",
+        stderr(&locked)
+    );
+    assert!(deploy.wait().unwrap().success());
+    assert!(snapshot_ids(&project).is_empty());
+}
