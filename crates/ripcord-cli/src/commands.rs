@@ -35,6 +35,20 @@ impl Observer for ProgressLines {
         }
     }
 
+    fn lock_busy(
+        &mut self,
+        change: &str,
+        attempt: usize,
+        attempts: usize,
+        pause: std::time::Duration,
+    ) {
+        self.printer.line(format!(
+            "  {} {change} waited too long for a lock (attempt {attempt} of {attempts}); rolled back, retrying in {:.2} s",
+            paint(style::DIM, "~"),
+            pause.as_secs_f64()
+        ));
+    }
+
     fn change_finished(&mut self, change: &str, phase: Phase, duration_ms: u64) {
         let mark = match phase {
             Phase::Revert => paint(style::UNDO, "-"),

@@ -272,6 +272,29 @@ fn change_failure(failure: &ChangeFailure) -> CommandError {
         ),
     };
     let mut hint = hint;
+    if failure.lock_retries > 0 {
+        let blockers = if failure.blockers.is_empty() {
+            "the blocking session had finished by the time it was looked up".to_string()
+        } else {
+            format!(
+                "blocked by {}",
+                failure
+                    .blockers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        let first = failure
+            .blockers
+            .first()
+            .map_or("PID".to_string(), |b| b.pid.to_string());
+        hint = format!(
+            "it waited for a lock {} times (lock_timeout each); {blockers}. Let that session finish (or end it: SELECT pg_terminate_backend({first})), then run the same command again.\n{hint}",
+            failure.lock_retries + 1
+        );
+    }
     if let Some(db_hint) = &failure.error.hint {
         hint = format!("{db_hint}\n{hint}");
     }

@@ -305,3 +305,92 @@ fn tls_modes_encrypt_and_verify_like_libpq() {
     let plain = format!("{}?sslmode=disable", database.url);
     expect_exit(&run_with(&plain), 0);
 }
+
+/// A project whose one change needs an ACCESS EXCLUSIVE lock on `held`, with a short
+/// lock_timeout.
+fn lock_project() -> (Project, ripcord_testkit::TestDatabase) {
+    let database = pg().create_database();
+    let project = Project::new(&database.url);
+    database
+        .connect()
+        .batch_execute("CREATE TABLE held (id int PRIMARY KEY); INSERT INTO held VALUES (1);")
+        .unwrap();
+    let config = std::fs::read_to_string(project.path().join("ripcord.toml")).unwrap();
+    project.write_config(&format!("{config}\n[safety]\nlock_timeout = \"200ms\"\n"));
+    project.simple_change(
+        "0001_add_note",
+        "ALTER TABLE held ADD COLUMN note text;",
+        "ALTER TABLE held DROP COLUMN note;",
+        "SELECT note FROM held;",
+    );
+    (project, database)
+}
+
+/// Another session that read `held` and sits idle in its transaction.
+fn hold_lock(database: &ripcord_testkit::TestDatabase) -> ::postgres::Client {
+    let mut url = database.url.clone();
+    url.push_str(if url.contains('?') { "&" } else { "?" });
+    url.push_str("application_name=nightly-report");
+    let mut blocker = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    blocker.batch_execute("BEGIN; SELECT * FROM held;").unwrap();
+    blocker
+}
+
+#[test]
+fn a_held_lock_is_retried_then_fails_naming_the_blocker_and_leaves_nothing() {
+    let (project, database) = lock_project();
+    let mut blocker = hold_lock(&database);
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("lock timeout"), "{err}");
+    assert!(err.contains("waited for a lock 4 times"), "{err}");
+    assert!(
+        err.contains(&format!("pid {blocker_pid}")) && err.contains("nightly-report"),
+        "names the blocking session: {err}"
+    );
+    assert!(err.contains("idle in transaction"), "{err}");
+    let progress = stdout(&out);
+    assert_eq!(
+        progress.matches("waited too long for a lock").count(),
+        3,
+        "{progress}"
+    );
+    // Nothing was applied, and the failure (with its blocker) is in the audit chain.
+    let db = Db::Postgres(database);
+    assert!(!db.has_column("held", "note"));
+    assert_eq!(db.scalar("SELECT count(*) FROM ripcord.changes"), "0");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM ripcord.events WHERE kind = 'deploy_failed' \
+             AND detail::jsonb -> 'blocked_by' -> 0 ->> 'pid' = '{blocker_pid}'"
+        )),
+        "1"
+    );
+    blocker.batch_execute("ROLLBACK").unwrap();
+    ok(&project, &["deploy"]);
+    assert!(db.has_column("held", "note"));
+}
+
+#[test]
+fn a_lock_released_during_the_retries_lets_the_deploy_through() {
+    let (project, database) = lock_project();
+    let mut blocker = hold_lock(&database);
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        blocker.batch_execute("ROLLBACK").unwrap();
+    });
+    let out = run(&project, &["deploy"]);
+    releaser.join().unwrap();
+    expect_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("waited too long for a lock"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(Db::Postgres(database).has_column("held", "note"));
+}

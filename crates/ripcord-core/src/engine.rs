@@ -75,6 +75,53 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
+/// Another session blocking one of ours, as the server describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    /// Its process id.
+    pub pid: i32,
+    /// Its `application_name`.
+    pub application: String,
+    /// Its user.
+    pub user: String,
+    /// `active`, `idle in transaction`, …
+    pub state: String,
+    /// Start of its transaction (or of its query).
+    pub since: Option<DateTime<Utc>>,
+    /// Its current or last query (shortened).
+    pub query: String,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        let mut parts = Vec::new();
+        if !self.application.is_empty() {
+            parts.push(format!("application {}", self.application));
+        }
+        if !self.user.is_empty() {
+            parts.push(format!("user {}", self.user));
+        }
+        if !self.state.is_empty() {
+            let since = self
+                .since
+                .map(|t| format!(" since {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_default();
+            parts.push(format!("{}{since}", self.state));
+        }
+        if !self.query.is_empty() {
+            parts.push(format!(
+                "query: {}",
+                self.query.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+        if !parts.is_empty() {
+            write!(f, " ({})", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// Where a ledgered change stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -306,6 +353,15 @@ pub trait Engine: Send {
     fn drop_scratch(&mut self, url: &str) -> Result<(), EngineError>;
     /// Drop scratch databases left by drills that were killed; their names.
     fn drop_stale_scratches(&mut self) -> Result<Vec<String>, EngineError>;
+    /// While on, note which sessions block this one as statements run, so that a lock
+    /// timeout can name them (costs a watching connection; used for a last attempt).
+    fn watch_blockers(&mut self, on: bool) {
+        let _ = on;
+    }
+    /// Sessions seen blocking this one while the watch was on (latest statement).
+    fn blockers(&mut self) -> Vec<Blocker> {
+        Vec::new()
+    }
     /// Row-change capture, when the engine has it.
     fn capture(&mut self) -> Option<Box<dyn crate::capture::Capture + '_>> {
         None

@@ -23,8 +23,8 @@ pub mod url;
 
 pub use change::{Change, ChangeId, SectionKind, TransactionMode};
 pub use engine::{
-    Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
-    RelationLock, SessionLimits, SqlError,
+    Blocker, Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind,
+    LockHolder, RelationLock, SessionLimits, SqlError,
 };
 pub use location::{LineCol, SourceLocation};
 pub use plan::{Plan, PlanError};

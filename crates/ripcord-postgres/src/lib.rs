@@ -58,6 +58,10 @@ pub struct PostgresEngine {
     /// Prepared ledger statements: a deploy of many small changes is bound by round
     /// trips, and a cached statement saves one per call.
     prepared: std::collections::HashMap<&'static str, postgres::Statement>,
+    /// Watch for blocking sessions while statements run.
+    watch: bool,
+    /// What the watch saw during the latest statement.
+    seen_blockers: Vec<ripcord_core::Blocker>,
 }
 
 impl PostgresEngine {
@@ -89,6 +93,8 @@ impl PostgresEngine {
             target,
             url: url.to_string(),
             prepared: Default::default(),
+            watch: false,
+            seen_blockers: Vec::new(),
         })
     }
 
@@ -328,7 +334,34 @@ impl Engine for PostgresEngine {
     }
 
     fn execute(&mut self, sql: &str) -> Result<(), EngineError> {
-        self.client.batch_execute(sql).map_err(map_error)
+        if !self.watch {
+            return self.client.batch_execute(sql).map_err(map_error);
+        }
+        let pid: i32 = self
+            .client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(map_error)?
+            .get(0);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (url, done) = (self.url.clone(), done.clone());
+            std::thread::spawn(move || watch_blockers_of(&url, pid, &done))
+        };
+        let result = self.client.batch_execute(sql).map_err(map_error);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.seen_blockers = watcher.join().unwrap_or_default();
+        result
+    }
+
+    fn watch_blockers(&mut self, on: bool) {
+        self.watch = on;
+        if on {
+            self.seen_blockers.clear();
+        }
+    }
+
+    fn blockers(&mut self) -> Vec<ripcord_core::Blocker> {
+        self.seen_blockers.clone()
     }
 
     fn needs_own_transaction(&self, sql: &str) -> bool {
@@ -600,6 +633,46 @@ impl Engine for PostgresEngine {
         source.client.batch_execute("COMMIT").map_err(map_error)?;
         Ok(())
     }
+}
+
+/// Poll which sessions block `pid` until `done`; the last non-empty answer.
+fn watch_blockers_of(
+    url: &str,
+    pid: i32,
+    done: &std::sync::atomic::AtomicBool,
+) -> Vec<ripcord_core::Blocker> {
+    let Ok(mut watcher) = PostgresEngine::connect(url) else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let rows = watcher.client.query(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
+                    coalesce(a.state, ''), coalesce(a.xact_start, a.query_start), \
+                    left(coalesce(a.query, ''), 200) \
+             FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids($1)) ORDER BY a.pid",
+            &[&pid],
+        );
+        match rows {
+            Ok(rows) if !rows.is_empty() => {
+                seen = rows
+                    .iter()
+                    .map(|r| ripcord_core::Blocker {
+                        pid: r.get(0),
+                        application: r.get(1),
+                        user: r.get(2),
+                        state: r.get(3),
+                        since: r.get(4),
+                        query: r.get(5),
+                    })
+                    .collect();
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seen
 }
 
 impl std::fmt::Debug for PostgresEngine {

@@ -45,6 +45,10 @@ pub struct ChangeFailure {
     pub completed: Vec<String>,
     /// For `transaction: none` changes: statements that stay applied.
     pub kept_statements: Option<usize>,
+    /// Times the whole change was retried after a lock timeout.
+    pub lock_retries: usize,
+    /// Sessions seen blocking the failing statement (after lock timeouts).
+    pub blockers: Vec<ripcord_core::Blocker>,
 }
 
 /// A change whose file no longer matches what was deployed.

@@ -15,6 +15,16 @@ pub trait Observer {
     }
     /// A statement is about to run.
     fn statement_started(&mut self, _change: &str, _phase: Phase, _index: usize, _sql: &str) {}
+    /// A change's transaction timed out waiting for a lock and will run again after
+    /// `pause` (attempt `attempt` of `attempts`).
+    fn lock_busy(
+        &mut self,
+        _change: &str,
+        _attempt: usize,
+        _attempts: usize,
+        _pause: std::time::Duration,
+    ) {
+    }
     /// A change finished `phase` after `duration_ms`.
     fn change_finished(&mut self, _change: &str, _phase: Phase, _duration_ms: u64) {}
 }

@@ -196,6 +196,8 @@ pub(crate) fn run_statement(
             error,
             completed: completed.to_vec(),
             kept_statements,
+            lock_retries: 0,
+            blockers: Vec::new(),
         }))),
         Err(other) => Err(other.into()),
     }
@@ -222,6 +224,8 @@ pub(crate) fn record_change_failure(target: &mut Target, error: &OpError) {
                     "error": failure.error.message,
                     "sqlstate": failure.error.code,
                     "kept_statements": failure.kept_statements,
+                    "lock_retries": failure.lock_retries,
+                    "blocked_by": failure.blockers,
                 }),
             },
         );
