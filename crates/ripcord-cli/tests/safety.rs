@@ -374,6 +374,17 @@ fn a_held_lock_is_retried_then_fails_naming_the_blocker_and_leaves_nothing() {
     blocker.batch_execute("ROLLBACK").unwrap();
     ok(&project, &["deploy"]);
     assert!(db.has_column("held", "note"));
+
+    // A revert meets the same treatment, and the change stays deployed.
+    blocker.batch_execute("BEGIN; SELECT * FROM held;").unwrap();
+    let out = run(&project, &["revert", "--yes"]);
+    expect_exit(&out, 1);
+    assert!(stderr(&out).contains("nightly-report"), "{}", stderr(&out));
+    assert!(db.has_column("held", "note"));
+    assert_eq!(db.scalar("SELECT count(*) FROM ripcord.changes"), "1");
+    blocker.batch_execute("ROLLBACK").unwrap();
+    ok(&project, &["revert", "--yes"]);
+    assert!(!db.has_column("held", "note"));
 }
 
 #[test]

@@ -16,8 +16,8 @@ use crate::error::{ModifiedChange, OpError, Phase};
 use crate::failpoint;
 use crate::observe::Observer;
 use crate::run::{
-    Script, append_event, record_change_failure, run_statement, run_statement_with_progress,
-    run_statements, with_lock,
+    Script, append_event, record_change_failure, retry_on_lock_timeout, run_statement,
+    run_statement_with_progress, run_statements, with_lock,
 };
 use crate::target::Target;
 
@@ -319,7 +319,9 @@ pub fn deploy(
             );
             let outcome = match p.change.transaction {
                 TransactionMode::PerChange => {
-                    deploy_with_lock_retries(target, p.change, seq, observer, &completed)
+                    retry_on_lock_timeout(target, &p.change.name, observer, |target, observer| {
+                        deploy_in_one_transaction(target, p.change, seq, observer, &completed)
+                    })
                 }
                 TransactionMode::None => {
                     deploy_statement_by_statement(target, p, existing, seq, observer, &completed)
@@ -426,49 +428,6 @@ fn completed_event(
             "irreversible": change.irreversible,
         }),
     }
-}
-
-/// A change whose transaction times out waiting for a lock (`lock_timeout`) is rolled
-/// back and run again this many times, after pauses that double from
-/// [`FIRST_LOCK_PAUSE`], so a short-lived blocker does not fail a deploy.
-pub const LOCK_RETRIES: usize = 3;
-/// The pause before the first retry.
-pub const FIRST_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
-
-fn is_lock_timeout(failure: &crate::ChangeFailure) -> bool {
-    failure.error.code.as_deref() == Some("55P03")
-}
-
-fn deploy_with_lock_retries(
-    target: &mut Target,
-    change: &Change,
-    seq: i64,
-    observer: &mut dyn Observer,
-    completed: &[String],
-) -> Result<DeployedOutcome, OpError> {
-    let mut pause = FIRST_LOCK_PAUSE;
-    for attempt in 0..=LOCK_RETRIES {
-        let last = attempt == LOCK_RETRIES;
-        // On the last attempt, watch who blocks us, so the failure can name them.
-        target.engine.watch_blockers(last);
-        let result = deploy_in_one_transaction(target, change, seq, observer, completed);
-        target.engine.watch_blockers(false);
-        match result {
-            Err(OpError::ChangeFailed(mut failure)) if is_lock_timeout(&failure) => {
-                let _ = target.engine.rollback();
-                if last {
-                    failure.lock_retries = LOCK_RETRIES;
-                    failure.blockers = target.engine.blockers();
-                    return Err(OpError::ChangeFailed(failure));
-                }
-                observer.lock_busy(&change.name, attempt + 1, LOCK_RETRIES + 1, pause);
-                std::thread::sleep(pause);
-                pause *= 2;
-            }
-            other => return other,
-        }
-    }
-    unreachable!("the last attempt returns")
 }
 
 fn deploy_in_one_transaction(

@@ -15,8 +15,8 @@ use crate::error::{OpError, Phase};
 use crate::failpoint;
 use crate::observe::Observer;
 use crate::run::{
-    Script, append_event, record_change_failure, run_statement_with_progress, run_statements,
-    with_lock,
+    Script, append_event, record_change_failure, retry_on_lock_timeout,
+    run_statement_with_progress, run_statements, with_lock,
 };
 use crate::target::Target;
 
@@ -183,7 +183,14 @@ pub fn revert(
         };
         for deployed in &chosen {
             let completed: Vec<String> = report.reverted.iter().map(|r| r.change.clone()).collect();
-            match revert_one(target, plan, deployed, observer, &completed) {
+            let reverted = if deployed.transaction == TransactionMode::None {
+                revert_one(target, plan, deployed, observer, &completed)
+            } else {
+                retry_on_lock_timeout(target, &deployed.name, observer, |target, observer| {
+                    revert_one(target, plan, deployed, observer, &completed)
+                })
+            };
+            match reverted {
                 Ok(outcome) => {
                     observer.change_finished(&outcome.change, Phase::Revert, outcome.duration_ms);
                     report.reverted.push(outcome);

@@ -203,6 +203,48 @@ pub(crate) fn run_statement(
     }
 }
 
+/// A change whose transaction times out waiting for a lock (`lock_timeout`) is rolled
+/// back and run again this many times, after pauses that double from
+/// [`FIRST_LOCK_PAUSE`], so a short-lived blocker does not fail the run.
+pub const LOCK_RETRIES: usize = 3;
+/// The pause before the first retry.
+pub const FIRST_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Run `attempt` (one whole change transaction) again while it fails on a lock
+/// timeout; the last failure names the sessions seen blocking it.
+pub(crate) fn retry_on_lock_timeout<T>(
+    target: &mut Target,
+    change: &str,
+    observer: &mut dyn Observer,
+    mut attempt: impl FnMut(&mut Target, &mut dyn Observer) -> Result<T, OpError>,
+) -> Result<T, OpError> {
+    let mut pause = FIRST_LOCK_PAUSE;
+    for number in 0..=LOCK_RETRIES {
+        let last = number == LOCK_RETRIES;
+        // On the last attempt, watch who blocks us, so the failure can name them.
+        target.engine.watch_blockers(last);
+        let result = attempt(target, observer);
+        target.engine.watch_blockers(false);
+        match result {
+            Err(OpError::ChangeFailed(mut failure))
+                if failure.error.code.as_deref() == Some("55P03") =>
+            {
+                let _ = target.engine.rollback();
+                if last {
+                    failure.lock_retries = LOCK_RETRIES;
+                    failure.blockers = target.engine.blockers();
+                    return Err(OpError::ChangeFailed(failure));
+                }
+                observer.lock_busy(change, number + 1, LOCK_RETRIES + 1, pause);
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
 /// After a failed change is rolled back, keep a trace of the failure in the chain.
 pub(crate) fn record_change_failure(target: &mut Target, error: &OpError) {
     let _ = target.engine.rollback();
