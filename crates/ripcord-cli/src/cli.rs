@@ -55,6 +55,12 @@ pub enum Command {
     /// Create a new change file from a template.
     #[command(after_help = "Example:\n  ripcord new add_coupon --requires 0003_orders")]
     New(NewArgs),
+    /// Read every deploy statement of change files and report its risks: lock, rewrite,
+    /// destroyed data, reversibility class (exit 1 when a finding is an error).
+    #[command(
+        after_help = "Example:\n  ripcord lint\n  ripcord lint changes/0007_drop_legacy.sql --format sarif > lint.sarif\n\nAccept a finding on the next statement with a reason:\n  -- ripcord:allow ban-drop-column because nothing reads it since 0005"
+    )]
+    Lint(LintArgs),
     /// Show deployed, pending, modified and part-way changes of the target.
     #[command(after_help = "Example:\n  ripcord status --target prod\n  ripcord status --json")]
     Status,
@@ -141,6 +147,28 @@ pub struct NewArgs {
     /// A change this one needs (repeatable).
     #[arg(long, value_name = "NAME")]
     pub requires: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LintFormat {
+    /// Diagnostics with the source highlighted.
+    Human,
+    /// One JSON document: findings with rule, severity, line and column.
+    Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Change files (default: every change of the project).
+    pub files: Vec<PathBuf>,
+    /// Output format (`--json` is the same as `--format json`).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: LintFormat,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,8 @@ pub struct CommandError {
     pub location: Option<SourceLocation>,
     /// Label under the highlighted source.
     pub label: Option<String>,
+    /// Shown as a warning rather than an error (lint findings).
+    pub warning: bool,
     snippet: Option<NamedSource<String>>,
 }
 
@@ -74,6 +76,7 @@ impl CommandError {
             hint: None,
             location: None,
             label: None,
+            warning: false,
             snippet: None,
         }
     }
@@ -125,6 +128,10 @@ impl CommandError {
 }
 
 impl Diagnostic for CommandError {
+    fn severity(&self) -> Option<miette::Severity> {
+        self.warning.then_some(miette::Severity::Warning)
+    }
+
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         self.hint
             .as_ref()

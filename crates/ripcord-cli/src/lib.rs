@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod error;
+mod lint;
 pub mod printer;
 pub mod render;
 pub mod settings;
@@ -43,6 +44,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
     match &cli.command {
         Command::Init(args) => commands::init(args, global, printer),
         Command::New(args) => commands::new(args, global, printer),
+        Command::Lint(args) => lint::run(args, global, printer),
         Command::Status => commands::status(global, printer),
         Command::Deploy(args) => commands::deploy_cmd(args, global, printer),
         Command::Revert(args) => commands::revert_cmd(args, global, printer),

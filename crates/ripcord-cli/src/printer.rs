@@ -76,6 +76,11 @@ impl Printer {
         let _ = writeln!(err, "{} {}", paint(style::UNDO, "warning:"), text.as_ref());
     }
 
+    /// Whether stdout shows colors.
+    pub fn stdout_color(&self) -> bool {
+        std::env::var_os(ripcord::env_vars::NO_COLOR).is_none() && std::io::stdout().is_terminal()
+    }
+
     /// Whether stderr shows colors.
     pub fn stderr_color(&self) -> bool {
         std::env::var_os(ripcord::env_vars::NO_COLOR).is_none() && std::io::stderr().is_terminal()

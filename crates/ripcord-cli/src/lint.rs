@@ -1,0 +1,183 @@
+//! `ripcord lint`: guardrail findings for change files, as diagnostics with the source
+//! highlighted, JSON, or SARIF 2.1.0 for code-scanning tools.
+
+use std::path::PathBuf;
+
+use ripcord_core::Change;
+use ripcord_guard::{Finding, Severity, lint_change, rule_info};
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, LintArgs, LintFormat};
+use crate::error::{CommandError, Exit};
+use crate::printer::Printer;
+use crate::settings::Project;
+
+fn changes_to_lint(args: &LintArgs, global: &GlobalArgs) -> Result<Vec<Change>, CommandError> {
+    if args.files.is_empty() {
+        let project = Project::discover(global)?;
+        return Ok(project.plan()?.changes().to_vec());
+    }
+    args.files
+        .iter()
+        .map(|path| {
+            ripcord_core::change::read_change(path).map_err(|e| {
+                CommandError::new(Exit::Usage, e.to_string())
+                    .hint("lint takes change files named `<ID>_<slug>.sql`")
+            })
+        })
+        .collect()
+}
+
+/// One finding as `--format json` prints it.
+fn finding_json(finding: &Finding) -> serde_json::Value {
+    json!({
+        "file": finding.location.name.display().to_string(),
+        "line": finding.line,
+        "column": finding.column,
+        "rule": finding.rule,
+        "severity": finding.severity,
+        "class": finding.class,
+        "lock": finding.lock,
+        "rewrite": finding.rewrite,
+        "message": finding.message,
+        "hint": finding.hint,
+    })
+}
+
+/// The findings as a SARIF 2.1.0 log.
+fn sarif(findings: &[Finding]) -> serde_json::Value {
+    let mut rule_ids: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+    rule_ids.sort();
+    rule_ids.dedup();
+    let rules: Vec<serde_json::Value> = rule_ids
+        .iter()
+        .map(|id| {
+            let info = rule_info(id);
+            json!({
+                "id": id,
+                "shortDescription": { "text": id.replace('-', " ") },
+                "help": { "text": info.hint.unwrap_or("see the finding's message") },
+                "properties": { "reversibility": info.class, "lock": info.lock, "rewrite": info.rewrite },
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| {
+            let end = ripcord_core::LineCol::of(&f.location.text, f.location.span.end);
+            json!({
+                "ruleId": f.rule,
+                "ruleIndex": rule_ids.iter().position(|id| *id == f.rule),
+                "level": match f.severity { Severity::Error => "error", Severity::Warning => "warning" },
+                "message": { "text": match &f.hint {
+                    Some(hint) => format!("{} ({hint})", f.message),
+                    None => f.message.clone(),
+                }},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": f.location.name.display().to_string().replace('\\', "/") },
+                        "region": {
+                            "startLine": f.line,
+                            "startColumn": f.column,
+                            "endLine": end.line,
+                            "endColumn": end.column,
+                        }
+                    }
+                }],
+                "properties": { "reversibility": f.class, "lock": f.lock, "rewrite": f.rewrite },
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "ripcord",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://example.invalid/ripcord",
+                "rules": rules,
+            }},
+            "results": results,
+        }]
+    })
+}
+
+/// A finding as a diagnostic with its source highlighted.
+fn diagnostic(finding: &Finding) -> CommandError {
+    let mut label = finding.rule.clone();
+    if let Some(lock) = finding.lock {
+        label.push_str(&format!(" · takes {lock}"));
+    }
+    if finding.rewrite {
+        label.push_str(" · rewrites the table");
+    }
+    let class = match finding.class {
+        ripcord_guard::Reversibility::Safe => "reversible",
+        ripcord_guard::Reversibility::Preserving => "destroys data: a revert needs it preserved",
+        ripcord_guard::Reversibility::Irreversible => "irreversible",
+    };
+    let mut e = CommandError::new(
+        Exit::Failed,
+        format!("[{}] {} ({class})", finding.rule, finding.message),
+    );
+    e.warning = finding.severity == Severity::Warning;
+    if let Some(hint) = &finding.hint {
+        e = e.hint(hint.clone());
+    }
+    e.at(finding.location.clone(), Some(label))
+}
+
+pub fn run(args: &LintArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let changes = changes_to_lint(args, global)?;
+    let findings: Vec<Finding> = changes.iter().flat_map(lint_change).collect();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error || args.deny_warnings)
+        .count();
+    let warnings = findings.len() - errors;
+    let format = if global.json {
+        LintFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        LintFormat::Json => {
+            let doc = json!({
+                "files": changes.len(),
+                "errors": errors,
+                "warnings": warnings,
+                "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        }
+        LintFormat::Sarif => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sarif(&findings)).expect("json")
+            );
+        }
+        LintFormat::Human => {
+            for finding in &findings {
+                printer.block(diagnostic(finding).render(printer.stdout_color()));
+            }
+            let files: Vec<PathBuf> = changes.iter().map(|c| c.path.clone()).collect();
+            printer.line(format!(
+                "{} {} checked: {errors} error{}, {warnings} warning{}.",
+                files.len(),
+                if files.len() == 1 {
+                    "change"
+                } else {
+                    "changes"
+                },
+                if errors == 1 { "" } else { "s" },
+                if warnings == 1 { "" } else { "s" },
+            ));
+        }
+    }
+    Ok(if errors > 0 {
+        Exit::Failed
+    } else {
+        Exit::Success
+    })
+}

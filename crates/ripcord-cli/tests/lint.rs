@@ -1,0 +1,114 @@
+//! `ripcord lint` through the binary: diagnostics users read (snapshots), JSON with
+//! rule/severity/line/column, SARIF 2.1.0, exit codes and suppressions.
+
+#[macro_use]
+mod common;
+
+use common::*;
+
+fn project_with_risky_changes() -> Project {
+    let project = Project::sqlite();
+    project.change(
+        "0001_orders",
+        "-- ripcord:deploy\nCREATE TABLE orders (id bigint PRIMARY KEY, note text);\nCREATE INDEX orders_note ON orders (note);\n-- ripcord:revert\nDROP TABLE orders;\n",
+    );
+    project.change(
+        "0002_cleanup",
+        "-- ripcord:deploy\nCREATE INDEX orders_id2 ON orders (id);\nDELETE FROM orders WHERE id < 0;\n-- ripcord:revert\nSELECT 1;\n",
+    );
+    project
+}
+
+#[test]
+fn warnings_pass_errors_fail_and_deny_warnings_makes_warnings_errors() {
+    let project = project_with_risky_changes();
+    let out = run(&project, &["lint"]);
+    expect_exit(&out, 0);
+    filters().bind(|| insta::assert_snapshot!(stdout(&out)));
+    expect_exit(&run(&project, &["lint", "--deny-warnings"]), 1);
+
+    project.change(
+        "0003_drop",
+        "-- ripcord:deploy\nALTER TABLE orders DROP COLUMN note;\n-- ripcord:revert\nALTER TABLE orders ADD COLUMN note text;\n",
+    );
+    let out = run(&project, &["lint", "--json"]);
+    expect_exit(&out, 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["errors"], 1);
+    let drop = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "ban-drop-column")
+        .unwrap();
+    assert_eq!(drop["severity"], "error");
+    assert_eq!(drop["class"], "preserving");
+    assert_eq!(
+        (drop["line"].as_u64(), drop["column"].as_u64()),
+        (Some(2), Some(20)),
+        "points at DROP COLUMN"
+    );
+    assert!(drop["file"].as_str().unwrap().ends_with("0003_drop.sql"));
+
+    // Accepting it needs a reason; then the lint passes again.
+    project.change(
+        "0003_drop",
+        "-- ripcord:deploy\n-- ripcord:allow ban-drop-column because nothing reads it since 0002\nALTER TABLE orders DROP COLUMN note;\n-- ripcord:revert\nALTER TABLE orders ADD COLUMN note text;\n",
+    );
+    expect_exit(&run(&project, &["lint"]), 0);
+    project.change(
+        "0003_drop",
+        "-- ripcord:deploy\n-- ripcord:allow ban-drop-colunm because typo\nALTER TABLE orders DROP COLUMN note;\n-- ripcord:revert\nALTER TABLE orders ADD COLUMN note text;\n",
+    );
+    let out = run(&project, &["lint", "--json"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("`ban-drop-colunm` is not a rule"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn sarif_output_names_rules_and_regions() {
+    let project = project_with_risky_changes();
+    let file = project.change_path("0002_cleanup");
+    let out = run(
+        &project,
+        &["lint", file.to_str().unwrap(), "--format", "sarif"],
+    );
+    expect_exit(&out, 0);
+    let log: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let run0 = &log["runs"][0];
+    assert_eq!(run0["tool"]["driver"]["name"], "ripcord");
+    let results = run0["results"].as_array().unwrap();
+    let rules: Vec<&str> = results
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        vec!["require-concurrent-index-creation", "delete-in-deploy"]
+    );
+    let region = &results[1]["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(results[1]["level"], "warning");
+    let index = results[1]["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(
+        run0["tool"]["driver"]["rules"][index]["id"],
+        "delete-in-deploy"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_change_is_a_usage_error() {
+    let project = project_with_risky_changes();
+    let stray = project.path().join("notes.txt");
+    std::fs::write(&stray, "hello").unwrap();
+    let out = run(&project, &["lint", stray.to_str().unwrap()]);
+    expect_exit(&out, 2);
+}

@@ -1,0 +1,162 @@
+//! Guardrails (DESIGN §5.3), first part: every statement of a change's deploy section is
+//! read before it runs and reported with the risk it carries: the lock it takes, whether
+//! it rewrites the table, and whether what it does can be undone (its reversibility
+//! class). Lock and destructive-statement rules come from squawk's own rule crate
+//! (`squawk-linter`, pinned with its pure-Rust PostgreSQL parser); ripcord adds the
+//! reversibility class, its own rules for data-destroying DML, and suppressions that
+//! must give a reason.
+#![forbid(unsafe_code)]
+
+mod rules;
+mod suppress;
+
+use std::ops::Range;
+
+use ripcord_core::{Change, SourceLocation, TransactionMode};
+use serde::Serialize;
+use squawk_linter::{Linter, Rule};
+use squawk_syntax::SourceFile;
+
+pub use rules::{RuleInfo, known_rule, rule_info, rules};
+
+/// How bad a finding is: errors fail `ripcord lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Fails the lint.
+    Error,
+    /// Reported; fails only with `--deny-warnings`.
+    Warning,
+}
+
+/// Whether what a statement does can be undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reversibility {
+    /// An inverse statement undoes it exactly.
+    Safe,
+    /// It destroys rows or values; undoing it needs them preserved first.
+    Preserving,
+    /// Nothing ripcord can keep brings it back.
+    Irreversible,
+}
+
+/// One finding in a change file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Rule id, e.g. `ban-drop-column`.
+    pub rule: String,
+    /// Error or warning.
+    pub severity: Severity,
+    /// The statement's reversibility class.
+    pub class: Reversibility,
+    /// The lock it takes, when the rule is about one.
+    pub lock: Option<&'static str>,
+    /// Whether it rewrites the table.
+    pub rewrite: bool,
+    /// What is wrong.
+    pub message: String,
+    /// What to do instead.
+    pub hint: Option<String>,
+    /// Where in the file.
+    #[serde(skip)]
+    pub location: SourceLocation,
+    /// `path:line:column`.
+    pub at: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl Finding {
+    fn new(
+        change: &Change,
+        rule: &str,
+        message: String,
+        hint: Option<String>,
+        span: Range<usize>,
+    ) -> Finding {
+        let info = rule_info(rule);
+        let location = change.location(span);
+        let start = location.start();
+        Finding {
+            rule: rule.to_string(),
+            severity: info.severity,
+            class: info.class,
+            lock: info.lock,
+            rewrite: info.rewrite,
+            message,
+            hint: hint.or_else(|| info.hint.map(str::to_string)),
+            at: location.display_short(),
+            line: start.line,
+            column: start.column,
+            location,
+        }
+    }
+}
+
+/// squawk rules that do not apply to ripcord changes.
+fn excluded() -> Vec<Rule> {
+    vec![
+        // ripcord sets lock_timeout and statement_timeout itself, from [safety].
+        Rule::RequireTimeoutSettings,
+        Rule::RequireLockTimeout,
+        Rule::RequireStatementTimeout,
+        // ripcord owns the transaction and refuses BEGIN/COMMIT in a change.
+        Rule::TransactionNesting,
+        Rule::BanUncommittedTransaction,
+        // Replaced by statement-needs-own-transaction, which knows how ripcord runs
+        // the change (squawk only flags it when other statements share the file).
+        Rule::BanConcurrentIndexCreationInTransaction,
+    ]
+}
+
+/// Lint the deploy section of `change`; suppressions (`-- ripcord:allow <rule> because
+/// <reason>`) are applied and checked.
+pub fn lint_change(change: &Change) -> Vec<Finding> {
+    let body = change.deploy.body.clone();
+    let sql = &change.text[body.clone()];
+    let parsed = SourceFile::parse(sql);
+    let mut findings = Vec::new();
+    for error in parsed.errors() {
+        let range = error.range();
+        let start = body.start + usize::from(range.start());
+        let end = (body.start + usize::from(range.end())).max(start);
+        findings.push(Finding::new(
+            change,
+            "unparsed-statement",
+            format!("the statement could not be parsed ({})", error.message()),
+            None,
+            start..end,
+        ));
+    }
+    let mut linter = Linter::with_rules(&[], &excluded());
+    linter.settings.assume_in_transaction = change.transaction == TransactionMode::PerChange;
+    if change.transaction == TransactionMode::None {
+        linter.rules.remove(&Rule::PreferRobustStmts);
+    }
+    for violation in linter.lint(&parsed, sql) {
+        let start = body.start + usize::from(violation.text_range.start());
+        let end = body.start + usize::from(violation.text_range.end());
+        let rule = violation.code.to_string();
+        findings.push(Finding::new(
+            change,
+            &rule,
+            violation.message,
+            violation.help,
+            start..end,
+        ));
+    }
+    for span in &change.deploy.statements {
+        let in_transaction = change.transaction == TransactionMode::PerChange;
+        for (rule, message) in rules::ripcord_rules(&change.text[span.clone()], in_transaction) {
+            findings.push(Finding::new(change, rule, message, None, span.clone()));
+        }
+    }
+    findings.sort_by_key(|f| (f.location.span.start, f.rule.clone()));
+    suppress::apply(change, findings)
+}
+
+#[cfg(test)]
+mod tests;

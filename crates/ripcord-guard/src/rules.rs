@@ -1,0 +1,365 @@
+//! The rule catalogue: for every rule id (squawk's and ripcord's own), its severity, the
+//! reversibility class of the statements it finds, the lock they take, whether they
+//! rewrite the table, and a hint. Also ripcord's own rules, which squawk does not have:
+//! data-destroying DML in a deploy and opaque `DO` blocks.
+
+use ripcord_core::splitter::leading_words;
+
+use crate::{Reversibility, Severity};
+
+/// What ripcord knows about a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Rule id.
+    pub id: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
+    /// Reversibility class of the statements it finds.
+    pub class: Reversibility,
+    /// The lock those statements take.
+    pub lock: Option<&'static str>,
+    /// They rewrite the table.
+    pub rewrite: bool,
+    /// What to do instead (when the rule's own help says nothing).
+    pub hint: Option<&'static str>,
+}
+
+const fn rule(
+    id: &'static str,
+    severity: Severity,
+    class: Reversibility,
+    lock: Option<&'static str>,
+    rewrite: bool,
+    hint: Option<&'static str>,
+) -> RuleInfo {
+    RuleInfo {
+        id,
+        severity,
+        class,
+        lock,
+        rewrite,
+        hint,
+    }
+}
+
+use Reversibility::{Irreversible, Preserving, Safe};
+use Severity::{Error, Warning};
+
+const ACCESS_EXCLUSIVE: Option<&str> = Some("ACCESS EXCLUSIVE (blocks reads and writes)");
+
+/// Rules with more to say than the defaults (warning, safe, no lock).
+const CATALOGUE: &[RuleInfo] = &[
+    // Statements that destroy data: undoing them needs the data kept first.
+    rule(
+        "ban-drop-table",
+        Error,
+        Preserving,
+        ACCESS_EXCLUSIVE,
+        false,
+        Some(
+            "keep the table (rename it) until nothing reads it, or accept with `-- ripcord:allow ban-drop-table because …`",
+        ),
+    ),
+    rule(
+        "ban-drop-column",
+        Error,
+        Preserving,
+        ACCESS_EXCLUSIVE,
+        false,
+        Some(
+            "stop reading and writing the column first; accept with `-- ripcord:allow ban-drop-column because …`",
+        ),
+    ),
+    rule(
+        "ban-truncate-cascade",
+        Error,
+        Preserving,
+        ACCESS_EXCLUSIVE,
+        false,
+        None,
+    ),
+    rule(
+        "truncate-table",
+        Error,
+        Preserving,
+        ACCESS_EXCLUSIVE,
+        false,
+        Some(
+            "delete in batches from a loader (capture can undo a batch), or accept with `-- ripcord:allow truncate-table because …`",
+        ),
+    ),
+    rule(
+        "update-in-deploy",
+        Warning,
+        Preserving,
+        Some("ROW EXCLUSIVE (blocks writers of the same rows)"),
+        false,
+        Some(
+            "backfills belong in batches (`ripcord batch run`) so one can be undone; keep the old values if this stays here",
+        ),
+    ),
+    rule(
+        "delete-in-deploy",
+        Warning,
+        Preserving,
+        Some("ROW EXCLUSIVE (blocks writers of the same rows)"),
+        false,
+        Some("run it as a tagged batch (`ripcord batch run`) so it can be undone"),
+    ),
+    rule(
+        "changing-column-type",
+        Warning,
+        Preserving,
+        ACCESS_EXCLUSIVE,
+        true,
+        None,
+    ),
+    // Statements nothing can undo.
+    rule(
+        "ban-drop-database",
+        Error,
+        Irreversible,
+        Some("exclusive use of the database"),
+        false,
+        None,
+    ),
+    rule(
+        "ban-drop-schema",
+        Error,
+        Irreversible,
+        ACCESS_EXCLUSIVE,
+        false,
+        None,
+    ),
+    rule(
+        "opaque-do-block",
+        Warning,
+        Irreversible,
+        None,
+        false,
+        Some(
+            "ripcord cannot see what a DO block does; write the statements out, or give the change a revert section that undoes it",
+        ),
+    ),
+    rule(
+        "unparsed-statement",
+        Warning,
+        Irreversible,
+        None,
+        false,
+        Some(
+            "ripcord cannot classify a statement it cannot parse; make sure the change has a revert section",
+        ),
+    ),
+    // Suppressions that cannot be honoured.
+    rule("invalid-suppression", Error, Safe, None, false, None),
+    rule("unused-suppression", Warning, Safe, None, false, None),
+    // Locks and rewrites.
+    rule(
+        "require-concurrent-index-creation",
+        Warning,
+        Safe,
+        Some("SHARE (blocks writes while the index builds)"),
+        false,
+        None,
+    ),
+    rule(
+        "require-concurrent-index-deletion",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        false,
+        None,
+    ),
+    rule(
+        "require-concurrent-reindex",
+        Warning,
+        Safe,
+        Some("ACCESS EXCLUSIVE on the index, SHARE on the table"),
+        false,
+        None,
+    ),
+    rule(
+        "require-concurrent-partition-detach",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        false,
+        None,
+    ),
+    rule(
+        "statement-needs-own-transaction",
+        Error,
+        Safe,
+        None,
+        false,
+        Some("add `-- transaction: none` to the change's header so the statement runs on its own"),
+    ),
+    rule(
+        "constraint-missing-not-valid",
+        Warning,
+        Safe,
+        Some(
+            "ACCESS EXCLUSIVE (check) or SHARE ROW EXCLUSIVE (foreign key) while every row is checked",
+        ),
+        false,
+        None,
+    ),
+    rule(
+        "adding-foreign-key-constraint",
+        Warning,
+        Safe,
+        Some("SHARE ROW EXCLUSIVE on both tables while rows are checked"),
+        false,
+        None,
+    ),
+    rule(
+        "adding-field-with-default",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        true,
+        None,
+    ),
+    rule(
+        "adding-not-nullable-field",
+        Warning,
+        Safe,
+        Some("ACCESS EXCLUSIVE while every row is checked"),
+        false,
+        None,
+    ),
+    rule(
+        "adding-required-field",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        false,
+        None,
+    ),
+    rule(
+        "adding-serial-primary-key-field",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        true,
+        None,
+    ),
+    rule(
+        "disallowed-unique-constraint",
+        Warning,
+        Safe,
+        Some("ACCESS EXCLUSIVE while the unique index builds"),
+        false,
+        None,
+    ),
+    rule("prefer-repack", Warning, Safe, ACCESS_EXCLUSIVE, true, None),
+    rule(
+        "renaming-column",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        false,
+        Some("running code still uses the old name; add the new column (or a view) first"),
+    ),
+    rule(
+        "renaming-table",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        false,
+        Some(
+            "running code still uses the old name; leave a view with the old name until it is gone",
+        ),
+    ),
+];
+
+/// ripcord's own rule ids (squawk's are known to squawk).
+const OWN_RULES: &[&str] = &[
+    "statement-needs-own-transaction",
+    "truncate-table",
+    "update-in-deploy",
+    "delete-in-deploy",
+    "opaque-do-block",
+    "unparsed-statement",
+];
+
+/// What ripcord knows about `id` (defaults for rules not in the catalogue).
+pub fn rule_info(id: &str) -> RuleInfo {
+    CATALOGUE
+        .iter()
+        .find(|r| r.id == id)
+        .copied()
+        .unwrap_or(RuleInfo {
+            id: "",
+            severity: Warning,
+            class: Safe,
+            lock: None,
+            rewrite: false,
+            hint: None,
+        })
+}
+
+/// Is `id` a rule (squawk's or ripcord's)?
+pub fn known_rule(id: &str) -> bool {
+    OWN_RULES.contains(&id) || squawk_linter::Rule::try_from(id).is_ok()
+}
+
+/// The catalogue's rules, for listings and SARIF.
+pub fn rules() -> &'static [RuleInfo] {
+    CATALOGUE
+}
+
+/// Statements PostgreSQL refuses inside a transaction block.
+fn needs_own_transaction(statement: &str) -> bool {
+    let words = leading_words(statement, 4);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let upper = statement.to_ascii_uppercase();
+    matches!(
+        words.as_slice(),
+        ["CREATE", "INDEX", "CONCURRENTLY", ..]
+            | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]
+            | ["DROP", "INDEX", "CONCURRENTLY", ..]
+            | ["VACUUM", ..]
+            | ["CREATE", "DATABASE", ..]
+            | ["DROP", "DATABASE", ..]
+            | ["ALTER", "SYSTEM", ..]
+    ) || (words.first() == Some(&"REINDEX") && upper.contains("CONCURRENTLY"))
+        || (upper.contains("DETACH PARTITION") && upper.contains("CONCURRENTLY"))
+}
+
+/// ripcord's own rules on one statement of a change (`in_transaction`: the change runs
+/// in one transaction): `(rule, message)`.
+pub(crate) fn ripcord_rules(statement: &str, in_transaction: bool) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    if in_transaction && needs_own_transaction(statement) {
+        found.push((
+            "statement-needs-own-transaction",
+            "PostgreSQL refuses this statement inside a transaction, and this change runs in one"
+                .into(),
+        ));
+    }
+    let words = leading_words(statement, 2);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    found.extend(match words.as_slice() {
+        ["TRUNCATE", ..] => vec![(
+            "truncate-table",
+            "TRUNCATE removes every row; a revert cannot bring them back unless they are kept"
+                .into(),
+        )],
+        ["UPDATE", ..] => vec![(
+            "update-in-deploy",
+            "UPDATE in a deploy overwrites values; a revert needs the old ones".into(),
+        )],
+        ["DELETE", ..] => vec![(
+            "delete-in-deploy",
+            "DELETE in a deploy removes rows; a revert needs them".into(),
+        )],
+        ["DO", ..] => vec![(
+            "opaque-do-block",
+            "a DO block runs code ripcord cannot classify".into(),
+        )],
+        _ => Vec::new(),
+    });
+    found
+}
