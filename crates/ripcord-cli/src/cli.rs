@@ -66,7 +66,7 @@ pub enum Command {
     Status,
     /// Apply pending changes: deploy + verify + ledger + audit, one transaction per change.
     #[command(
-        after_help = "Example:\n  ripcord deploy --dry-run\n  ripcord deploy --to 0004_orders_status"
+        after_help = "Example:\n  ripcord deploy --dry-run\n  ripcord deploy --to 0004_orders_status\n  ripcord deploy --snapshot\n  ripcord deploy --accept-irreversible 0007_drop_legacy"
     )]
     Deploy(DeployArgs),
     /// Revert deployed changes in reverse deploy order (default: the last one).
@@ -182,6 +182,10 @@ pub struct DeployArgs {
     /// Snapshot the existing tables the pending changes touch before running them.
     #[arg(long)]
     pub snapshot: bool,
+    /// Deploy this change although it has no revert section (repeatable); the consent
+    /// is recorded in the audit chain and the change cannot be reverted.
+    #[arg(long, value_name = "CHANGE")]
+    pub accept_irreversible: Vec<String>,
 }
 
 #[derive(Debug, Args)]

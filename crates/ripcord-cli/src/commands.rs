@@ -209,6 +209,7 @@ pub fn deploy_cmd(
         to: args.to.clone(),
         dry_run: args.dry_run,
         snapshot,
+        accept_irreversible: args.accept_irreversible.clone(),
     };
     if !args.dry_run {
         printer.line(format!("Deploying to {}", label(&target)));

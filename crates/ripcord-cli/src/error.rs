@@ -323,7 +323,7 @@ impl From<OpError> for CommandError {
                 ))
             }
             OpError::MissingRevert { change } => CommandError::new(Exit::Refused, message).hint(format!(
-                "add a `-- ripcord:revert` section to {change}, or declare `-- irreversible: <reason>` in its header if it truly cannot be undone"
+                "add a `-- ripcord:revert` section to {change}, declare `-- irreversible: <reason>` in its header if it truly cannot be undone, or consent for this deploy with `--accept-irreversible {change}`"
             )),
             OpError::Irreversible { .. } => CommandError::new(Exit::Refused, message)
                 .hint("restore from a backup or write a new change that undoes it; use `--to` to revert only the changes after it"),

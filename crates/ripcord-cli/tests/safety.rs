@@ -405,3 +405,38 @@ fn a_lock_released_during_the_retries_lets_the_deploy_through() {
     );
     assert!(Db::Postgres(database).has_column("held", "note"));
 }
+
+#[test]
+fn a_change_without_revert_needs_consent_which_the_audit_chain_keeps() {
+    let (project, db) = Db::sqlite_project();
+    project.change(
+        "0001_purge",
+        "-- ripcord:deploy\nCREATE TABLE scratch (id integer);\nDROP TABLE scratch;\n",
+    );
+    let refused = run(&project, &["deploy", "--json"]);
+    expect_exit(&refused, 4);
+    let error: serde_json::Value = serde_json::from_str(&stdout(&refused)).unwrap();
+    assert!(
+        error["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--accept-irreversible 0001_purge"),
+        "{error}"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM ripcord_changes"), "0");
+    let unknown = run(&project, &["deploy", "--accept-irreversible", "0009_nope"]);
+    expect_exit(&unknown, 2);
+
+    ok(&project, &["deploy", "--accept-irreversible", "0001"]);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM ripcord_events WHERE kind = 'irreversible_accepted' AND change = '0001_purge'"),
+        "1"
+    );
+    assert!(
+        db.scalar("SELECT irreversible FROM ripcord_changes WHERE name = '0001_purge'")
+            .contains("accepted by tester with --accept-irreversible"),
+    );
+    let revert = run(&project, &["revert", "--yes"]);
+    expect_exit(&revert, 4);
+    ok(&project, &["audit", "verify"]);
+}

@@ -16,8 +16,8 @@ use crate::error::{ModifiedChange, OpError, Phase};
 use crate::failpoint;
 use crate::observe::Observer;
 use crate::run::{
-    Script, append_event, record_change_failure, retry_on_lock_timeout, run_statement,
-    run_statement_with_progress, run_statements, with_lock,
+    Script, append_event, append_event_in_own_tx, record_change_failure, retry_on_lock_timeout,
+    run_statement, run_statement_with_progress, run_statements, with_lock,
 };
 use crate::target::Target;
 
@@ -30,6 +30,21 @@ pub struct DeployOptions {
     pub dry_run: bool,
     /// Snapshot the existing tables that pending changes write to, before running them.
     pub snapshot: Option<SnapshotBefore>,
+    /// Changes (names or IDs) to deploy although they have no revert section and do
+    /// not declare themselves irreversible: the operator's consent, recorded in the
+    /// audit chain.
+    pub accept_irreversible: Vec<String>,
+}
+
+/// A change that cannot be reverted and does not say why needs consent to deploy.
+fn needs_consent(change: &Change) -> bool {
+    change.revert.is_none() && change.irreversible.is_none()
+}
+
+fn is_accepted(plan: &Plan, change: &Change, accepted: &[String]) -> bool {
+    accepted
+        .iter()
+        .any(|name| plan.resolve(name).is_some_and(|c| c.name == change.name))
 }
 
 /// When and where deploy takes a snapshot first.
@@ -112,7 +127,20 @@ fn pending<'a>(
     plan: &'a Plan,
     ledger: &[DeployedChange],
     to: Option<&str>,
+    accepted: &[String],
 ) -> Result<Vec<Pending<'a>>, OpError> {
+    for name in accepted {
+        if plan.resolve(name).is_none() {
+            return Err(OpError::UnknownChange {
+                name: name.clone(),
+                suggestion: ripcord_core::suggest::did_you_mean(
+                    name,
+                    plan.changes().iter().map(|c| c.name.as_str()),
+                )
+                .map(String::from),
+            });
+        }
+    }
     let mut modified = Vec::new();
     for deployed in ledger {
         if deployed.state == ChangeState::Reverting {
@@ -182,7 +210,7 @@ fn pending<'a>(
     }
 
     for (position, p) in pending.iter().enumerate() {
-        if p.change.revert.is_none() && p.change.irreversible.is_none() {
+        if needs_consent(p.change) && !is_accepted(plan, p.change, accepted) {
             return Err(OpError::MissingRevert {
                 change: p.change.name.clone(),
             });
@@ -279,7 +307,12 @@ pub fn deploy(
     let started = Instant::now();
     if options.dry_run {
         let ledger = target.engine.changes()?;
-        let pending = pending(plan, &ledger, options.to.as_deref())?;
+        let pending = pending(
+            plan,
+            &ledger,
+            options.to.as_deref(),
+            &options.accept_irreversible,
+        )?;
         return Ok(DeployReport {
             target: target.name.clone(),
             url: target.display_url.clone(),
@@ -292,7 +325,12 @@ pub fn deploy(
     }
     with_lock(target, "deploy", |target| {
         let ledger = target.engine.changes()?;
-        let pending = pending(plan, &ledger, options.to.as_deref())?;
+        let pending = pending(
+            plan,
+            &ledger,
+            options.to.as_deref(),
+            &options.accept_irreversible,
+        )?;
         let mut next_seq = ledger.iter().map(|d| d.deploy_seq).max().unwrap_or(0) + 1;
         let mut report = DeployReport {
             target: target.name.clone(),
@@ -317,6 +355,32 @@ pub fn deploy(
                 },
                 |d| d.deploy_seq,
             );
+            let consented;
+            let change: &Change = if needs_consent(p.change) {
+                let reason = format!(
+                    "deployed without a revert section, accepted by {} with --accept-irreversible",
+                    target.identity.actor
+                );
+                append_event_in_own_tx(
+                    target,
+                    NewEvent {
+                        kind: "irreversible_accepted",
+                        change: Some(p.change.name.clone()),
+                        detail: json!({ "reason": reason, "by": target.identity.actor }),
+                    },
+                )?;
+                consented = Change {
+                    irreversible: Some(reason),
+                    ..p.change.clone()
+                };
+                &consented
+            } else {
+                p.change
+            };
+            let p = &Pending {
+                change,
+                resume_at: p.resume_at,
+            };
             let outcome = match p.change.transaction {
                 TransactionMode::PerChange => {
                     retry_on_lock_timeout(target, &p.change.name, observer, |target, observer| {
