@@ -61,6 +61,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord lint\n  ripcord lint changes/0007_drop_legacy.sql --format sarif > lint.sarif\n\nAccept a finding on the next statement with a reason:\n  -- ripcord:allow ban-drop-column because nothing reads it since 0005"
     )]
     Lint(LintArgs),
+    /// Pending changes of the target, each deploy statement with its reversibility
+    /// class, lock, rewrite and the safety net deploy will use (nothing is changed).
+    #[command(
+        after_help = "Example:\n  ripcord plan\n  ripcord plan --to 0007_drop_legacy --snapshot --json"
+    )]
+    Plan(PlanArgs),
     /// Show deployed, pending, modified and part-way changes of the target.
     #[command(after_help = "Example:\n  ripcord status --target prod\n  ripcord status --json")]
     Status,
@@ -169,6 +175,16 @@ pub struct LintArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub deny_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Up to and including this change (name or ID).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Plan as for `deploy --snapshot`.
+    #[arg(long)]
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Args)]

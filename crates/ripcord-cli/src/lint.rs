@@ -1,5 +1,6 @@
 //! `ripcord lint`: guardrail findings for change files, as diagnostics with the source
-//! highlighted, JSON, or SARIF 2.1.0 for code-scanning tools.
+//! highlighted, JSON, or SARIF 2.1.0 for code-scanning tools; and `ripcord plan`, the
+//! same verdicts per statement of a target's pending changes.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use ripcord_core::Change;
 use ripcord_guard::{Finding, Severity, lint_change, rule_info};
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, LintArgs, LintFormat};
+use crate::cli::{GlobalArgs, LintArgs, LintFormat, PlanArgs};
 use crate::error::{CommandError, Exit};
 use crate::printer::Printer;
 use crate::settings::Project;
@@ -180,4 +181,62 @@ pub fn run(args: &LintArgs, global: &GlobalArgs, printer: Printer) -> Result<Exi
     } else {
         Exit::Success
     })
+}
+
+pub fn plan(args: &PlanArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    let policy = project
+        .config
+        .as_ref()
+        .map(|c| c.config.safety.snapshot_before)
+        .unwrap_or_default();
+    let nets = ripcord::plan::SafetyNets {
+        snapshot: args.snapshot || policy != ripcord_core::config::SnapshotBefore::Never,
+    };
+    let report = ripcord::plan::plan(&mut target, &plan, args.to.as_deref(), nets)?;
+    printer.json(&report);
+    let count = report.changes.len();
+    printer.line(format!(
+        "Plan for {} ({}): {count} pending {}",
+        report.target,
+        report.url,
+        if count == 1 { "change" } else { "changes" }
+    ));
+    for change in &report.changes {
+        let mut about = vec![match change.transaction {
+            ripcord_core::TransactionMode::PerChange => "one transaction".to_string(),
+            ripcord_core::TransactionMode::None => "statement by statement".to_string(),
+        }];
+        about.push(if change.revert {
+            "revert section".into()
+        } else if let Some(reason) = &change.irreversible {
+            format!("irreversible: {reason}")
+        } else {
+            "no revert section: deploy needs --accept-irreversible".into()
+        });
+        printer.line(format!("  {} ({})", change.change, about.join(", ")));
+        for statement in &change.statements {
+            let class = match statement.class {
+                ripcord_guard::Reversibility::Safe => "safe",
+                ripcord_guard::Reversibility::Preserving => "preserving",
+                ripcord_guard::Reversibility::Irreversible => "irreversible",
+            };
+            let mut verdict = vec![class.to_string()];
+            if let Some(lock) = statement.lock {
+                verdict.push(lock.to_string());
+            }
+            if statement.rewrite {
+                verdict.push("rewrites the table".into());
+            }
+            if !statement.rules.is_empty() {
+                verdict.push(statement.rules.join(", "));
+            }
+            printer.line(format!("    {}  {}", statement.at, statement.sql));
+            printer.line(format!("      {}", verdict.join(" · ")));
+            printer.line(format!("      safety net: {}", statement.safety_net));
+        }
+    }
+    Ok(Exit::Success)
 }

@@ -112,3 +112,48 @@ fn a_file_that_is_not_a_change_is_a_usage_error() {
     let out = run(&project, &["lint", stray.to_str().unwrap()]);
     expect_exit(&out, 2);
 }
+
+#[test]
+fn plan_shows_pending_statements_with_class_lock_and_safety_net() {
+    let project = project_with_risky_changes();
+    project.change(
+        "0003_drop",
+        "-- ripcord:deploy\n-- ripcord:allow ban-drop-column because nothing reads it\nALTER TABLE orders DROP COLUMN note;\n",
+    );
+    ok(&project, &["deploy", "--to", "0001"]);
+    let out = ok(&project, &["plan", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let changes = plan["changes"].as_array().unwrap();
+    let names: Vec<&str> = changes
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["0002_cleanup", "0003_drop"],
+        "deployed changes are not planned"
+    );
+    let delete = &changes[0]["statements"][1];
+    assert_eq!(delete["class"], "preserving");
+    assert!(
+        delete["safety_net"].as_str().unwrap().contains("NOT kept"),
+        "{delete}"
+    );
+    let index = &changes[0]["statements"][0];
+    assert_eq!(index["class"], "safe");
+    assert!(index["lock"].as_str().unwrap().starts_with("SHARE"));
+    // A suppression accepts the risk; the plan still says what the statement does.
+    let drop = &changes[1];
+    assert_eq!(drop["needs_consent"], true);
+    assert_eq!(drop["statements"][0]["class"], "preserving");
+    assert_eq!(drop["statements"][0]["rules"][0], "ban-drop-column");
+    let with_snapshot = ok(&project, &["plan", "--snapshot"]);
+    assert!(
+        with_snapshot.contains("in the snapshot deploy takes first"),
+        "{with_snapshot}"
+    );
+    assert!(
+        with_snapshot.contains("deploy needs --accept-irreversible"),
+        "{with_snapshot}"
+    );
+}

@@ -115,6 +115,12 @@ fn excluded() -> Vec<Rule> {
 /// Lint the deploy section of `change`; suppressions (`-- ripcord:allow <rule> because
 /// <reason>`) are applied and checked.
 pub fn lint_change(change: &Change) -> Vec<Finding> {
+    suppress::apply(change, classify_change(change))
+}
+
+/// Every finding on the deploy section of `change`, suppressions ignored: what the
+/// statements are, whatever the author accepted (for `plan` and safety nets).
+pub fn classify_change(change: &Change) -> Vec<Finding> {
     let body = change.deploy.body.clone();
     let sql = &change.text[body.clone()];
     let parsed = SourceFile::parse(sql);
@@ -155,7 +161,7 @@ pub fn lint_change(change: &Change) -> Vec<Finding> {
         }
     }
     findings.sort_by_key(|f| (f.location.span.start, f.rule.clone()));
-    suppress::apply(change, findings)
+    findings
 }
 
 #[cfg(test)]

@@ -82,6 +82,16 @@ fn a_suppression_with_a_reason_accepts_the_next_statement_only() {
 }
 
 #[test]
+fn classification_ignores_suppressions() {
+    let text = "-- ripcord:deploy\n-- ripcord:allow ban-drop-column because unused\nALTER TABLE t DROP COLUMN c;\n-- ripcord:revert\nSELECT 1;\n";
+    let change = parse_change(Path::new("changes/0001_x.sql"), text).unwrap();
+    assert!(lint_change(&change).is_empty());
+    let classified = classify_change(&change);
+    assert_eq!(rules_of(&classified), vec!["ban-drop-column"]);
+    assert_eq!(classified[0].class, Reversibility::Preserving);
+}
+
+#[test]
 fn bad_suppressions_are_errors() {
     let found = lint("-- ripcord:allow ban-drop-colum because typo\nALTER TABLE t DROP COLUMN c;");
     assert_eq!(

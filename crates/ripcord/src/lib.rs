@@ -15,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod identity;
 pub mod observe;
+pub mod plan;
 pub mod rehash;
 pub mod revert;
 mod run;

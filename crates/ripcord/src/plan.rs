@@ -1,0 +1,184 @@
+//! `ripcord plan`: the pending changes of a target, each deploy statement with the
+//! guardrails' verdict (reversibility class, lock, rewrite) and the safety net that
+//! deploy will use for it. Reads the target's ledger only.
+
+use ripcord_core::{Change, ChangeState, Plan, TransactionMode};
+use ripcord_guard::{Finding, Reversibility, classify_change};
+use serde::Serialize;
+
+use crate::error::OpError;
+use crate::target::Target;
+
+/// How deploy would protect data that statements destroy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SafetyNets {
+    /// Deploy takes a snapshot of touched tables first (`--snapshot` or
+    /// `[safety] snapshot_before`).
+    pub snapshot: bool,
+}
+
+/// One deploy statement.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementPlan {
+    /// `file:line:column`.
+    pub at: String,
+    /// Its first line.
+    pub sql: String,
+    /// The worst class among its findings (`safe` without findings).
+    pub class: Reversibility,
+    /// The strongest lock a finding names.
+    pub lock: Option<&'static str>,
+    /// A finding says it rewrites the table.
+    pub rewrite: bool,
+    /// Rules it triggers.
+    pub rules: Vec<String>,
+    /// What brings things back if it goes wrong.
+    pub safety_net: String,
+}
+
+/// One pending change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangePlan {
+    /// The change.
+    pub change: String,
+    /// Its transaction mode.
+    pub transaction: TransactionMode,
+    /// It has a revert section.
+    pub revert: bool,
+    /// The author's irreversible reason.
+    pub irreversible: Option<String>,
+    /// Deploy refuses it without `--accept-irreversible`.
+    pub needs_consent: bool,
+    /// Its deploy statements.
+    pub statements: Vec<StatementPlan>,
+}
+
+/// The plan for a target.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Target name.
+    pub target: String,
+    /// Target URL without password.
+    pub url: String,
+    /// Pending changes in deploy order.
+    pub changes: Vec<ChangePlan>,
+}
+
+fn rank(class: Reversibility) -> u8 {
+    match class {
+        Reversibility::Safe => 0,
+        Reversibility::Preserving => 1,
+        Reversibility::Irreversible => 2,
+    }
+}
+
+fn safety_net(change: &Change, class: Reversibility, nets: SafetyNets) -> String {
+    let undo = if change.revert.is_some() {
+        "its revert section"
+    } else {
+        "nothing (no revert section)"
+    };
+    let failure = match change.transaction {
+        TransactionMode::PerChange => "a failure rolls the whole change back",
+        TransactionMode::None => "a failure keeps the statements before it; deploy resumes",
+    };
+    match class {
+        Reversibility::Safe => format!("{failure}; undone by {undo}"),
+        Reversibility::Preserving if nets.snapshot => {
+            format!(
+                "{failure}; the data it destroys is in the snapshot deploy takes first; undone by {undo}"
+            )
+        }
+        Reversibility::Preserving => format!(
+            "{failure}; the data it destroys is NOT kept (use `deploy --snapshot`); {undo} cannot bring it back"
+        ),
+        Reversibility::Irreversible => format!("{failure}; nothing undoes it"),
+    }
+}
+
+/// The pending changes of `target` (up to `to`), statement by statement.
+pub fn plan(
+    target: &mut Target,
+    plan: &Plan,
+    to: Option<&str>,
+    nets: SafetyNets,
+) -> Result<PlanReport, OpError> {
+    let ledger = target.engine.changes()?;
+    let last = match to {
+        Some(name) => Some(
+            plan.resolve(name)
+                .ok_or_else(|| OpError::UnknownChange {
+                    name: name.to_string(),
+                    suggestion: ripcord_core::suggest::did_you_mean(
+                        name,
+                        plan.changes().iter().map(|c| c.name.as_str()),
+                    )
+                    .map(String::from),
+                })?
+                .name
+                .clone(),
+        ),
+        None => None,
+    };
+    let mut changes = Vec::new();
+    for change in plan.changes() {
+        let deployed = ledger
+            .iter()
+            .any(|d| d.name == change.name && d.state == ChangeState::Deployed);
+        if !deployed {
+            changes.push(change_plan(change, nets));
+        }
+        if last.as_deref() == Some(change.name.as_str()) {
+            break;
+        }
+    }
+    Ok(PlanReport {
+        target: target.name.clone(),
+        url: target.display_url.clone(),
+        changes,
+    })
+}
+
+fn change_plan(change: &Change, nets: SafetyNets) -> ChangePlan {
+    // Suppressions accept a risk; they do not change what a statement does.
+    let findings = classify_change(change);
+    let statements = change
+        .deploy
+        .statements
+        .iter()
+        .map(|span| {
+            let on: Vec<&Finding> = findings
+                .iter()
+                .filter(|f| f.location.span.start >= span.start && f.location.span.start < span.end)
+                .collect();
+            let class = on
+                .iter()
+                .map(|f| f.class)
+                .max_by_key(|c| rank(*c))
+                .unwrap_or(Reversibility::Safe);
+            let sql = change.text[span.clone()]
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("--"))
+                .unwrap_or_default()
+                .to_string();
+            StatementPlan {
+                at: change.location(span.clone()).display_short(),
+                sql,
+                class,
+                lock: on.iter().find_map(|f| f.lock),
+                rewrite: on.iter().any(|f| f.rewrite),
+                rules: on.iter().map(|f| f.rule.clone()).collect(),
+                safety_net: safety_net(change, class, nets),
+            }
+        })
+        .collect();
+    ChangePlan {
+        change: change.name.clone(),
+        transaction: change.transaction,
+        revert: change.revert.is_some(),
+        irreversible: change.irreversible.clone(),
+        needs_consent: change.revert.is_none() && change.irreversible.is_none(),
+        statements,
+    }
+}
