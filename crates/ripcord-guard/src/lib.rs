@@ -17,7 +17,7 @@ use serde::Serialize;
 use squawk_linter::{Linter, Rule};
 use squawk_syntax::SourceFile;
 
-pub use rules::{RuleInfo, known_rule, rule_info, rules};
+pub use rules::{RuleInfo, known_rule, own_rules, rule_info, rules};
 
 /// How bad a finding is: errors fail `ripcord lint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,7 +139,10 @@ pub fn classify_change(change: &Change) -> Vec<Finding> {
     }
     let mut linter = Linter::with_rules(&[], &excluded());
     linter.settings.assume_in_transaction = change.transaction == TransactionMode::PerChange;
-    if change.transaction == TransactionMode::None {
+    // Re-runnable statements matter only where a failure leaves earlier statements
+    // applied and the rerun repeats one (`transaction: none`); a one-transaction change
+    // rolls back whole.
+    if change.transaction == TransactionMode::PerChange {
         linter.rules.remove(&Rule::PreferRobustStmts);
     }
     for violation in linter.lint(&parsed, sql) {

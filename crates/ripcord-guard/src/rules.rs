@@ -255,6 +255,26 @@ const CATALOGUE: &[RuleInfo] = &[
     ),
     rule("prefer-repack", Warning, Safe, ACCESS_EXCLUSIVE, true, None),
     rule(
+        "table-rewrite",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        true,
+        Some(
+            "the whole table is rewritten under the lock; on a big table use pg_repack or plan a maintenance window",
+        ),
+    ),
+    rule(
+        "blocking-refresh",
+        Warning,
+        Safe,
+        Some("ACCESS EXCLUSIVE on the view (blocks its readers)"),
+        false,
+        Some(
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index on the view) keeps it readable",
+        ),
+    ),
+    rule(
         "renaming-column",
         Warning,
         Safe,
@@ -277,6 +297,8 @@ const CATALOGUE: &[RuleInfo] = &[
 /// ripcord's own rule ids (squawk's are known to squawk).
 const OWN_RULES: &[&str] = &[
     "statement-needs-own-transaction",
+    "table-rewrite",
+    "blocking-refresh",
     "truncate-table",
     "update-in-deploy",
     "delete-in-deploy",
@@ -303,6 +325,11 @@ pub fn rule_info(id: &str) -> RuleInfo {
 /// Is `id` a rule (squawk's or ripcord's)?
 pub fn known_rule(id: &str) -> bool {
     OWN_RULES.contains(&id) || squawk_linter::Rule::try_from(id).is_ok()
+}
+
+/// ripcord's own rule ids.
+pub fn own_rules() -> &'static [&'static str] {
+    OWN_RULES
 }
 
 /// The catalogue's rules, for listings and SARIF.
@@ -338,6 +365,28 @@ pub(crate) fn ripcord_rules(statement: &str, in_transaction: bool) -> Vec<(&'sta
             "PostgreSQL refuses this statement inside a transaction, and this change runs in one"
                 .into(),
         ));
+    }
+    let upper = statement.to_ascii_uppercase();
+    let all_words = leading_words(statement, 4);
+    let all_words: Vec<&str> = all_words.iter().map(String::as_str).collect();
+    match all_words.as_slice() {
+        ["VACUUM", "FULL", ..] | ["CLUSTER", ..] => found.push((
+            "table-rewrite",
+            "this rewrites the whole table while holding an ACCESS EXCLUSIVE lock".into(),
+        )),
+        ["ALTER", "TABLE", ..]
+            if upper.contains("SET UNLOGGED") || upper.contains("SET LOGGED") =>
+        {
+            found.push((
+                "table-rewrite",
+                "SET LOGGED / SET UNLOGGED rewrites the whole table under an ACCESS EXCLUSIVE lock".into(),
+            ))
+        }
+        ["REFRESH", "MATERIALIZED", "VIEW", next] if *next != "CONCURRENTLY" => found.push((
+            "blocking-refresh",
+            "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every reader of the view until it ends".into(),
+        )),
+        _ => {}
     }
     let words = leading_words(statement, 2);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();

@@ -125,4 +125,33 @@ fn every_catalogued_rule_exists() {
         assert!(meta || known_rule(info.id), "{} is not a rule", info.id);
     }
     assert!(!known_rule("ban-drop-colunm"));
+    for own in own_rules() {
+        assert!(
+            rules().iter().any(|r| r.id == *own),
+            "{own} has no catalogue entry"
+        );
+    }
+}
+
+#[test]
+fn rewrites_and_blocking_refreshes_are_named() {
+    let found = lint_with_header(
+        "-- transaction: none\n",
+        "VACUUM FULL t;\nCLUSTER t USING t_pkey;\nALTER TABLE t SET UNLOGGED;\nREFRESH MATERIALIZED VIEW v;\nREFRESH MATERIALIZED VIEW CONCURRENTLY v;",
+    );
+    let ours: Vec<&Finding> = found
+        .iter()
+        .filter(|f| f.rule != "prefer-robust-stmts")
+        .collect();
+    let rules: Vec<(&str, usize)> = ours.iter().map(|f| (f.rule.as_str(), f.line)).collect();
+    assert_eq!(
+        rules,
+        vec![
+            ("table-rewrite", 3),
+            ("table-rewrite", 4),
+            ("table-rewrite", 5),
+            ("blocking-refresh", 6)
+        ]
+    );
+    assert!(ours[0].rewrite && ours[3].lock.unwrap().contains("readers"));
 }

@@ -1,0 +1,1 @@
+ALTER TABLE codes ALTER COLUMN code TYPE int USING code::int;

@@ -1,0 +1,1 @@
+CREATE TABLE legacy (id int PRIMARY KEY, name varchar(100));

@@ -1,0 +1,1 @@
+CREATE VIEW active_accounts AS SELECT id, email FROM accounts WHERE plan <> 'closed';

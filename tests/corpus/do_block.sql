@@ -1,0 +1,1 @@
+DO $$ BEGIN UPDATE accounts SET plan = 'free' WHERE plan IS NULL; END $$;

@@ -1,0 +1,2 @@
+CREATE TABLE audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX audit_at_idx ON audit (at);
