@@ -322,7 +322,7 @@ impl From<OpError> for CommandError {
                     "if the edit is intended, record it: `ripcord rehash {first} --reason \"…\"`; otherwise restore the file from version control"
                 ))
             }
-            OpError::MissingRevert { change } => CommandError::new(Exit::Refused, message).hint(format!(
+            OpError::MissingRevert { change, .. } => CommandError::new(Exit::Refused, message).hint(format!(
                 "add a `-- ripcord:revert` section to {change}, declare `-- irreversible: <reason>` in its header if it truly cannot be undone, or consent for this deploy with `--accept-irreversible {change}`"
             )),
             OpError::Irreversible { .. } => CommandError::new(Exit::Refused, message)

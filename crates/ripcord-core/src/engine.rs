@@ -13,7 +13,7 @@ use crate::change::TransactionMode;
 use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
-pub const LEDGER_VERSION: u32 = 2;
+pub const LEDGER_VERSION: u32 = 3;
 
 /// Which engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -364,6 +364,10 @@ pub trait Engine: Send {
     }
     /// Row-change capture, when the engine has it.
     fn capture(&mut self) -> Option<Box<dyn crate::capture::Capture + '_>> {
+        None
+    }
+    /// The vault, where the engine supports it.
+    fn vault(&mut self) -> Option<Box<dyn crate::vault::Vault + '_>> {
         None
     }
     /// Table snapshots by parallel streaming, when the engine has them (otherwise a

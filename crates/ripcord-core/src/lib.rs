@@ -20,6 +20,7 @@ pub mod snapshot;
 pub mod splitter;
 pub mod suggest;
 pub mod url;
+pub mod vault;
 
 pub use change::{Change, ChangeId, SectionKind, TransactionMode};
 pub use engine::{

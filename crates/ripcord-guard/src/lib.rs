@@ -7,6 +7,7 @@
 //! must give a reason.
 #![forbid(unsafe_code)]
 
+mod effects;
 mod rules;
 mod suppress;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 use squawk_linter::{Linter, Rule};
 use squawk_syntax::SourceFile;
 
+pub use effects::statement_effects;
 pub use rules::{RuleInfo, known_rule, own_rules, rule_info, rules};
 
 /// How bad a finding is: errors fail `ripcord lint`.

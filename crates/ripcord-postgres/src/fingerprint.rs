@@ -118,7 +118,7 @@ FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema'
 /// storage, for the data hashes.
 pub const TABLES_QUERY: &str = r#"
 SELECT n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname),
-       coalesce((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+       coalesce((SELECT string_agg('t.' || quote_ident(a.attname), ', ' ORDER BY a.attname)
                  FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm')
@@ -130,17 +130,30 @@ ORDER BY 1
 
 /// Count and sum of 64-bit row hashes of one table (`{}` is the quoted name). The sum
 /// is `numeric`, so it cannot overflow, and it does not depend on row order.
-pub fn table_hash_query(quoted: &str) -> String {
+///
+/// Columns are hashed in name order (`columns` as [`TABLES_QUERY`] lists them): a
+/// column dropped and added back holds the same data, though at another position.
+pub fn table_hash_query(quoted: &str, columns: &str) -> String {
+    let columns = row_of(columns);
     format!(
-        "SELECT count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text FROM ONLY {quoted} AS t"
+        "SELECT count(*), coalesce(sum(hash_record_extended({columns}, 0)), 0)::text FROM ONLY {quoted} AS t"
     )
+}
+
+fn row_of(columns: &str) -> String {
+    if columns.is_empty() {
+        "t.*".to_string()
+    } else {
+        format!("ROW({columns})")
+    }
 }
 
 /// The same for tables with a column type that has no extended hash function (json,
 /// point, …): hash the row's text form instead.
-pub fn table_hash_fallback_query(quoted: &str) -> String {
+pub fn table_hash_fallback_query(quoted: &str, columns: &str) -> String {
+    let columns = row_of(columns);
     format!(
-        "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::int8), 0)::text FROM ONLY {quoted} AS t"
+        "SELECT count(*), coalesce(sum(('x' || left(md5({columns}::text), 16))::bit(64)::int8), 0)::text FROM ONLY {quoted} AS t"
     )
 }
 

@@ -19,7 +19,11 @@ pub fn upgrade_sql(from: u32) -> String {
     sql
 }
 
-const STEPS: &[&str] = &[STEP_1, crate::capture::LEDGER_STEP];
+const STEPS: &[&str] = &[
+    STEP_1,
+    crate::capture::LEDGER_STEP,
+    crate::vault::LEDGER_STEP,
+];
 
 const STEP_1: &str = r#"
 CREATE SCHEMA IF NOT EXISTS ripcord;

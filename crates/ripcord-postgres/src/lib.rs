@@ -11,6 +11,7 @@ mod fingerprint;
 mod ledger;
 mod snapshot;
 pub mod tls;
+mod vault;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -495,6 +496,12 @@ impl Engine for PostgresEngine {
         Some(Box::new(snapshot::PgSnapshots { engine: self }))
     }
 
+    fn vault(&mut self) -> Option<Box<dyn ripcord_core::vault::Vault + '_>> {
+        Some(Box::new(vault::PgVault {
+            client: &mut self.client,
+        }))
+    }
+
     fn capture(&mut self) -> Option<Box<dyn ripcord_core::capture::Capture + '_>> {
         Some(Box::new(capture::PgCapture {
             client: &mut self.client,
@@ -517,16 +524,20 @@ impl Engine for PostgresEngine {
         let tables = self.query(fingerprint::TABLES_QUERY, &[])?;
         let mut out = Vec::with_capacity(tables.len());
         for table in tables {
-            let (name, quoted): (String, String) = (table.get(0), table.get(1));
+            let (name, quoted, columns): (String, String, String) =
+                (table.get(0), table.get(1), table.get(2));
             let row = match self
                 .client
-                .query_one(&fingerprint::table_hash_query(&quoted), &[])
+                .query_one(&fingerprint::table_hash_query(&quoted, &columns), &[])
             {
                 Ok(row) => row,
                 // Some column type has no extended hash (json, point, …): hash text forms.
                 Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => self
                     .client
-                    .query_one(&fingerprint::table_hash_fallback_query(&quoted), &[])
+                    .query_one(
+                        &fingerprint::table_hash_fallback_query(&quoted, &columns),
+                        &[],
+                    )
                     .map_err(map_error)?,
                 Err(e) => return Err(map_error(e)),
             };

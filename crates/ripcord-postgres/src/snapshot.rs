@@ -30,7 +30,7 @@ fn invalid(reason: String, hint: &str) -> EngineError {
     }
 }
 
-fn sql_literal(text: &str) -> String {
+pub(crate) fn sql_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -90,7 +90,7 @@ fn resolve_tables(client: &mut Client, tables: &[String]) -> Result<Vec<u32>, En
 }
 
 /// The definition of table `oid`; the session's search_path must be empty.
-fn definition(client: &mut Client, oid: u32) -> Result<TableDefinition, EngineError> {
+pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinition, EngineError> {
     let head = client
         .query_one(
             "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \
@@ -529,7 +529,7 @@ struct PgWorker {
 }
 
 /// `CREATE TABLE` (and the serial sequences it needs) for `table` in `place`.
-fn create_statements(table: &TableDefinition, place: &RestorePlace) -> Vec<String> {
+pub(crate) fn create_statements(table: &TableDefinition, place: &RestorePlace) -> Vec<String> {
     let schema = quote_ident(place.schema_for(table));
     let mut statements = Vec::new();
     let mut columns = Vec::new();
@@ -577,6 +577,64 @@ fn create_statements(table: &TableDefinition, place: &RestorePlace) -> Vec<Strin
         table.qualified_in(place),
         columns.join(", ")
     ));
+    statements
+}
+
+/// What follows the rows of `table` in `place`: constraints, indexes, triggers, owned
+/// sequences and their values, grants and owner (`me` is the session's user, quoted).
+pub(crate) fn post_data_statements(
+    table: &TableDefinition,
+    place: &RestorePlace,
+    me: &str,
+) -> Vec<String> {
+    let target = table.qualified_in(place);
+    let mut statements = Vec::new();
+    for constraint in &table.constraints {
+        statements.push(format!(
+            "ALTER TABLE {target} ADD CONSTRAINT {} {}",
+            quote_ident(&constraint.name),
+            constraint.definition
+        ));
+    }
+    for index in &table.indexes {
+        statements.push(table.retarget(&index.definition, place));
+    }
+    for trigger in &table.triggers {
+        statements.push(table.retarget(&trigger.definition, place));
+    }
+    let schema = quote_ident(place.schema_for(table));
+    for sequence in &table.sequences {
+        let qualified = format!("{schema}.{}", quote_ident(&sequence.name));
+        if !sequence.identity {
+            statements.push(format!(
+                "ALTER SEQUENCE {qualified} OWNED BY {target}.{}",
+                quote_ident(&sequence.column)
+            ));
+        }
+        statements.push(format!(
+            "SELECT setval({}::regclass, {}, {})",
+            sql_literal(&qualified),
+            sequence.last_value,
+            sequence.is_called
+        ));
+    }
+    for grant in &table.grants {
+        statements.push(format!(
+            "GRANT {} ON {target} TO {}{}",
+            grant.privilege,
+            grant.grantee,
+            if grant.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(owner) = &table.owner
+        && owner != me
+    {
+        statements.push(format!("ALTER TABLE {target} OWNER TO {owner}"));
+    }
     statements
 }
 
@@ -683,64 +741,15 @@ impl SnapshotWorker for PgWorker {
     }
 
     fn finish(&mut self, place: &RestorePlace, table: &TableDefinition) -> Result<(), EngineError> {
-        let target = table.qualified_in(place);
         let mut tx = self.engine.client.transaction().map_err(map_error)?;
         tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL maintenance_work_mem = '256MB'")
             .map_err(map_error)?;
-        for constraint in &table.constraints {
-            tx.batch_execute(&format!(
-                "ALTER TABLE {target} ADD CONSTRAINT {} {}",
-                quote_ident(&constraint.name),
-                constraint.definition
-            ))
-            .map_err(map_error)?;
-        }
-        for index in &table.indexes {
-            tx.batch_execute(&table.retarget(&index.definition, place))
-                .map_err(map_error)?;
-        }
-        for trigger in &table.triggers {
-            tx.batch_execute(&table.retarget(&trigger.definition, place))
-                .map_err(map_error)?;
-        }
-        let schema = quote_ident(place.schema_for(table));
-        for sequence in &table.sequences {
-            let qualified = format!("{schema}.{}", quote_ident(&sequence.name));
-            if !sequence.identity {
-                tx.batch_execute(&format!(
-                    "ALTER SEQUENCE {qualified} OWNED BY {target}.{}",
-                    quote_ident(&sequence.column)
-                ))
-                .map_err(map_error)?;
-            }
-            tx.execute(
-                "SELECT setval($1::text::regclass, $2, $3)",
-                &[&qualified, &sequence.last_value, &sequence.is_called],
-            )
-            .map_err(map_error)?;
-        }
-        for grant in &table.grants {
-            tx.batch_execute(&format!(
-                "GRANT {} ON {target} TO {}{}",
-                grant.privilege,
-                grant.grantee,
-                if grant.grantable {
-                    " WITH GRANT OPTION"
-                } else {
-                    ""
-                }
-            ))
-            .map_err(map_error)?;
-        }
-        if let Some(owner) = &table.owner {
-            let me: String = tx
-                .query_one("SELECT quote_ident(current_user)", &[])
-                .map_err(map_error)?
-                .get(0);
-            if &me != owner {
-                tx.batch_execute(&format!("ALTER TABLE {target} OWNER TO {owner}"))
-                    .map_err(map_error)?;
-            }
+        let me: String = tx
+            .query_one("SELECT quote_ident(current_user)", &[])
+            .map_err(map_error)?
+            .get(0);
+        for statement in post_data_statements(table, place, &me) {
+            tx.batch_execute(&statement).map_err(map_error)?;
         }
         tx.commit().map_err(map_error)
     }

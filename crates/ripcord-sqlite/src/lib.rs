@@ -150,7 +150,23 @@ impl SqliteEngine {
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
 /// Ledger steps: step N brings version N-1 to N. Never edit a released step.
-const STEPS: &[&str] = &[STEP_1, capture::LEDGER_STEP];
+const STEPS: &[&str] = &[STEP_1, capture::LEDGER_STEP, VAULT_STEP];
+
+/// The vault's index (PostgreSQL has the vault; SQLite keeps the same ledger shape).
+const VAULT_STEP: &str = r#"
+CREATE TABLE ripcord_vault (
+    id          INTEGER PRIMARY KEY,
+    change      TEXT NOT NULL,
+    statement   INTEGER NOT NULL,
+    action      TEXT NOT NULL,
+    table_name  TEXT NOT NULL,
+    key_columns TEXT NOT NULL DEFAULT '[]',
+    stored      TEXT,
+    definition  TEXT,
+    rows        INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL
+);
+"#;
 
 const STEP_1: &str = r#"
 CREATE TABLE ripcord_meta (

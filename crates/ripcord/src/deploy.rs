@@ -20,6 +20,7 @@ use crate::run::{
     run_statement, run_statement_with_progress, run_statements, with_lock,
 };
 use crate::target::Target;
+use crate::vault::Keeper;
 
 /// What to deploy.
 #[derive(Debug, Clone, Default)]
@@ -36,9 +37,13 @@ pub struct DeployOptions {
     pub accept_irreversible: Vec<String>,
 }
 
-/// A change that cannot be reverted and does not say why needs consent to deploy.
-fn needs_consent(change: &Change) -> bool {
-    change.revert.is_none() && change.irreversible.is_none()
+/// A change that cannot be reverted and does not say why needs consent to deploy;
+/// `Some(reason)` names what keeps ripcord from writing its revert.
+fn needs_consent(change: &Change, vault_available: bool) -> Option<Option<String>> {
+    if change.revert.is_some() || change.irreversible.is_some() {
+        return None;
+    }
+    crate::vault::why_not_generated(change, vault_available).map(Some)
 }
 
 fn is_accepted(plan: &Plan, change: &Change, accepted: &[String]) -> bool {
@@ -128,6 +133,7 @@ fn pending<'a>(
     ledger: &[DeployedChange],
     to: Option<&str>,
     accepted: &[String],
+    vault_available: bool,
 ) -> Result<Vec<Pending<'a>>, OpError> {
     for name in accepted {
         if plan.resolve(name).is_none() {
@@ -210,9 +216,12 @@ fn pending<'a>(
     }
 
     for (position, p) in pending.iter().enumerate() {
-        if needs_consent(p.change) && !is_accepted(plan, p.change, accepted) {
+        if let Some(reason) = needs_consent(p.change, vault_available)
+            && !is_accepted(plan, p.change, accepted)
+        {
             return Err(OpError::MissingRevert {
                 change: p.change.name.clone(),
+                reason,
             });
         }
         for requirement in &p.change.requires {
@@ -305,6 +314,7 @@ pub fn deploy(
     observer: &mut dyn Observer,
 ) -> Result<DeployReport, OpError> {
     let started = Instant::now();
+    let vault_available = target.engine.vault().is_some();
     if options.dry_run {
         let ledger = target.engine.changes()?;
         let pending = pending(
@@ -312,6 +322,7 @@ pub fn deploy(
             &ledger,
             options.to.as_deref(),
             &options.accept_irreversible,
+            vault_available,
         )?;
         return Ok(DeployReport {
             target: target.name.clone(),
@@ -330,6 +341,7 @@ pub fn deploy(
             &ledger,
             options.to.as_deref(),
             &options.accept_irreversible,
+            vault_available,
         )?;
         let mut next_seq = ledger.iter().map(|d| d.deploy_seq).max().unwrap_or(0) + 1;
         let mut report = DeployReport {
@@ -356,7 +368,7 @@ pub fn deploy(
                 |d| d.deploy_seq,
             );
             let consented;
-            let change: &Change = if needs_consent(p.change) {
+            let change: &Change = if needs_consent(p.change, vault_available).is_some() {
                 let reason = format!(
                     "deployed without a revert section, accepted by {} with --accept-irreversible",
                     target.identity.actor
@@ -384,7 +396,14 @@ pub fn deploy(
             let outcome = match p.change.transaction {
                 TransactionMode::PerChange => {
                     retry_on_lock_timeout(target, &p.change.name, observer, |target, observer| {
-                        deploy_in_one_transaction(target, p.change, seq, observer, &completed)
+                        deploy_in_one_transaction(
+                            target,
+                            p.change,
+                            seq,
+                            observer,
+                            &completed,
+                            vault_available,
+                        )
                     })
                 }
                 TransactionMode::None => {
@@ -500,6 +519,7 @@ fn deploy_in_one_transaction(
     seq: i64,
     observer: &mut dyn Observer,
     completed: &[String],
+    vault_available: bool,
 ) -> Result<DeployedOutcome, OpError> {
     let started = Instant::now();
     let deploy = deploy_script(change);
@@ -507,15 +527,29 @@ fn deploy_in_one_transaction(
     observer.change_started(&change.name, Phase::Deploy, deploy.len(), 0);
     let limits = target.limits;
     target.engine.begin(&limits)?;
-    run_statements(
-        target,
-        &change.name,
-        Phase::Deploy,
-        &deploy,
-        0,
-        observer,
-        completed,
-    )?;
+    let mut keeper = Keeper::for_change(change, vault_available);
+    for index in 0..deploy.len() {
+        let kept = match keeper.as_mut() {
+            Some(keeper) => keeper.before(target, change, &deploy, index)?,
+            None => Vec::new(),
+        };
+        run_statement(
+            target,
+            &change.name,
+            Phase::Deploy,
+            &deploy,
+            index,
+            observer,
+            completed,
+            None,
+        )?;
+        if let Some(keeper) = keeper.as_mut() {
+            keeper.after(target, change, &deploy, index, kept)?;
+        }
+    }
+    if let Some(keeper) = keeper.as_mut() {
+        keeper.finish(target)?;
+    }
     failpoint::hit("deploy_statements_done");
     run_statements(
         target,
@@ -527,18 +561,23 @@ fn deploy_in_one_transaction(
         completed,
     )?;
     let duration_ms = started.elapsed().as_millis() as u64;
-    target.engine.put_change(&ledger_row(
+    let mut row = ledger_row(
         change,
         seq,
         target,
         ChangeState::Deployed,
         deploy.len(),
         duration_ms,
-    ))?;
-    append_event(
-        target,
-        completed_event(change, deploy.len(), duration_ms, None),
-    )?;
+    );
+    if let Some(keeper) = &keeper {
+        row.revert_sql = keeper.revert_sql(change);
+    }
+    target.engine.put_change(&row)?;
+    let mut event = completed_event(change, deploy.len(), duration_ms, None);
+    if let Some(keeper) = &keeper {
+        event.detail["revert"] = json!(keeper.revert_kind());
+    }
+    append_event(target, event)?;
     failpoint::hit("before_commit");
     target.engine.commit()?;
     Ok(DeployedOutcome {

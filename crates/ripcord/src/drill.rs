@@ -22,6 +22,7 @@ use crate::failpoint;
 use crate::observe::Silent;
 use crate::run::{Script, run_statement};
 use crate::target::{Target, connect};
+use crate::vault::{Keeper, why_not_generated};
 
 /// What to rehearse, and where.
 #[derive(Debug, Clone, Default)]
@@ -357,6 +358,7 @@ fn deploy_traced(
     scratch: &mut Target,
     change: &Change,
     trace: bool,
+    mut keeper: Option<&mut Keeper>,
 ) -> Result<Vec<StatementLocks>, OpError> {
     let deploy = Script::from_file(change.location(0..0), change.deploy.statements.clone());
     let verify = Script::from_file(
@@ -385,6 +387,13 @@ fn deploy_traced(
         scratch.engine.begin(&Default::default())?;
     }
     for index in 0..deploy.len() {
+        let kept = match keeper.as_deref_mut() {
+            Some(keeper) => match keeper.before(scratch, change, &deploy, index) {
+                Ok(kept) => kept,
+                Err(e) => return fail(scratch, e),
+            },
+            None => Vec::new(),
+        };
         if let Err(e) = run_statement(
             scratch,
             &change.name,
@@ -396,6 +405,20 @@ fn deploy_traced(
             None,
         ) {
             return fail(scratch, e);
+        }
+        if let Some(keeper) = keeper.as_deref_mut() {
+            let finished = keeper
+                .after(scratch, change, &deploy, index, kept)
+                .and_then(|()| {
+                    if index + 1 == deploy.len() {
+                        keeper.finish(scratch)
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(e) = finished {
+                return fail(scratch, e);
+            }
         }
         if trace {
             let mut locks = Vec::new();
@@ -452,9 +475,20 @@ fn deploy_traced(
     Ok(trace_out)
 }
 
-fn revert_from_file(scratch: &mut Target, change: &Change) -> Result<(), OpError> {
-    let section = change.revert.as_ref().expect("checked by the caller");
-    let script = Script::from_file(change.location(0..0), section.statements.clone());
+/// Revert as `ripcord revert` would: with the revert the vault recorded, else the
+/// file's revert section.
+fn revert_like_the_ledger(
+    scratch: &mut Target,
+    change: &Change,
+    recorded: Option<String>,
+) -> Result<(), OpError> {
+    let script = match (recorded, &change.revert) {
+        (Some(sql), _) => Script::from_ledger(&change.name, Phase::Revert, &sql),
+        (None, Some(section)) => {
+            Script::from_file(change.location(0..0), section.statements.clone())
+        }
+        (None, None) => unreachable!("checked by the caller"),
+    };
     apply(
         scratch,
         &change.name,
@@ -478,11 +512,12 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
         redeploy_ms: 0,
         locks: Vec::new(),
     };
+    let vault = scratch.engine.vault().is_some();
     if change.revert.is_none() {
         match &change.irreversible {
             Some(reason) => {
                 // Apply it so that later changes see the state they expect.
-                deploy_traced(scratch, change, false).map_err(|e| OpError::DrillSetup {
+                deploy_traced(scratch, change, false, None).map_err(|e| OpError::DrillSetup {
                     reason: format!(
                         "deploying irreversible change {} failed: {}",
                         change.name,
@@ -494,15 +529,25 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
                     "declared irreversible ({reason}): deployed, not reverted"
                 ));
             }
-            None => outcome.problem = Some("no revert section: nothing to rehearse".into()),
+            None => {
+                if let Some(reason) = why_not_generated(change, vault) {
+                    outcome.problem = Some(format!(
+                        "no revert section, and ripcord cannot write one: {reason}"
+                    ));
+                    return Ok(outcome);
+                }
+            }
         }
-        return Ok(outcome);
+        if outcome.problem.is_some() || outcome.skipped.is_some() {
+            return Ok(outcome);
+        }
     }
+    let mut keeper = Keeper::for_change(change, vault);
     let trace = scratch.engine.capabilities().lock_trace;
 
     let before = fingerprint(scratch)?;
     let clock = Instant::now();
-    match deploy_traced(scratch, change, trace) {
+    match deploy_traced(scratch, change, trace, keeper.as_mut()) {
         Ok(locks) => outcome.locks = locks,
         Err(e @ OpError::ChangeFailed(_)) => {
             outcome.problem = Some(problem_text(&e));
@@ -514,7 +559,8 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
     let deployed = fingerprint(scratch)?;
 
     let clock = Instant::now();
-    if let Err(e) = revert_from_file(scratch, change) {
+    let recorded = keeper.as_ref().and_then(|k| k.revert_sql(change));
+    if let Err(e) = revert_like_the_ledger(scratch, change, recorded) {
         if !matches!(e, OpError::ChangeFailed(_)) {
             return Err(e);
         }
@@ -531,7 +577,8 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
     }
 
     let clock = Instant::now();
-    if let Err(e) = deploy_traced(scratch, change, false) {
+    let mut keeper = Keeper::for_change(change, vault);
+    if let Err(e) = deploy_traced(scratch, change, false, keeper.as_mut()) {
         if !matches!(e, OpError::ChangeFailed(_)) {
             return Err(e);
         }

@@ -75,10 +75,12 @@ pub enum OpError {
         modified: Vec<ModifiedChange>,
     },
     /// A change has no revert section and does not declare itself irreversible.
-    #[error("{change} has no revert section")]
+    #[error("{change} has no revert section{}", reason.as_deref().map(|r| format!(" and ripcord cannot write one: {r}")).unwrap_or_default())]
     MissingRevert {
         /// The change.
         change: String,
+        /// Why ripcord cannot write the revert itself.
+        reason: Option<String>,
     },
     /// A change to revert has no revert SQL.
     #[error("{change} cannot be reverted: {}", reason.as_deref().map(|r| format!("declared irreversible ({r})")).unwrap_or_else(|| "it was deployed without a revert section".into()))]

@@ -22,6 +22,7 @@ mod run;
 pub mod snapshot;
 pub mod status;
 pub mod target;
+pub mod vault;
 pub mod verify;
 
 pub use error::{ChangeFailure, OpError, Phase};

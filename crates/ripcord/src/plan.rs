@@ -47,6 +47,9 @@ pub struct ChangePlan {
     pub revert: bool,
     /// The author's irreversible reason.
     pub irreversible: Option<String>,
+    /// Who writes its revert: `author`, `ripcord` (from the deploy section, with the
+    /// vault) or `none`.
+    pub revert_by: &'static str,
     /// Deploy refuses it without `--accept-irreversible`.
     pub needs_consent: bool,
     /// Its deploy statements.
@@ -72,11 +75,28 @@ fn rank(class: Reversibility) -> u8 {
     }
 }
 
-fn safety_net(change: &Change, class: Reversibility, nets: SafetyNets) -> String {
-    let undo = if change.revert.is_some() {
-        "its revert section"
+/// Who writes the revert of `change`: `author`, `ripcord` (from the deploy section,
+/// with the vault), or `none`.
+fn revert_by(change: &Change, vault: bool) -> &'static str {
+    if change.revert.is_some() {
+        "author"
+    } else if change.irreversible.is_none()
+        && crate::vault::why_not_generated(change, vault).is_none()
+    {
+        "ripcord"
     } else {
-        "nothing (no revert section)"
+        "none"
+    }
+}
+
+fn safety_net(change: &Change, class: Reversibility, nets: SafetyNets, vault: bool) -> String {
+    let keeps =
+        vault && change.transaction == TransactionMode::PerChange && change.irreversible.is_none();
+    let undo = match revert_by(change, vault) {
+        "author" if keeps => "its revert section, then ripcord puts the kept data back",
+        "author" => "its revert section",
+        "ripcord" => "the revert ripcord writes from the deploy section",
+        _ => "nothing (no revert section)",
     };
     let failure = match change.transaction {
         TransactionMode::PerChange => "a failure rolls the whole change back",
@@ -84,6 +104,9 @@ fn safety_net(change: &Change, class: Reversibility, nets: SafetyNets) -> String
     };
     match class {
         Reversibility::Safe => format!("{failure}; undone by {undo}"),
+        Reversibility::Preserving if keeps => {
+            format!("{failure}; the data it destroys is kept in the vault first; undone by {undo}")
+        }
         Reversibility::Preserving if nets.snapshot => {
             format!(
                 "{failure}; the data it destroys is in the snapshot deploy takes first; undone by {undo}"
@@ -104,6 +127,7 @@ pub fn plan(
     nets: SafetyNets,
 ) -> Result<PlanReport, OpError> {
     let ledger = target.engine.changes()?;
+    let vault = target.engine.vault().is_some();
     let last = match to {
         Some(name) => Some(
             plan.resolve(name)
@@ -126,7 +150,7 @@ pub fn plan(
             .iter()
             .any(|d| d.name == change.name && d.state == ChangeState::Deployed);
         if !deployed {
-            changes.push(change_plan(change, nets));
+            changes.push(change_plan(change, nets, vault));
         }
         if last.as_deref() == Some(change.name.as_str()) {
             break;
@@ -139,7 +163,7 @@ pub fn plan(
     })
 }
 
-fn change_plan(change: &Change, nets: SafetyNets) -> ChangePlan {
+fn change_plan(change: &Change, nets: SafetyNets, vault: bool) -> ChangePlan {
     // Suppressions accept a risk; they do not change what a statement does.
     let findings = classify_change(change);
     let statements = change
@@ -169,7 +193,7 @@ fn change_plan(change: &Change, nets: SafetyNets) -> ChangePlan {
                 lock: on.iter().find_map(|f| f.lock),
                 rewrite: on.iter().any(|f| f.rewrite),
                 rules: on.iter().map(|f| f.rule.clone()).collect(),
-                safety_net: safety_net(change, class, nets),
+                safety_net: safety_net(change, class, nets, vault),
             }
         })
         .collect();
@@ -178,7 +202,10 @@ fn change_plan(change: &Change, nets: SafetyNets) -> ChangePlan {
         transaction: change.transaction,
         revert: change.revert.is_some(),
         irreversible: change.irreversible.clone(),
-        needs_consent: change.revert.is_none() && change.irreversible.is_none(),
+        revert_by: revert_by(change, vault),
+        needs_consent: change.revert.is_none()
+            && change.irreversible.is_none()
+            && crate::vault::why_not_generated(change, vault).is_some(),
         statements,
     }
 }

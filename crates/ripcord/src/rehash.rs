@@ -63,7 +63,10 @@ pub fn rehash(
         let mut updated = deployed.clone();
         updated.checksum = change.checksum.clone();
         updated.deploy_sql = change.section_sql(SectionKind::Deploy).unwrap_or_default();
-        updated.revert_sql = change.section_sql(SectionKind::Revert);
+        updated.revert_sql = crate::vault::rehashed_revert(
+            deployed.revert_sql.as_deref(),
+            change.section_sql(SectionKind::Revert),
+        );
         updated.verify_sql = change.section_sql(SectionKind::Verify);
         updated.irreversible = change.irreversible.clone();
         updated.requires = change.requires.iter().map(|r| r.name.clone()).collect();

@@ -1,0 +1,1034 @@
+//! The vault on PostgreSQL (DESIGN §5.3): inside the deploy transaction, what a
+//! statement destroys is copied into `ripcord.vault_<id>` tables before (or, for DML,
+//! by a statement-level trigger with a transition table while) the statement runs, and
+//! the definitions the undo needs are read from the catalog. Kept rows go back through
+//! `ripcord.vault_put_back(id)`, which matches columns by name at revert time, so an
+//! author's revert that re-created the objects differently still gets the data back.
+
+use postgres::Client;
+use ripcord_core::EngineError;
+use ripcord_core::snapshot::{RestorePlace, TableDefinition};
+use ripcord_core::vault::{
+    CreatedKind, Effect, Kept, Undo, Vault, VaultEntry, VaultOrigin, identifier_value,
+};
+use serde_json::{Value, json};
+
+use crate::map_error;
+use crate::snapshot::{create_statements, definition, post_data_statements, sql_literal};
+
+/// Ledger step: the vault's index and the functions that keep and put back rows.
+pub const LEDGER_STEP: &str = r#"
+CREATE TABLE ripcord.vault (
+    id          bigserial PRIMARY KEY,
+    change      text NOT NULL,
+    statement   int NOT NULL,
+    action      text NOT NULL,
+    table_name  text NOT NULL,
+    key_columns text[] NOT NULL DEFAULT '{}',
+    stored      text,
+    definition  jsonb,
+    rows        bigint NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ripcord.vault IS 'ripcord vault: data that deployed changes destroyed, kept for their revert. `ripcord vault list|prune`.';
+
+-- Statement-level trigger body: copy the transition table into the vault table.
+-- Only while its own statement runs (ripcord.vault_active lists the entries being
+-- kept); the trigger itself is dropped when the change ends.
+CREATE FUNCTION ripcord.vault_keep_rows() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_ARGV[2] = ANY (string_to_array(current_setting('ripcord.vault_active', true), ',')) THEN
+        EXECUTE format('INSERT INTO %s SELECT %s FROM ripcord_vault_rows', TG_ARGV[0], TG_ARGV[1]);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+-- Put the rows of vault entry `entry` back into its table: re-insert deleted rows,
+-- reset updated values, remove inserted rows. Columns are matched by name as the table
+-- is now; generated columns are recomputed.
+CREATE FUNCTION ripcord.vault_put_back(entry bigint) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    v ripcord.vault%ROWTYPE;
+    live regclass;
+    cols text;
+    sets text;
+    keyjoin text;
+    keylist text;
+    has_unique boolean;
+    n bigint;
+BEGIN
+    SELECT * INTO v FROM ripcord.vault WHERE id = entry;
+    IF NOT FOUND OR v.stored IS NULL OR to_regclass(v.stored) IS NULL THEN
+        RAISE EXCEPTION 'ripcord vault entry % is gone (pruned?); its rows cannot be put back', entry;
+    END IF;
+    live := to_regclass(v.table_name);
+    IF live IS NULL THEN
+        RAISE EXCEPTION 'table % does not exist; the revert must re-create it before its kept rows can be put back', v.table_name;
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('%I = k.%I', a.attname, a.attname), ', ' ORDER BY a.attnum)
+             FILTER (WHERE a.attname <> ALL (v.key_columns) AND a.attidentity <> 'a')
+      INTO cols, sets
+      FROM pg_attribute a
+     WHERE a.attrelid = live AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       AND EXISTS (SELECT 1 FROM pg_attribute b WHERE b.attrelid = v.stored::regclass
+                     AND b.attname = a.attname AND b.attnum > 0 AND NOT b.attisdropped);
+    SELECT string_agg(format('t.%I = k.%I', c, c), ' AND '), string_agg(quote_ident(c), ', ')
+      INTO keyjoin, keylist FROM unnest(v.key_columns) c;
+    IF v.action IN ('delete', 'truncate', 'drop_table') THEN
+        SELECT EXISTS (
+            SELECT 1 FROM pg_index i
+             WHERE i.indrelid = live AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+               AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+                     WHERE a.attrelid = live AND a.attnum = ANY (i.indkey))
+                   = (SELECT array_agg(c ORDER BY c) FROM unnest(v.key_columns) c))
+          INTO has_unique;
+        IF keylist IS NOT NULL AND has_unique THEN
+            -- An author's revert may already have put some rows back.
+            EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO %s',
+                live, cols, cols, v.stored, keylist,
+                CASE WHEN sets IS NULL THEN 'NOTHING'
+                     ELSE 'UPDATE SET ' || replace(sets, ' = k.', ' = EXCLUDED.') END);
+        ELSE
+            EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s',
+                live, cols, cols, v.stored);
+        END IF;
+    ELSIF v.action IN ('update', 'drop_column', 'alter_type') THEN
+        IF sets IS NULL THEN
+            RETURN 0;
+        END IF;
+        EXECUTE format('UPDATE %s t SET %s FROM %s k WHERE %s', live, sets, v.stored, keyjoin);
+    ELSIF v.action = 'insert' THEN
+        EXECUTE format('DELETE FROM %s t USING %s k WHERE %s', live, v.stored, keyjoin);
+    ELSE
+        RAISE EXCEPTION 'ripcord vault entry % has unknown action %', entry, v.action;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+"#;
+
+pub(crate) struct PgVault<'a> {
+    pub(crate) client: &'a mut Client,
+}
+
+fn invalid(reason: String, hint: &str) -> EngineError {
+    EngineError::Invalid {
+        reason,
+        hint: Some(hint.to_string()),
+    }
+}
+
+fn quote_ident(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// What one column was before the statement.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ColumnState {
+    name: String,
+    attnum: i16,
+    data_type: String,
+    collation: Option<String>,
+    not_null: bool,
+    default: Option<String>,
+    identity: bool,
+    generated: Option<String>,
+    serial: bool,
+}
+
+impl PgVault<'_> {
+    fn oid_of(&mut self, name: &str) -> Result<Option<u32>, EngineError> {
+        Ok(self
+            .client
+            .query_one("SELECT to_regclass($1::text)::oid", &[&name])
+            .map_err(map_error)?
+            .get(0))
+    }
+
+    fn require_table(&mut self, name: &str) -> Result<u32, EngineError> {
+        self.oid_of(name)?.ok_or_else(|| {
+            invalid(
+                format!("no table `{name}` to keep data from"),
+                "the statement names a table that does not exist at this point of the change",
+            )
+        })
+    }
+
+    fn qualified(&mut self, oid: u32) -> Result<String, EngineError> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                &[&oid],
+            )
+            .map_err(map_error)?
+            .get(0))
+    }
+
+    /// The primary key, else the narrowest unique index over NOT NULL columns.
+    fn key_columns(&mut self, oid: u32) -> Result<Vec<String>, EngineError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM (
+                     SELECT i.indexrelid, i.indkey FROM pg_index i
+                     WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid
+                       AND i.indpred IS NULL AND i.indexprs IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) col
+                                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = col
+                                       WHERE NOT a.attnotnull)
+                     ORDER BY i.indisprimary DESC, array_length(i.indkey, 1), i.indexrelid LIMIT 1
+                 ) best
+                 CROSS JOIN LATERAL unnest(best.indkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum
+                 GROUP BY best.indexrelid",
+                &[&oid],
+            )
+            .map_err(map_error)?;
+        Ok(rows.first().map(|r| r.get(0)).unwrap_or_default())
+    }
+
+    fn require_key(&mut self, oid: u32, why: &str) -> Result<Vec<String>, EngineError> {
+        let keys = self.key_columns(oid)?;
+        if keys.is_empty() {
+            let name = self.qualified(oid)?;
+            return Err(invalid(
+                format!(
+                    "{name} has no primary key or unique NOT NULL key, so {why} could not be matched to their rows again"
+                ),
+                "add a primary key first, or write a revert section and mark the statement `-- ripcord:allow` with a reason",
+            ));
+        }
+        Ok(keys)
+    }
+
+    fn column(&mut self, oid: u32, name: &str) -> Result<Option<ColumnState>, EngineError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, a.attnum, format_type(a.atttypid, a.atttypmod), \
+                        CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 \
+                             THEN format('%I.%I', cn.nspname, co.collname) END, \
+                        a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '', \
+                        a.attgenerated::text, \
+                        EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.refobjid = a.attrelid \
+                                  AND dep.refobjsubid = a.attnum AND dep.classid = 'pg_class'::regclass \
+                                  AND dep.deptype = 'a' \
+                                  AND (SELECT relkind FROM pg_class WHERE oid = dep.objid) = 'S') \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+                 LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+                 WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&oid, &identifier_value(name)],
+            )
+            .map_err(map_error)?;
+        Ok(rows.first().map(|r| {
+            let expr: Option<String> = r.get(5);
+            let generated: String = r.get(7);
+            ColumnState {
+                name: r.get(0),
+                attnum: r.get(1),
+                data_type: r.get(2),
+                collation: r.get(3),
+                not_null: r.get(4),
+                default: if generated.is_empty() {
+                    expr.clone()
+                } else {
+                    None
+                },
+                identity: r.get(6),
+                generated: if generated.is_empty() { None } else { expr },
+                serial: r.get(8),
+            }
+        }))
+    }
+
+    fn column_name(&mut self, oid: u32, attnum: i16) -> Result<String, EngineError> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+                &[&oid, &attnum],
+            )
+            .map_err(map_error)?
+            .get(0))
+    }
+
+    fn constraint_names(&mut self, oid: u32) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT conname::text FROM pg_constraint WHERE conrelid = $1 ORDER BY 1",
+                &[&oid],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// Views that would go with the table (or column): their undo cannot be written.
+    fn dependent_views(
+        &mut self,
+        oid: u32,
+        attnum: Option<i16>,
+    ) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d \
+                 JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.oid <> $1 \
+                   AND ($2::int2 IS NULL OR d.refobjsubid = $2) ORDER BY 1",
+                &[&oid, &attnum],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// `ALTER TABLE … ADD CONSTRAINT` for foreign keys of other tables pointing at
+    /// `oid` (at column `attnum` only, when given).
+    fn inbound_foreign_keys(
+        &mut self,
+        oid: u32,
+        attnum: Option<i16>,
+    ) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', \
+                        (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                           JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = k.conrelid), \
+                        k.conname, pg_get_constraintdef(k.oid)) \
+                 FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = $1 AND k.conrelid <> $1 \
+                   AND ($2::int2 IS NULL OR $2 = ANY (k.confkey)) ORDER BY k.conname",
+                &[&oid, &attnum],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// Statements that re-create the constraints and indexes of `oid` that involve
+    /// column `attnum` (a column drop removes them).
+    fn column_dependents(&mut self, oid: u32, attnum: i16) -> Result<Vec<String>, EngineError> {
+        let mut statements: Vec<String> = self
+            .client
+            .query(
+                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', $1::oid::regclass, conname, \
+                        pg_get_constraintdef(oid)) \
+                 FROM pg_constraint WHERE conrelid = $1 AND $2 = ANY (conkey) \
+                 ORDER BY contype <> 'p', conname",
+                &[&oid, &attnum],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        statements.extend(
+            self.client
+                .query(
+                    "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                     WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c \
+                         WHERE c.conindid = i.indexrelid AND c.conrelid = $1) \
+                       AND ($2 = ANY (i.indkey) OR EXISTS (SELECT 1 FROM pg_depend d \
+                         WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid \
+                           AND d.refobjid = $1 AND d.refobjsubid = $2)) ORDER BY 1",
+                    &[&oid, &attnum],
+                )
+                .map_err(map_error)?
+                .iter()
+                .map(|r| r.get::<_, String>(0)),
+        );
+        Ok(statements)
+    }
+
+    fn new_entry(
+        &mut self,
+        origin: &VaultOrigin,
+        action: &str,
+        table: &str,
+        keys: &[String],
+        definition: Value,
+    ) -> Result<(i64, String), EngineError> {
+        let id: i64 = self
+            .client
+            .query_one(
+                "INSERT INTO ripcord.vault (change, statement, action, table_name, key_columns, definition) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    &origin.change,
+                    &(origin.statement as i32 + 1),
+                    &action,
+                    &table,
+                    &keys,
+                    &definition,
+                ],
+            )
+            .map_err(map_error)?
+            .get(0);
+        let stored = format!("ripcord.vault_{id}");
+        self.client
+            .execute(
+                "UPDATE ripcord.vault SET stored = $2 WHERE id = $1",
+                &[&id, &stored],
+            )
+            .map_err(map_error)?;
+        Ok((id, stored))
+    }
+
+    /// Copy `select` into the entry's table now.
+    fn store(&mut self, id: i64, stored: &str, select: &str) -> Result<(), EngineError> {
+        let rows = self
+            .client
+            .execute(&format!("CREATE TABLE {stored} AS {select}"), &[])
+            .map_err(map_error)?;
+        self.client
+            .execute(
+                "UPDATE ripcord.vault SET rows = $2 WHERE id = $1",
+                &[&id, &(rows as i64)],
+            )
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    /// Keep the rows a DML statement on `oid` is about to change, by a statement
+    /// trigger that copies its transition table.
+    fn watch(
+        &mut self,
+        origin: &VaultOrigin,
+        oid: u32,
+        action: &str,
+        keys: &[String],
+    ) -> Result<Kept, EngineError> {
+        let table = self.qualified(oid)?;
+        let (id, stored) = self.new_entry(origin, action, &table, keys, Value::Null)?;
+        let (event, transition, columns) = match action {
+            "insert" => (
+                "INSERT",
+                "NEW",
+                keys.iter()
+                    .map(|k| quote_ident(k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            "update" => ("UPDATE", "OLD", "*".to_string()),
+            _ => ("DELETE", "OLD", "*".to_string()),
+        };
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE {stored} AS SELECT {columns} FROM {table} WITH NO DATA;
+                 CREATE TRIGGER ripcord_vault_{id} AFTER {event} ON {table}
+                   REFERENCING {transition} TABLE AS ripcord_vault_rows
+                   FOR EACH STATEMENT EXECUTE FUNCTION ripcord.vault_keep_rows({}, {}, '{id}');
+                 SELECT set_config('ripcord.vault_active',
+                     concat_ws(',', nullif(current_setting('ripcord.vault_active', true), ''), '{id}'), true);",
+                sql_literal(&stored),
+                sql_literal(&columns)
+            ))
+            .map_err(map_error)?;
+        Ok(Kept {
+            effect: Effect::Nothing,
+            entry: Some(id),
+            state: json!({ "trigger": format!("ripcord_vault_{id}"), "table_oid": oid, "stored": stored }),
+        })
+    }
+
+    fn with_catalog_names<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        // Definitions are read fully qualified; the change's own search_path comes back.
+        let saved: String = self
+            .client
+            .query_one("SELECT current_setting('search_path')", &[])
+            .map_err(map_error)?
+            .get(0);
+        self.client
+            .batch_execute("SET LOCAL search_path = ''")
+            .map_err(map_error)?;
+        let result = f(self);
+        self.client
+            .execute("SELECT set_config('search_path', $1, true)", &[&saved])
+            .map_err(map_error)?;
+        result
+    }
+
+    fn keep_effect(&mut self, effect: &Effect, origin: &VaultOrigin) -> Result<Kept, EngineError> {
+        let kept = |entry: Option<i64>, state: Value| Kept {
+            effect: effect.clone(),
+            entry,
+            state,
+        };
+        match effect {
+            Effect::Nothing => Ok(kept(None, Value::Null)),
+            Effect::Creates {
+                kind,
+                name,
+                if_not_exists,
+                ..
+            } => {
+                let existed = *if_not_exists && self.oid_of(name)?.is_some();
+                Ok(kept(
+                    None,
+                    json!({ "existed": existed, "kind": kind, "name": name }),
+                ))
+            }
+            Effect::AddColumn { table, column } => {
+                let oid = self.require_table(table)?;
+                Ok(kept(
+                    None,
+                    json!({ "oid": oid, "column": identifier_value(column) }),
+                ))
+            }
+            Effect::RenameTable { table, .. } => {
+                let oid = self.require_table(table)?;
+                let old: String = self
+                    .client
+                    .query_one("SELECT relname::text FROM pg_class WHERE oid = $1", &[&oid])
+                    .map_err(map_error)?
+                    .get(0);
+                Ok(kept(None, json!({ "oid": oid, "old": old })))
+            }
+            Effect::RenameColumn { table, column, .. }
+            | Effect::ColumnDefault { table, column }
+            | Effect::ColumnNotNull { table, column } => {
+                let oid = self.require_table(table)?;
+                let state = self.column(oid, column)?.ok_or_else(|| {
+                    invalid(
+                        format!("no column {column} in {table}"),
+                        "check the column name",
+                    )
+                })?;
+                Ok(kept(None, json!({ "oid": oid, "column": state })))
+            }
+            Effect::AddConstraint { table } => {
+                let oid = self.require_table(table)?;
+                let names = self.constraint_names(oid)?;
+                Ok(kept(None, json!({ "oid": oid, "before": names })))
+            }
+            Effect::DropConstraint { table, name } => {
+                let oid = self.require_table(table)?;
+                let row = self
+                    .client
+                    .query_opt(
+                        "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                         WHERE conrelid = $1 AND conname = $2",
+                        &[&oid, &identifier_value(name)],
+                    )
+                    .map_err(map_error)?;
+                let (name, def): (Option<String>, Option<String>) = match row {
+                    Some(r) => (Some(r.get(0)), Some(r.get(1))),
+                    None => (None, None),
+                };
+                let inbound = self.inbound_foreign_keys_of_constraint(oid, name.as_deref())?;
+                Ok(kept(
+                    None,
+                    json!({ "oid": oid, "name": name, "definition": def, "inbound": inbound }),
+                ))
+            }
+            Effect::DropTable { table, if_exists } => {
+                let Some(oid) = self.oid_of(table)? else {
+                    if *if_exists {
+                        return Ok(kept(None, json!({ "absent": true })));
+                    }
+                    return Err(invalid(
+                        format!("no table `{table}` to keep"),
+                        "the statement drops a table that does not exist",
+                    ));
+                };
+                let keys = self.key_columns(oid)?;
+                let (def, inbound, views) = self.with_catalog_names(|v| {
+                    Ok((
+                        definition(v.client, oid)?,
+                        v.inbound_foreign_keys(oid, None)?,
+                        v.dependent_views(oid, None)?,
+                    ))
+                })?;
+                let me: String = self
+                    .client
+                    .query_one("SELECT quote_ident(current_user)", &[])
+                    .map_err(map_error)?
+                    .get(0);
+                let (id, stored) = self.new_entry(
+                    origin,
+                    "drop_table",
+                    &def.qualified,
+                    &keys,
+                    serde_json::to_value(&def).unwrap_or(Value::Null),
+                )?;
+                self.store(id, &stored, &format!("SELECT * FROM {}", def.qualified))?;
+                Ok(kept(
+                    Some(id),
+                    json!({ "definition": def, "inbound": inbound, "views": views, "me": me }),
+                ))
+            }
+            Effect::Truncate { table } => {
+                let oid = self.require_table(table)?;
+                let keys = self.key_columns(oid)?;
+                let qualified = self.qualified(oid)?;
+                let (id, stored) =
+                    self.new_entry(origin, "truncate", &qualified, &keys, Value::Null)?;
+                self.store(id, &stored, &format!("SELECT * FROM {qualified}"))?;
+                Ok(kept(Some(id), Value::Null))
+            }
+            Effect::Delete { table } => {
+                let oid = self.require_table(table)?;
+                let keys = self.key_columns(oid)?;
+                let watched = self.watch(origin, oid, "delete", &keys)?;
+                Ok(kept(watched.entry, watched.state))
+            }
+            Effect::Update { table } => {
+                let oid = self.require_table(table)?;
+                let keys = self.require_key(oid, "the old values of updated rows")?;
+                let watched = self.watch(origin, oid, "update", &keys)?;
+                Ok(kept(watched.entry, watched.state))
+            }
+            Effect::Insert { table } => {
+                let oid = self.require_table(table)?;
+                let keys = self.key_columns(oid)?;
+                if keys.is_empty() {
+                    let name = self.qualified(oid)?;
+                    return Ok(kept(
+                        None,
+                        json!({ "cannot": format!("{name} has no primary key or unique NOT NULL key, so the inserted rows could not be told apart") }),
+                    ));
+                }
+                let watched = self.watch(origin, oid, "insert", &keys)?;
+                Ok(kept(watched.entry, watched.state))
+            }
+            Effect::DropColumn { table, column } | Effect::AlterType { table, column } => {
+                let oid = self.require_table(table)?;
+                let Some(state) = self.column(oid, column)? else {
+                    return Ok(kept(None, json!({ "absent": true })));
+                };
+                let dropping = matches!(effect, Effect::DropColumn { .. });
+                let what = if dropping {
+                    "the values of the dropped column"
+                } else {
+                    "the old values of the column"
+                };
+                let keys = self.require_key(oid, what)?;
+                let qualified = self.qualified(oid)?;
+                let mut cannot = None;
+                if keys.contains(&state.name) {
+                    cannot = Some(format!(
+                        "column {} is part of the key of {qualified}",
+                        state.name
+                    ));
+                }
+                let (dependents, inbound, views) = if dropping {
+                    self.with_catalog_names(|v| {
+                        Ok((
+                            v.column_dependents(oid, state.attnum)?,
+                            v.inbound_foreign_keys(oid, Some(state.attnum))?,
+                            v.dependent_views(oid, Some(state.attnum))?,
+                        ))
+                    })?
+                } else {
+                    Default::default()
+                };
+                if dropping && (state.identity || state.serial) {
+                    cannot = Some(format!(
+                        "column {} of {qualified} draws from its own sequence",
+                        state.name
+                    ));
+                }
+                let action = if dropping {
+                    "drop_column"
+                } else {
+                    "alter_type"
+                };
+                let (id, stored) = self.new_entry(
+                    origin,
+                    action,
+                    &qualified,
+                    &keys,
+                    serde_json::to_value(&state).unwrap_or(Value::Null),
+                )?;
+                let mut columns: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+                columns.push(quote_ident(&state.name));
+                self.store(
+                    id,
+                    &stored,
+                    &format!("SELECT {} FROM {qualified}", columns.join(", ")),
+                )?;
+                Ok(kept(
+                    Some(id),
+                    json!({ "oid": oid, "column": state, "dependents": dependents,
+                            "inbound": inbound, "views": views, "cannot": cannot }),
+                ))
+            }
+        }
+    }
+
+    fn inbound_foreign_keys_of_constraint(
+        &mut self,
+        oid: u32,
+        name: Option<&str>,
+    ) -> Result<Vec<String>, EngineError> {
+        let Some(name) = name else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .client
+            .query(
+                "SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', k.conrelid::regclass, \
+                        k.conname, pg_get_constraintdef(k.oid)) \
+                 FROM pg_constraint u JOIN pg_constraint k ON k.contype = 'f' AND k.conindid = u.conindid \
+                   AND k.confrelid = u.conrelid \
+                 WHERE u.conrelid = $1 AND u.conname = $2 AND u.contype IN ('p', 'u') ORDER BY k.conname",
+                &[&oid, &name],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}
+
+fn put_back(id: i64, what: &str) -> String {
+    format!("SELECT ripcord.vault_put_back({id}) /* {what} */")
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Vault for PgVault<'_> {
+    fn keep(&mut self, effect: &Effect, origin: &VaultOrigin) -> Result<Kept, EngineError> {
+        // A drill's scratch database has no ledger; it gets just the vault.
+        let present: bool = self
+            .client
+            .query_one("SELECT to_regclass('ripcord.vault') IS NOT NULL", &[])
+            .map_err(map_error)?
+            .get(0);
+        if !present {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS ripcord; {LEDGER_STEP}"
+                ))
+                .map_err(map_error)?;
+        }
+        self.keep_effect(effect, origin)
+    }
+
+    fn undo(&mut self, kept: &Kept) -> Result<Undo, EngineError> {
+        let state = &kept.state;
+        if state.get("trigger").is_some() {
+            let stored = state["stored"].as_str().unwrap_or_default();
+            self.client
+                .batch_execute(&format!(
+                    "SELECT set_config('ripcord.vault_active', '', true);
+                     UPDATE ripcord.vault SET rows = (SELECT count(*) FROM {stored}) WHERE id = {};",
+                    kept.entry.unwrap_or_default()
+                ))
+                .map_err(map_error)?;
+        }
+        if state.get("absent").and_then(Value::as_bool) == Some(true) {
+            return Ok(Undo::default());
+        }
+        let oid = state.get("oid").and_then(Value::as_u64).map(|o| o as u32);
+        let mut undo = Undo::default();
+        let cannot = |undo: &mut Undo, reason: Option<&str>| {
+            if let Some(reason) = reason {
+                undo.cannot_generate = Some(reason.to_string());
+            }
+        };
+        match &kept.effect {
+            Effect::Nothing => {}
+            Effect::Creates { kind, name, .. } => {
+                if state["existed"].as_bool() != Some(true) {
+                    let oid = self.oid_of(name)?.ok_or_else(|| {
+                        invalid(
+                            format!("{name} was not created"),
+                            "the statement did not create what it names",
+                        )
+                    })?;
+                    let qualified = self.qualified(oid)?;
+                    let _: CreatedKind = *kind;
+                    undo.generated
+                        .push(format!("DROP {} {qualified}", kind.keyword()));
+                }
+            }
+            Effect::AddColumn { .. } => {
+                let oid = oid.unwrap_or_default();
+                let table = self.qualified(oid)?;
+                let column = state["column"].as_str().unwrap_or_default();
+                undo.generated.push(format!(
+                    "ALTER TABLE {table} DROP COLUMN {}",
+                    quote_ident(column)
+                ));
+            }
+            Effect::RenameTable { .. } => {
+                let table = self.qualified(oid.unwrap_or_default())?;
+                let old = state["old"].as_str().unwrap_or_default();
+                undo.generated.push(format!(
+                    "ALTER TABLE {table} RENAME TO {}",
+                    quote_ident(old)
+                ));
+            }
+            Effect::RenameColumn { .. }
+            | Effect::ColumnDefault { .. }
+            | Effect::ColumnNotNull { .. } => {
+                let oid = oid.unwrap_or_default();
+                let column: ColumnState = serde_json::from_value(state["column"].clone())
+                    .map_err(|e| invalid(e.to_string(), "report this as a bug"))?;
+                let table = self.qualified(oid)?;
+                let now = self.column_name(oid, column.attnum)?;
+                let sql = match &kept.effect {
+                    Effect::RenameColumn { .. } => {
+                        format!(
+                            "ALTER TABLE {table} RENAME COLUMN {now} TO {}",
+                            quote_ident(&column.name)
+                        )
+                    }
+                    Effect::ColumnDefault { .. } => match &column.default {
+                        Some(default) => {
+                            format!("ALTER TABLE {table} ALTER COLUMN {now} SET DEFAULT {default}")
+                        }
+                        None => format!("ALTER TABLE {table} ALTER COLUMN {now} DROP DEFAULT"),
+                    },
+                    _ => format!(
+                        "ALTER TABLE {table} ALTER COLUMN {now} {} NOT NULL",
+                        if column.not_null { "SET" } else { "DROP" }
+                    ),
+                };
+                undo.generated.push(sql);
+            }
+            Effect::AddConstraint { .. } => {
+                let oid = oid.unwrap_or_default();
+                let before = strings(&state["before"]);
+                let table = self.qualified(oid)?;
+                for name in self.constraint_names(oid)? {
+                    if !before.contains(&name) {
+                        undo.generated.push(format!(
+                            "ALTER TABLE {table} DROP CONSTRAINT {}",
+                            quote_ident(&name)
+                        ));
+                    }
+                }
+            }
+            Effect::DropConstraint { .. } => {
+                let table = self.qualified(oid.unwrap_or_default())?;
+                if let (Some(name), Some(def)) =
+                    (state["name"].as_str(), state["definition"].as_str())
+                {
+                    undo.generated.push(format!(
+                        "ALTER TABLE {table} ADD CONSTRAINT {} {def}",
+                        quote_ident(name)
+                    ));
+                    undo.generated.extend(strings(&state["inbound"]));
+                }
+            }
+            Effect::DropTable { .. } => {
+                let id = kept.entry.unwrap_or_default();
+                let def: TableDefinition = serde_json::from_value(state["definition"].clone())
+                    .map_err(|e| invalid(e.to_string(), "report this as a bug"))?;
+                let views = strings(&state["views"]);
+                if !views.is_empty() {
+                    cannot(
+                        &mut undo,
+                        Some(&format!(
+                            "dropping {} also drops views ripcord cannot re-create: {}",
+                            def.qualified,
+                            views.join(", ")
+                        )),
+                    );
+                }
+                let place = RestorePlace::Original;
+                let what = format!("rows of {}", def.qualified);
+                undo.generated.extend(create_statements(&def, &place));
+                undo.generated.push(put_back(id, &what));
+                undo.generated.extend(post_data_statements(
+                    &def,
+                    &place,
+                    state["me"].as_str().unwrap_or_default(),
+                ));
+                for fk in &def.foreign_keys {
+                    undo.generated.push(format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                        def.qualified,
+                        quote_ident(&fk.name),
+                        fk.definition
+                    ));
+                }
+                undo.generated.extend(strings(&state["inbound"]));
+                undo.restore.push(put_back(id, &what));
+            }
+            Effect::Truncate { table }
+            | Effect::Delete { table }
+            | Effect::Update { table }
+            | Effect::Insert { table } => {
+                cannot(&mut undo, state.get("cannot").and_then(Value::as_str));
+                if let Some(id) = kept.entry {
+                    let verb = match &kept.effect {
+                        Effect::Truncate { .. } => "rows TRUNCATE removed from",
+                        Effect::Delete { .. } => "rows DELETE removed from",
+                        Effect::Update { .. } => "old values of rows UPDATE changed in",
+                        _ => "remove rows INSERT added to",
+                    };
+                    let statement = put_back(id, &format!("{verb} {table}"));
+                    undo.generated.push(statement.clone());
+                    undo.restore.push(statement);
+                }
+            }
+            Effect::DropColumn { .. } | Effect::AlterType { .. } => {
+                let oid = oid.unwrap_or_default();
+                let id = kept.entry.unwrap_or_default();
+                cannot(&mut undo, state.get("cannot").and_then(Value::as_str));
+                let views = strings(&state["views"]);
+                if !views.is_empty() {
+                    cannot(
+                        &mut undo,
+                        Some(&format!(
+                            "views ripcord cannot re-create depend on the column: {}",
+                            views.join(", ")
+                        )),
+                    );
+                }
+                let column: ColumnState = serde_json::from_value(state["column"].clone())
+                    .map_err(|e| invalid(e.to_string(), "report this as a bug"))?;
+                let table = self.qualified(oid)?;
+                let name = quote_ident(&column.name);
+                let collate = column
+                    .collation
+                    .as_ref()
+                    .map(|c| format!(" COLLATE {c}"))
+                    .unwrap_or_default();
+                let put = put_back(id, &format!("values of {table}.{name}"));
+                let g = &mut undo.generated;
+                if matches!(kept.effect, Effect::DropColumn { .. }) {
+                    match &column.generated {
+                        Some(expr) => g.push(format!(
+                            "ALTER TABLE {table} ADD COLUMN {name} {}{collate} GENERATED ALWAYS AS ({expr}) STORED",
+                            column.data_type
+                        )),
+                        None => {
+                            g.push(format!(
+                                "ALTER TABLE {table} ADD COLUMN {name} {}{collate}",
+                                column.data_type
+                            ));
+                            g.push(put.clone());
+                        }
+                    }
+                    g.extend(strings(&state["dependents"]));
+                    g.extend(strings(&state["inbound"]));
+                } else {
+                    if column.default.is_some() {
+                        g.push(format!(
+                            "ALTER TABLE {table} ALTER COLUMN {name} DROP DEFAULT"
+                        ));
+                    }
+                    if column.not_null {
+                        g.push(format!(
+                            "ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL"
+                        ));
+                    }
+                    g.push(format!(
+                        "ALTER TABLE {table} ALTER COLUMN {name} TYPE {}{collate} USING NULL",
+                        column.data_type
+                    ));
+                    g.push(put.clone());
+                }
+                if column.generated.is_none() {
+                    if let Some(default) = &column.default {
+                        g.push(format!(
+                            "ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT {default}"
+                        ));
+                    }
+                    if column.not_null {
+                        g.push(format!(
+                            "ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL"
+                        ));
+                    }
+                }
+                if column.generated.is_none() {
+                    undo.restore.push(put);
+                }
+            }
+        }
+        Ok(undo)
+    }
+
+    fn release(&mut self, kept: &[Kept]) -> Result<(), EngineError> {
+        // Dropping a trigger takes an ACCESS EXCLUSIVE lock: done once, at the end of
+        // the change, so that readers wait only for the commit that follows.
+        for one in kept {
+            let (Some(trigger), Some(oid)) = (
+                one.state.get("trigger").and_then(Value::as_str),
+                one.state.get("table_oid").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            // A later statement of the change may have dropped or renamed the table.
+            let on: Option<String> = self
+                .client
+                .query_opt(
+                    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_trigger t                      JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace                      WHERE t.tgrelid = $1 AND t.tgname = $2",
+                    &[&(oid as u32), &trigger],
+                )
+                .map_err(map_error)?
+                .map(|r| r.get(0));
+            if let Some(table) = on {
+                self.client
+                    .batch_execute(&format!("DROP TRIGGER {trigger} ON {table}"))
+                    .map_err(map_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&mut self) -> Result<Vec<VaultEntry>, EngineError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT v.id, v.change, v.statement, v.action, v.table_name, v.rows, \
+                        coalesce(pg_total_relation_size(to_regclass(v.stored)), 0), v.created_at, \
+                        EXISTS (SELECT 1 FROM ripcord.changes c WHERE c.name = v.change \
+                                  AND c.revert_sql LIKE '%ripcord.vault_put_back(' || v.id || ')%') \
+                 FROM ripcord.vault v ORDER BY v.id",
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| VaultEntry {
+                id: r.get(0),
+                change: r.get(1),
+                statement: r.get(2),
+                action: r.get(3),
+                table: r.get(4),
+                rows: r.get(5),
+                bytes: r.get(6),
+                created_at: r.get(7),
+                live: r.get(8),
+            })
+            .collect())
+    }
+
+    fn prune(&mut self, ids: &[i64]) -> Result<(), EngineError> {
+        let mut tx = self.client.transaction().map_err(map_error)?;
+        for id in ids {
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS ripcord.vault_{id}; DELETE FROM ripcord.vault WHERE id = {id};"
+            ))
+            .map_err(map_error)?;
+        }
+        tx.commit().map_err(map_error)
+    }
+}

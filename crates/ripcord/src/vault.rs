@@ -1,0 +1,384 @@
+//! The vault in deploy and revert (DESIGN §5.3): before each recognized statement of a
+//! one-transaction change runs, the engine keeps what it destroys; afterwards it says
+//! how to undo it. The undo becomes the change's revert in the ledger: written whole by
+//! ripcord for a change without a revert section, or appended to the author's revert so
+//! that kept data goes back into the objects it re-creates. `ripcord vault list|prune`
+//! shows and removes kept data whose change can no longer be reverted.
+
+use ripcord_core::vault::{Effect, Kept, Undo, VaultEntry, VaultOrigin, identifier_value};
+use ripcord_core::{Change, EngineError, SectionKind, TransactionMode};
+use serde::Serialize;
+
+use crate::error::{ChangeFailure, OpError, Phase};
+use crate::run::{Script, with_lock};
+use crate::target::Target;
+
+/// Marks where the vault's part of a ledgered revert begins.
+pub const VAULT_MARKER: &str = "-- ripcord vault:";
+
+/// The effects of each deploy statement of `change`; `None` where ripcord does not
+/// know how to undo the statement.
+pub fn change_effects(change: &Change) -> Vec<Option<Vec<Effect>>> {
+    change
+        .deploy
+        .statements
+        .iter()
+        .map(|span| ripcord_guard::statement_effects(&change.text[span.clone()]))
+        .collect()
+}
+
+/// Why ripcord cannot write the revert of `change` itself, or `None` when it can.
+pub fn why_not_generated(change: &Change, vault_available: bool) -> Option<String> {
+    if !vault_available {
+        return Some("this engine has no vault, so ripcord cannot write reverts".into());
+    }
+    if change.transaction == TransactionMode::None {
+        return Some(
+            "it runs with `transaction: none`; ripcord writes reverts only for one-transaction changes"
+                .into(),
+        );
+    }
+    for (index, effects) in change_effects(change).iter().enumerate() {
+        if effects.is_none() {
+            let span = change.deploy.statements[index].clone();
+            return Some(format!(
+                "statement {} ({}) is not one ripcord knows how to undo",
+                index + 1,
+                change.location(span).display_short()
+            ));
+        }
+    }
+    None
+}
+
+/// Keeps what a change's statements destroy while the change deploys, and collects
+/// their undo.
+pub(crate) struct Keeper {
+    effects: Vec<Option<Vec<Effect>>>,
+    /// The change has no revert section: ripcord writes it.
+    generate: bool,
+    /// Undo of each statement run so far, in statement order.
+    undone: Vec<(usize, Vec<Undo>)>,
+    /// Tables created earlier in this change: nothing of theirs needs keeping.
+    created: Vec<String>,
+    /// Steps whose helpers are removed when the change ends.
+    to_release: Vec<Kept>,
+}
+
+fn same_table(a: &str, b: &str) -> bool {
+    let parts = |s: &str| -> Vec<String> { s.split('.').map(identifier_value).collect() };
+    let (a, b) = (parts(a), parts(b));
+    if a.len() == b.len() {
+        a == b
+    } else {
+        a.last() == b.last()
+    }
+}
+
+impl Keeper {
+    /// A keeper for `change`, or `None` when nothing is kept (no vault, `transaction:
+    /// none`, or a change declared irreversible).
+    pub(crate) fn for_change(change: &Change, vault_available: bool) -> Option<Keeper> {
+        if !vault_available
+            || change.transaction == TransactionMode::None
+            || change.irreversible.is_some()
+        {
+            return None;
+        }
+        let effects = change_effects(change);
+        let generate = change.revert.is_none() && effects.iter().all(Option::is_some);
+        if !generate
+            && !effects
+                .iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.destroys_data() || matches!(e, Effect::Insert { .. }))
+        {
+            return None;
+        }
+        Some(Keeper {
+            effects,
+            generate,
+            undone: Vec::new(),
+            created: Vec::new(),
+            to_release: Vec::new(),
+        })
+    }
+
+    fn wanted(&self, effect: &Effect) -> bool {
+        if let Some(table) = effect.table()
+            && self.created.iter().any(|c| same_table(c, table))
+        {
+            return false;
+        }
+        self.generate || effect.destroys_data() || matches!(effect, Effect::Insert { .. })
+    }
+
+    /// Before statement `index` runs.
+    pub(crate) fn before(
+        &mut self,
+        target: &mut Target,
+        change: &Change,
+        script: &Script,
+        index: usize,
+    ) -> Result<Vec<Kept>, OpError> {
+        let Some(Some(effects)) = self.effects.get(index).cloned() else {
+            return Ok(Vec::new());
+        };
+        let origin = VaultOrigin {
+            change: change.name.clone(),
+            statement: index,
+        };
+        let mut kept = Vec::new();
+        for effect in effects.iter().filter(|e| self.wanted(e)) {
+            let mut vault = target.engine.vault().expect("vault checked before");
+            let one = vault
+                .keep(effect, &origin)
+                .map_err(|e| vault_failure(change, script, index, e))?;
+            kept.push(one);
+        }
+        for effect in &effects {
+            if let Effect::Creates {
+                kind: ripcord_core::vault::CreatedKind::Table,
+                name,
+                ..
+            } = effect
+            {
+                self.created.push(name.clone());
+            }
+        }
+        Ok(kept)
+    }
+
+    /// After statement `index` ran.
+    pub(crate) fn after(
+        &mut self,
+        target: &mut Target,
+        change: &Change,
+        script: &Script,
+        index: usize,
+        kept: Vec<Kept>,
+    ) -> Result<(), OpError> {
+        let mut undos = Vec::new();
+        for one in &kept {
+            let mut vault = target.engine.vault().expect("vault checked before");
+            let undo = vault
+                .undo(one)
+                .map_err(|e| vault_failure(change, script, index, e))?;
+            if self.generate
+                && let Some(reason) = &undo.cannot_generate
+            {
+                return Err(OpError::MissingRevert {
+                    change: change.name.clone(),
+                    reason: Some(format!(
+                        "statement {} ({}): {reason}",
+                        index + 1,
+                        change
+                            .location(change.deploy.statements[index].clone())
+                            .display_short()
+                    )),
+                });
+            }
+            undos.push(undo);
+        }
+        self.undone.push((index, undos));
+        self.to_release.extend(kept);
+        Ok(())
+    }
+
+    /// After the last statement, before the change commits.
+    pub(crate) fn finish(&mut self, target: &mut Target) -> Result<(), OpError> {
+        let kept = std::mem::take(&mut self.to_release);
+        if !kept.is_empty() {
+            let mut vault = target.engine.vault().expect("vault checked before");
+            vault.release(&kept)?;
+        }
+        Ok(())
+    }
+
+    /// How the ledgered revert came about, for the audit event.
+    pub(crate) fn revert_kind(&self) -> &'static str {
+        if self.generate {
+            "written by ripcord"
+        } else if self
+            .undone
+            .iter()
+            .any(|(_, u)| u.iter().any(|u| !u.restore.is_empty()))
+        {
+            "author's revert, then kept data put back"
+        } else {
+            "author's revert"
+        }
+    }
+
+    /// The revert to record in the ledger.
+    pub(crate) fn revert_sql(&self, change: &Change) -> Option<String> {
+        let newest_first = self.undone.iter().rev();
+        if self.generate {
+            let mut sql = format!(
+                "{VAULT_MARKER} written by ripcord from the deploy section of {}; kept data is in ripcord.vault\n",
+                change.name
+            );
+            for (index, undos) in newest_first {
+                sql.push_str(&format!("-- undoes statement {}\n", index + 1));
+                for undo in undos.iter().rev() {
+                    for statement in &undo.generated {
+                        sql.push_str(statement);
+                        sql.push_str(";\n");
+                    }
+                }
+            }
+            return Some(sql);
+        }
+        let author = change.section_sql(SectionKind::Revert);
+        let restores: Vec<&String> = newest_first
+            .flat_map(|(_, undos)| undos.iter().rev().flat_map(|u| u.restore.iter()))
+            .collect();
+        if restores.is_empty() {
+            return author;
+        }
+        let mut sql = author.unwrap_or_default();
+        if !sql.ends_with('\n') {
+            sql.push('\n');
+        }
+        sql.push_str(&format!(
+            "{VAULT_MARKER} put back what the deploy destroyed, after the revert above\n"
+        ));
+        for statement in restores {
+            sql.push_str(statement);
+            sql.push_str(";\n");
+        }
+        Some(sql)
+    }
+}
+
+/// A ledgered revert with the author's part replaced by `author` (after a rehash),
+/// keeping the vault's part.
+pub fn rehashed_revert(old: Option<&str>, author: Option<String>) -> Option<String> {
+    let vault_part = old.and_then(|o| o.find(VAULT_MARKER).map(|at| &o[at..]));
+    match (author, vault_part) {
+        (None, Some(part)) if old.is_some_and(|o| o.starts_with(VAULT_MARKER)) => {
+            Some(part.to_string())
+        }
+        (Some(author), Some(part)) if !old.is_some_and(|o| o.starts_with(VAULT_MARKER)) => {
+            Some(format!("{}\n{part}", author.trim_end()))
+        }
+        (author, _) => author,
+    }
+}
+
+fn vault_failure(change: &Change, script: &Script, index: usize, error: EngineError) -> OpError {
+    match error {
+        EngineError::Sql(mut error) => {
+            error.message = format!("keeping what the statement destroys: {}", error.message);
+            error.position = None;
+            OpError::ChangeFailed(Box::new(ChangeFailure {
+                change: change.name.clone(),
+                phase: Phase::Deploy,
+                statement: index + 1,
+                statements: script.len(),
+                location: script.failure_location(index, &error),
+                error,
+                completed: Vec::new(),
+                kept_statements: None,
+                lock_retries: 0,
+                blockers: Vec::new(),
+            }))
+        }
+        other => other.into(),
+    }
+}
+
+/// The vault's entries.
+#[derive(Debug, Clone, Serialize)]
+pub struct VaultReport {
+    /// Target name.
+    pub target: String,
+    /// The entries, oldest first.
+    pub entries: Vec<VaultEntry>,
+}
+
+fn no_vault() -> OpError {
+    OpError::Engine(EngineError::Invalid {
+        reason: "this engine has no vault".into(),
+        hint: Some("the vault keeps data on PostgreSQL targets".into()),
+    })
+}
+
+/// List the vault's entries.
+pub fn list(target: &mut Target) -> Result<VaultReport, OpError> {
+    let entries = target.engine.vault().ok_or_else(no_vault)?.list()?;
+    Ok(VaultReport {
+        target: target.name.clone(),
+        entries,
+    })
+}
+
+/// Remove kept data that no deployed change's revert needs any more; with
+/// `also_live`, the entries of these deployed changes too (their reverts stop working).
+pub fn prune(target: &mut Target, also_live: &[String]) -> Result<VaultReport, OpError> {
+    with_lock(target, "vault prune", |target| {
+        let entries = target.engine.vault().ok_or_else(no_vault)?.list()?;
+        let pruned: Vec<VaultEntry> = entries
+            .into_iter()
+            .filter(|e| !e.live || also_live.contains(&e.change))
+            .collect();
+        let ids: Vec<i64> = pruned.iter().map(|e| e.id).collect();
+        target.engine.vault().ok_or_else(no_vault)?.prune(&ids)?;
+        for entry in pruned.iter().filter(|e| e.live) {
+            let mut row = target
+                .engine
+                .changes()?
+                .into_iter()
+                .find(|c| c.name == entry.change);
+            if let Some(row) = row.as_mut() {
+                // The revert can no longer put this data back.
+                row.revert_sql = None;
+                row.irreversible = Some(format!(
+                    "its kept data was pruned from the vault by {}",
+                    target.identity.actor
+                ));
+                target.engine.begin(&target.limits)?;
+                target.engine.put_change(row)?;
+                target.engine.commit()?;
+            }
+        }
+        Ok(VaultReport {
+            target: target.name.clone(),
+            entries: pruned,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rehash_keeps_the_vault_part() {
+        let generated = format!("{VAULT_MARKER} written\nSELECT 1;\n");
+        assert_eq!(
+            rehashed_revert(Some(&generated), None),
+            Some(generated.clone())
+        );
+        let appended = format!("DROP TABLE t;\n{VAULT_MARKER} put back\nSELECT 2;\n");
+        assert_eq!(
+            rehashed_revert(Some(&appended), Some("DROP TABLE t2;".into())),
+            Some(format!(
+                "DROP TABLE t2;\n{VAULT_MARKER} put back\nSELECT 2;\n"
+            ))
+        );
+        assert_eq!(
+            rehashed_revert(Some("DROP TABLE t;"), Some("X;".into())),
+            Some("X;".into())
+        );
+    }
+
+    #[test]
+    fn tables_match_with_or_without_schema() {
+        assert!(same_table("public.t", "t"));
+        assert!(same_table("\"T\"", "\"T\""));
+        assert!(!same_table("T", "\"T\""));
+        assert!(!same_table("a.t", "b.t"));
+    }
+}
