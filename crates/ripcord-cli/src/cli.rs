@@ -120,6 +120,10 @@ pub enum Command {
     /// restores of them.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Data that deployed changes destroyed, kept so that their revert can bring it
+    /// back (PostgreSQL).
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// The tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -302,6 +306,25 @@ pub enum OnConflict {
     Skip,
     /// Restore the old image anyway.
     Force,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Every vault entry: change, statement, table, rows, size, and whether a deployed
+    /// change's revert still needs it.
+    #[command(after_help = "Example:\n  ripcord vault list --json")]
+    List,
+    /// Remove kept data that no deployed change's revert needs (reverted changes,
+    /// failed deploys); `--change` also drops a deployed change's data, after which it
+    /// can no longer be reverted.
+    #[command(
+        after_help = "Example:\n  ripcord vault prune\n  ripcord vault prune --change 0007_drop_legacy"
+    )]
+    Prune {
+        /// Also prune this deployed change's kept data (it becomes irreversible).
+        #[arg(long = "change", value_name = "CHANGE")]
+        changes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

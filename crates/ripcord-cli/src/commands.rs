@@ -517,6 +517,23 @@ fn conflict_mode(mode: crate::cli::OnConflict) -> ripcord_core::capture::Conflic
     }
 }
 
+pub fn vault(
+    command: &crate::cli::VaultCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    use crate::cli::VaultCommand;
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    let (report, pruned) = match command {
+        VaultCommand::List => (ripcord::vault::list(&mut target)?, false),
+        VaultCommand::Prune { changes } => (ripcord::vault::prune(&mut target, changes)?, true),
+    };
+    printer.json(&report);
+    printer.block(render::vault(&report, pruned));
+    Ok(Exit::Success)
+}
+
 pub fn batch(
     command: &crate::cli::BatchCommand,
     global: &GlobalArgs,

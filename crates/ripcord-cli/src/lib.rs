@@ -58,6 +58,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Audit(command) => commands::audit(command, global, printer),
         Command::Capture(command) => commands::capture(command, global, printer),
         Command::Batch(command) => commands::batch(command, global, printer),
+        Command::Vault(command) => commands::vault(command, global, printer),
         Command::Flashback(args) => commands::flashback(args, global, printer),
         Command::Demo(args) => demo::run(args, printer),
     }

@@ -213,6 +213,8 @@ pub fn plan(args: &PlanArgs, global: &GlobalArgs, printer: Printer) -> Result<Ex
             "revert section".into()
         } else if let Some(reason) = &change.irreversible {
             format!("irreversible: {reason}")
+        } else if change.revert_by == "ripcord" {
+            "no revert section: ripcord writes the revert, with the vault".into()
         } else {
             "no revert section: deploy needs --accept-irreversible".into()
         });

@@ -573,3 +573,52 @@ pub fn undo(report: &ripcord::capture::UndoReport, dry_run: bool) -> String {
     let _ = writeln!(out, "{verdict}");
     out
 }
+
+/// `ripcord vault list` and `ripcord vault prune`.
+pub fn vault(report: &ripcord::vault::VaultReport, pruned: bool) -> String {
+    if report.entries.is_empty() {
+        return if pruned {
+            "Nothing to prune: every vault entry is still needed by a deployed change's revert.\n"
+                .into()
+        } else {
+            format!("The vault of {} is empty.\n", report.target)
+        };
+    }
+    let mut out = String::new();
+    let _ = if pruned {
+        writeln!(
+            out,
+            "Pruned {} vault entries of {}:",
+            report.entries.len(),
+            report.target
+        )
+    } else {
+        writeln!(out, "Vault of {}:", report.target)
+    };
+    let width = report
+        .entries
+        .iter()
+        .map(|e| e.change.len())
+        .max()
+        .unwrap_or(0);
+    for e in &report.entries {
+        let _ = writeln!(
+            out,
+            "  #{:<4} {:<width$}  statement {:<3} {:<11} {:<24} {:>9} rows  {:>7} KB  {}{}",
+            e.id,
+            e.change,
+            e.statement,
+            e.action,
+            e.table,
+            e.rows,
+            e.bytes / 1024,
+            e.created_at.format("%Y-%m-%d %H:%M"),
+            if e.live {
+                "  (its revert needs it)"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}

@@ -200,7 +200,7 @@ impl PgVault<'_> {
                 format!(
                     "{name} has no primary key or unique NOT NULL key, so {why} could not be matched to their rows again"
                 ),
-                "add a primary key first, or write a revert section and mark the statement `-- ripcord:allow` with a reason",
+                "add a primary key (or a unique index over NOT NULL columns) first, or give the change a revert section of its own",
             ));
         }
         Ok(keys)

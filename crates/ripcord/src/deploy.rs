@@ -576,6 +576,9 @@ fn deploy_in_one_transaction(
     let mut event = completed_event(change, deploy.len(), duration_ms, None);
     if let Some(keeper) = &keeper {
         event.detail["revert"] = json!(keeper.revert_kind());
+        if !keeper.not_kept.is_empty() {
+            event.detail["not_kept"] = json!(keeper.not_kept);
+        }
     }
     append_event(target, event)?;
     failpoint::hit("before_commit");

@@ -406,19 +406,10 @@ fn deploy_traced(
         ) {
             return fail(scratch, e);
         }
-        if let Some(keeper) = keeper.as_deref_mut() {
-            let finished = keeper
-                .after(scratch, change, &deploy, index, kept)
-                .and_then(|()| {
-                    if index + 1 == deploy.len() {
-                        keeper.finish(scratch)
-                    } else {
-                        Ok(())
-                    }
-                });
-            if let Err(e) = finished {
-                return fail(scratch, e);
-            }
+        if let Some(keeper) = keeper.as_deref_mut()
+            && let Err(e) = keeper.after(scratch, change, &deploy, index, kept)
+        {
+            return fail(scratch, e);
         }
         if trace {
             let mut locks = Vec::new();
@@ -453,6 +444,11 @@ fn deploy_traced(
                 });
             }
         }
+    }
+    if let Some(keeper) = keeper
+        && let Err(e) = keeper.finish(scratch)
+    {
+        return fail(scratch, e);
     }
     for index in 0..verify.len() {
         if let Err(e) = run_statement(

@@ -63,6 +63,8 @@ pub(crate) struct Keeper {
     created: Vec<String>,
     /// Steps whose helpers are removed when the change ends.
     to_release: Vec<Kept>,
+    /// What could not be kept (a change with its own revert deploys anyway).
+    pub(crate) not_kept: Vec<String>,
 }
 
 fn same_table(a: &str, b: &str) -> bool {
@@ -102,6 +104,7 @@ impl Keeper {
             undone: Vec::new(),
             created: Vec::new(),
             to_release: Vec::new(),
+            not_kept: Vec::new(),
         })
     }
 
@@ -130,12 +133,19 @@ impl Keeper {
             statement: index,
         };
         let mut kept = Vec::new();
-        for effect in effects.iter().filter(|e| self.wanted(e)) {
+        let wanted: Vec<&Effect> = effects.iter().filter(|e| self.wanted(e)).collect();
+        for effect in wanted {
             let mut vault = target.engine.vault().expect("vault checked before");
-            let one = vault
-                .keep(effect, &origin)
-                .map_err(|e| vault_failure(change, script, index, e))?;
-            kept.push(one);
+            match vault.keep(effect, &origin) {
+                Ok(one) => kept.push(one),
+                // The author's revert is the way back; the vault only completes it.
+                Err(EngineError::Invalid { reason, .. }) if !self.generate => {
+                    self.not_kept
+                        .push(format!("statement {}: {reason}", index + 1));
+                }
+                Err(e) => return Err(vault_failure(change, script, index, e)),
+            }
+            crate::failpoint::hit("vault_kept");
         }
         for effect in &effects {
             if let Effect::Creates {
