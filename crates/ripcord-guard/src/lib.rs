@@ -165,6 +165,16 @@ pub fn classify_change(change: &Change) -> Vec<Finding> {
             findings.push(Finding::new(change, rule, message, None, span.clone()));
         }
     }
+    let statements: Vec<&str> = change
+        .deploy
+        .statements
+        .iter()
+        .map(|span| &change.text[span.clone()])
+        .collect();
+    for (index, rule, message) in rules::change_rules(&statements) {
+        let span = change.deploy.statements[index].clone();
+        findings.push(Finding::new(change, rule, message, None, span));
+    }
     findings.sort_by_key(|f| (f.location.span.start, f.rule.clone()));
     findings
 }

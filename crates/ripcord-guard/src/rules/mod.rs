@@ -4,6 +4,13 @@
 //! data-destroying DML in a deploy and opaque `DO` blocks.
 
 use ripcord_core::splitter::leading_words;
+use squawk_syntax::SourceFile;
+use squawk_syntax::ast;
+
+mod enum_add_value;
+mod foreign_key_without_index;
+mod lossy_type_change;
+mod set_not_null_scan;
 
 use crate::{Reversibility, Severity};
 
@@ -106,13 +113,55 @@ const CATALOGUE: &[RuleInfo] = &[
         false,
         Some("run it as a tagged batch (`ripcord batch run`) so it can be undone"),
     ),
+    // The lock and rewrite of any type change; whether values can be lost is
+    // lossy-type-change's to say.
     rule(
         "changing-column-type",
+        Warning,
+        Safe,
+        ACCESS_EXCLUSIVE,
+        true,
+        None,
+    ),
+    rule(
+        "lossy-type-change",
         Warning,
         Preserving,
         ACCESS_EXCLUSIVE,
         true,
+        Some(
+            "add a new column, backfill it in batches and switch readers over; on deploy the vault keeps the old values",
+        ),
+    ),
+    rule(
+        "enum-add-value",
+        Warning,
+        Irreversible,
         None,
+        false,
+        Some(
+            "give the change `-- irreversible: <reason>`, or keep the values in a lookup table that a revert can change",
+        ),
+    ),
+    rule(
+        "set-not-null-scan",
+        Warning,
+        Safe,
+        Some("ACCESS EXCLUSIVE while every row is checked"),
+        false,
+        Some(
+            "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL (no scan) and drop the check",
+        ),
+    ),
+    rule(
+        "foreign-key-without-index",
+        Warning,
+        Safe,
+        None,
+        false,
+        Some(
+            "CREATE INDEX CONCURRENTLY on the referencing columns (in a `transaction: none` change), or suppress naming the index that exists",
+        ),
     ),
     // Statements nothing can undo.
     rule(
@@ -304,6 +353,10 @@ const OWN_RULES: &[&str] = &[
     "delete-in-deploy",
     "opaque-do-block",
     "unparsed-statement",
+    "lossy-type-change",
+    "enum-add-value",
+    "set-not-null-scan",
+    "foreign-key-without-index",
 ];
 
 /// What ripcord knows about `id` (defaults for rules not in the catalogue).
@@ -410,5 +463,35 @@ pub(crate) fn ripcord_rules(statement: &str, in_transaction: bool) -> Vec<(&'sta
         )],
         _ => Vec::new(),
     });
+    if let Some(stmt) = parse_one(statement) {
+        if let Some(message) = lossy_type_change::check(&stmt) {
+            found.push(("lossy-type-change", message));
+        }
+        if let Some(message) = enum_add_value::check(&stmt) {
+            found.push(("enum-add-value", message));
+        }
+    }
+    found
+}
+
+fn parse_one(statement: &str) -> Option<ast::Stmt> {
+    let parsed = SourceFile::parse(statement);
+    if !parsed.errors().is_empty() {
+        return None;
+    }
+    parsed.tree().stmts().next()
+}
+
+/// ripcord's rules that look at the whole change (what earlier or later statements
+/// do): `(statement index, rule, message)`.
+pub(crate) fn change_rules(statements: &[&str]) -> Vec<(usize, &'static str, String)> {
+    let parsed: Vec<Option<ast::Stmt>> = statements.iter().map(|s| parse_one(s)).collect();
+    let mut found = Vec::new();
+    for (index, message) in set_not_null_scan::check(&parsed) {
+        found.push((index, "set-not-null-scan", message));
+    }
+    for (index, message) in foreign_key_without_index::check(&parsed) {
+        found.push((index, "foreign-key-without-index", message));
+    }
     found
 }
