@@ -604,14 +604,18 @@ pub fn vault(report: &ripcord::vault::VaultReport, pruned: bool) -> String {
     for e in &report.entries {
         let _ = writeln!(
             out,
-            "  #{:<4} {:<width$}  statement {:<3} {:<11} {:<24} {:>9} rows  {:>7} KB  {}{}",
+            "  #{:<4} {:<width$}  statement {:<3} {:<11} {:<24} {:>9} rows  {:>10}  {}{}",
             e.id,
             e.change,
             e.statement,
             e.action,
             e.table,
             e.rows,
-            e.bytes / 1024,
+            if e.bytes > 0 {
+                format!("{} KB", (e.bytes + 1023) / 1024)
+            } else {
+                String::new()
+            },
             e.created_at.format("%Y-%m-%d %H:%M"),
             if e.live {
                 "  (its revert needs it)"

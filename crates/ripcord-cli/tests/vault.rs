@@ -285,3 +285,124 @@ fn pruning_a_deployed_changes_data_makes_it_irreversible_on_request_only() {
     expect_exit(&out, 4);
     assert!(stderr(&out).contains("pruned"), "{}", stderr(&out));
 }
+
+mod sqlite {
+    //! The same promise on SQLite, for the statements SQLite can undo: DELETE, UPDATE,
+    //! INSERT, DROP TABLE, CREATE, ADD COLUMN, RENAME.
+
+    use super::*;
+
+    fn checksum(db: &Db) -> String {
+        let schema = db.scalar(
+            "SELECT group_concat(type || ' ' || name, ', ') FROM \
+             (SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'ripcord%' \
+              AND name NOT LIKE 'sqlite%' ORDER BY type, name)",
+        );
+        let mut out = format!("{schema}\n");
+        if db.has_table("parent") {
+            out.push_str(&db.scalar(
+                "SELECT count(*) || ' ' || coalesce(group_concat(x, '|'), '') FROM \
+                 (SELECT json_array(id, name) x FROM parent ORDER BY id)",
+            ));
+        }
+        out.push_str(&db.scalar(
+            "SELECT count(*) || ' ' || coalesce(group_concat(x, '|'), '') FROM \
+             (SELECT json_array(id, code, note, twice) x FROM t ORDER BY id)",
+        ));
+        out
+    }
+
+    const BASE: &str = "-- ripcord:deploy
+CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE INDEX parent_name ON parent (name);
+CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT NOT NULL, note TEXT,
+                twice INTEGER GENERATED ALWAYS AS (id * 2) STORED);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)
+INSERT INTO t (id, code, note) SELECT i, printf('%03d', i), CASE WHEN i % 7 = 0 THEN NULL ELSE 'n' || i END FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+INSERT INTO parent SELECT i, 'p' || i FROM n;
+-- ripcord:revert
+DROP TABLE t;
+DROP TABLE parent;
+";
+
+    const CHANGES: &[(&str, &str, &str)] = &[
+        (
+            "0002_delete",
+            "DELETE FROM t WHERE id > 40;",
+            "INSERT INTO t (id, code, note) VALUES (41, '041', 'n41');",
+        ),
+        (
+            "0003_update",
+            "UPDATE t SET note = 'changed', code = 'x' WHERE id % 3 = 0;",
+            "SELECT 1;",
+        ),
+        (
+            "0004_insert",
+            "INSERT INTO t (id, code) VALUES (100, '100'), (101, '101');",
+            "SELECT 1;",
+        ),
+        (
+            "0005_drop_table",
+            "DROP TABLE parent;",
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\nCREATE INDEX parent_name ON parent (name);",
+        ),
+    ];
+
+    fn exact_reverts(with_author_revert: bool) {
+        let (project, db) = Db::sqlite_project();
+        project.change("0001_base", BASE);
+        for (name, deploy, revert) in CHANGES {
+            let text = if with_author_revert {
+                format!("-- ripcord:deploy\n{deploy}\n-- ripcord:revert\n{revert}\n")
+            } else {
+                format!("-- ripcord:deploy\n{deploy}\n")
+            };
+            project.change(name, &text);
+        }
+        ok(&project, &["deploy", "--to", "0001_base"]);
+        let mut before = Vec::new();
+        for (name, _, _) in CHANGES {
+            before.push(checksum(&db));
+            ok(&project, &["deploy", "--to", name]);
+            assert_ne!(
+                checksum(&db),
+                *before.last().unwrap(),
+                "{name} changed something"
+            );
+        }
+        for (index, (name, _, _)) in CHANGES.iter().enumerate().rev() {
+            ok(&project, &["revert", "--last", "1", "-y"]);
+            assert_eq!(checksum(&db), before[index], "reverting {name} is exact");
+        }
+        if !with_author_revert {
+            let out = ok(&project, &["drill"]);
+            assert!(out.contains("Drill passed"), "{out}");
+        }
+    }
+
+    #[test]
+    fn deploy_only_changes_revert_exactly() {
+        exact_reverts(false);
+    }
+
+    #[test]
+    fn an_incomplete_author_revert_is_completed() {
+        exact_reverts(true);
+    }
+
+    #[test]
+    fn dropping_a_column_still_needs_a_revert_on_sqlite() {
+        let (project, db) = Db::sqlite_project();
+        project.change("0001_base", BASE);
+        ok(&project, &["deploy"]);
+        project.change(
+            "0002_drop",
+            "-- ripcord:deploy\nALTER TABLE t DROP COLUMN note;\n",
+        );
+        let out = run(&project, &["deploy"]);
+        expect_exit(&out, 4);
+        assert!(stderr(&out).contains("SQLite"), "{}", stderr(&out));
+        assert!(db.has_column("t", "note"));
+    }
+}

@@ -163,6 +163,28 @@ impl Effect {
         )
     }
 
+    /// Can `engine`'s vault keep and undo this effect? SQLite cannot alter a column or
+    /// a constraint in place, and putting a dropped column back would move it.
+    pub fn kept_by(&self, engine: crate::EngineKind) -> bool {
+        match engine {
+            crate::EngineKind::Postgres => true,
+            crate::EngineKind::Sqlite => !matches!(
+                self,
+                Effect::DropColumn { .. }
+                    | Effect::AlterType { .. }
+                    | Effect::ColumnDefault { .. }
+                    | Effect::ColumnNotNull { .. }
+                    | Effect::AddConstraint { .. }
+                    | Effect::DropConstraint { .. }
+                    | Effect::Truncate { .. }
+                    | Effect::Creates {
+                        kind: CreatedKind::Sequence | CreatedKind::MaterializedView,
+                        ..
+                    }
+            ),
+        }
+    }
+
     /// The table the effect is about, as written.
     pub fn table(&self) -> Option<&str> {
         match self {

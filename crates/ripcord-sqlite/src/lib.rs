@@ -8,6 +8,7 @@
 
 mod capture;
 mod snapshot;
+mod vault;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -144,6 +145,40 @@ impl SqliteEngine {
             }
         }
     }
+}
+
+/// `"name"` → `name` where the quotes change nothing: SQLite writes renamed tables and
+/// columns back quoted, and `t` and `"t"` are the same schema.
+fn unquote_plain_names(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(open) = rest.find(['"', '\'']) {
+        out.push_str(&rest[..open]);
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(quote) else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &after[..close];
+        let plain = inner
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !vault::is_keyword(inner);
+        if quote == '"' && plain {
+            out.push_str(inner);
+        } else {
+            // String literals (and names that need their quotes) stay as written.
+            out.push(quote);
+            out.push_str(inner);
+            out.push(quote);
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Scratch database files made by drill start with this.
@@ -645,6 +680,12 @@ impl Engine for SqliteEngine {
         .map_err(map_error)
     }
 
+    fn vault(&mut self) -> Option<Box<dyn ripcord_core::vault::Vault + '_>> {
+        Some(Box::new(vault::SqliteVault {
+            conn: &mut self.conn,
+        }))
+    }
+
     fn capture(&mut self) -> Option<Box<dyn ripcord_core::capture::Capture + '_>> {
         Some(Box::new(capture::SqliteCapture {
             conn: &mut self.conn,
@@ -669,7 +710,7 @@ impl Engine for SqliteEngine {
         };
         for (kind, name, sql) in masters {
             let definition = sql
-                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .map(|s| unquote_plain_names(&s.split_whitespace().collect::<Vec<_>>().join(" ")))
                 .unwrap_or_default();
             if kind == "table" {
                 let mut stmt = self
@@ -871,6 +912,16 @@ impl std::fmt::Debug for SqliteEngine {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quoting_plain_names_is_not_a_schema_difference() {
+        assert_eq!(
+            super::unquote_plain_names(
+                r#"CREATE TABLE "t" ("a" TEXT DEFAULT 'x "y"', "order" INT, "My Col" INT)"#
+            ),
+            r#"CREATE TABLE t (a TEXT DEFAULT 'x "y"', "order" INT, "My Col" INT)"#
+        );
+    }
+
     use super::*;
 
     fn holder(pid: u32) -> LockHolder {

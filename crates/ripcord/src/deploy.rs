@@ -39,7 +39,10 @@ pub struct DeployOptions {
 
 /// A change that cannot be reverted and does not say why needs consent to deploy;
 /// `Some(reason)` names what keeps ripcord from writing its revert.
-fn needs_consent(change: &Change, vault_available: bool) -> Option<Option<String>> {
+fn needs_consent(
+    change: &Change,
+    vault_available: Option<ripcord_core::EngineKind>,
+) -> Option<Option<String>> {
     if change.revert.is_some() || change.irreversible.is_some() {
         return None;
     }
@@ -133,7 +136,7 @@ fn pending<'a>(
     ledger: &[DeployedChange],
     to: Option<&str>,
     accepted: &[String],
-    vault_available: bool,
+    vault_available: Option<ripcord_core::EngineKind>,
 ) -> Result<Vec<Pending<'a>>, OpError> {
     for name in accepted {
         if plan.resolve(name).is_none() {
@@ -314,7 +317,7 @@ pub fn deploy(
     observer: &mut dyn Observer,
 ) -> Result<DeployReport, OpError> {
     let started = Instant::now();
-    let vault_available = target.engine.vault().is_some();
+    let vault_available = crate::vault::vault_engine(target);
     if options.dry_run {
         let ledger = target.engine.changes()?;
         let pending = pending(
@@ -519,7 +522,7 @@ fn deploy_in_one_transaction(
     seq: i64,
     observer: &mut dyn Observer,
     completed: &[String],
-    vault_available: bool,
+    vault_available: Option<ripcord_core::EngineKind>,
 ) -> Result<DeployedOutcome, OpError> {
     let started = Instant::now();
     let deploy = deploy_script(change);

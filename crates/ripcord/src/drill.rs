@@ -508,7 +508,7 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
         redeploy_ms: 0,
         locks: Vec::new(),
     };
-    let vault = scratch.engine.vault().is_some();
+    let vault = crate::vault::vault_engine(scratch);
     if change.revert.is_none() {
         match &change.irreversible {
             Some(reason) => {

@@ -77,7 +77,7 @@ fn rank(class: Reversibility) -> u8 {
 
 /// Who writes the revert of `change`: `author`, `ripcord` (from the deploy section,
 /// with the vault), or `none`.
-fn revert_by(change: &Change, vault: bool) -> &'static str {
+fn revert_by(change: &Change, vault: Option<ripcord_core::EngineKind>) -> &'static str {
     if change.revert.is_some() {
         "author"
     } else if change.irreversible.is_none()
@@ -89,9 +89,15 @@ fn revert_by(change: &Change, vault: bool) -> &'static str {
     }
 }
 
-fn safety_net(change: &Change, class: Reversibility, nets: SafetyNets, vault: bool) -> String {
-    let keeps =
-        vault && change.transaction == TransactionMode::PerChange && change.irreversible.is_none();
+fn safety_net(
+    change: &Change,
+    class: Reversibility,
+    nets: SafetyNets,
+    vault: Option<ripcord_core::EngineKind>,
+) -> String {
+    let keeps = vault.is_some()
+        && change.transaction == TransactionMode::PerChange
+        && change.irreversible.is_none();
     let undo = match revert_by(change, vault) {
         "author" if keeps => "its revert section, then ripcord puts the kept data back",
         "author" => "its revert section",
@@ -127,7 +133,7 @@ pub fn plan(
     nets: SafetyNets,
 ) -> Result<PlanReport, OpError> {
     let ledger = target.engine.changes()?;
-    let vault = target.engine.vault().is_some();
+    let vault = crate::vault::vault_engine(target);
     let last = match to {
         Some(name) => Some(
             plan.resolve(name)
@@ -163,7 +169,11 @@ pub fn plan(
     })
 }
 
-fn change_plan(change: &Change, nets: SafetyNets, vault: bool) -> ChangePlan {
+fn change_plan(
+    change: &Change,
+    nets: SafetyNets,
+    vault: Option<ripcord_core::EngineKind>,
+) -> ChangePlan {
     // Suppressions accept a risk; they do not change what a statement does.
     let findings = classify_change(change);
     let statements = change

@@ -6,7 +6,7 @@
 //! shows and removes kept data whose change can no longer be reverted.
 
 use ripcord_core::vault::{Effect, Kept, Undo, VaultEntry, VaultOrigin, identifier_value};
-use ripcord_core::{Change, EngineError, SectionKind, TransactionMode};
+use ripcord_core::{Change, EngineError, EngineKind, SectionKind, TransactionMode};
 use serde::Serialize;
 
 use crate::error::{ChangeFailure, OpError, Phase};
@@ -27,11 +27,12 @@ pub fn change_effects(change: &Change) -> Vec<Option<Vec<Effect>>> {
         .collect()
 }
 
-/// Why ripcord cannot write the revert of `change` itself, or `None` when it can.
-pub fn why_not_generated(change: &Change, vault_available: bool) -> Option<String> {
-    if !vault_available {
+/// Why ripcord cannot write the revert of `change` itself on `engine` (`None`: an
+/// engine without a vault), or `None` when it can.
+pub fn why_not_generated(change: &Change, engine: Option<EngineKind>) -> Option<String> {
+    let Some(engine) = engine else {
         return Some("this engine has no vault, so ripcord cannot write reverts".into());
-    }
+    };
     if change.transaction == TransactionMode::None {
         return Some(
             "it runs with `transaction: none`; ripcord writes reverts only for one-transaction changes"
@@ -39,21 +40,46 @@ pub fn why_not_generated(change: &Change, vault_available: bool) -> Option<Strin
         );
     }
     for (index, effects) in change_effects(change).iter().enumerate() {
-        if effects.is_none() {
-            let span = change.deploy.statements[index].clone();
-            return Some(format!(
-                "statement {} ({}) is not one ripcord knows how to undo",
-                index + 1,
-                change.location(span).display_short()
-            ));
+        let at = || {
+            change
+                .location(change.deploy.statements[index].clone())
+                .display_short()
+        };
+        match effects {
+            None => {
+                return Some(format!(
+                    "statement {} ({}) is not one ripcord knows how to undo",
+                    index + 1,
+                    at()
+                ));
+            }
+            Some(effects) if effects.iter().any(|e| !e.kept_by(engine)) => {
+                return Some(format!(
+                    "statement {} ({}) is not one ripcord can undo on {}",
+                    index + 1,
+                    at(),
+                    match engine {
+                        EngineKind::Postgres => "PostgreSQL",
+                        EngineKind::Sqlite => "SQLite",
+                    }
+                ));
+            }
+            Some(_) => {}
         }
     }
     None
 }
 
+/// The engine of `target` when it has a vault.
+pub(crate) fn vault_engine(target: &mut Target) -> Option<EngineKind> {
+    let has_vault = target.engine.vault().is_some();
+    has_vault.then(|| target.engine.kind())
+}
+
 /// Keeps what a change's statements destroy while the change deploys, and collects
 /// their undo.
 pub(crate) struct Keeper {
+    engine: EngineKind,
     effects: Vec<Option<Vec<Effect>>>,
     /// The change has no revert section: ripcord writes it.
     generate: bool,
@@ -80,15 +106,13 @@ fn same_table(a: &str, b: &str) -> bool {
 impl Keeper {
     /// A keeper for `change`, or `None` when nothing is kept (no vault, `transaction:
     /// none`, or a change declared irreversible).
-    pub(crate) fn for_change(change: &Change, vault_available: bool) -> Option<Keeper> {
-        if !vault_available
-            || change.transaction == TransactionMode::None
-            || change.irreversible.is_some()
-        {
+    pub(crate) fn for_change(change: &Change, engine: Option<EngineKind>) -> Option<Keeper> {
+        let engine = engine?;
+        if change.transaction == TransactionMode::None || change.irreversible.is_some() {
             return None;
         }
         let effects = change_effects(change);
-        let generate = change.revert.is_none() && effects.iter().all(Option::is_some);
+        let generate = change.revert.is_none() && why_not_generated(change, Some(engine)).is_none();
         if !generate
             && !effects
                 .iter()
@@ -99,6 +123,7 @@ impl Keeper {
             return None;
         }
         Some(Keeper {
+            engine,
             effects,
             generate,
             undone: Vec::new(),
@@ -109,6 +134,9 @@ impl Keeper {
     }
 
     fn wanted(&self, effect: &Effect) -> bool {
+        if !effect.kept_by(self.engine) {
+            return false;
+        }
         if let Some(table) = effect.table()
             && self.created.iter().any(|c| same_table(c, table))
         {
