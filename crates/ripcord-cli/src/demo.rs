@@ -72,6 +72,16 @@ UPDATE orders SET coupon = 'WELCOME' WHERE custmer_id = 1;\n\
 ALTER TABLE orders DROP COLUMN coupon;\n",
 );
 
+/// A clean-up without a revert section: ripcord writes its revert and keeps what it
+/// deletes and overwrites in the vault.
+const VAULTED_CHANGE: (&str, &str) = (
+    "0005_cleanup",
+    "-- requires: 0004_order_status\n\
+-- ripcord:deploy\n\
+DELETE FROM orders WHERE total_cents < 1000;\n\
+UPDATE orders SET status = 'archived' WHERE customer_id = 1;\n",
+);
+
 const DRILLED_CHANGE: (&str, &str) = (
     "0005_big_orders",
     "-- requires: 0002_orders\n\
@@ -303,6 +313,46 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     step(
         &printer,
         &mut n,
+        "A change without a revert section: the vault keeps what it destroys",
+        "0005_cleanup deletes and overwrites orders and has no revert section. ripcord recognizes its statements, keeps the rows they destroy in the vault inside the deploy transaction, and writes the revert itself.",
+    );
+    let vaulted = root
+        .join("changes")
+        .join(format!("{}.sql", VAULTED_CHANGE.0));
+    std::fs::write(&vaulted, VAULTED_CHANGE.1).map_err(io)?;
+    let plan = load_plan(root)?;
+    let before = orders_summary(&mut target)?;
+    printer.line(format!("  before:            {before}"));
+    let report = deploy(&mut target, &plan, &DeployOptions::default(), &mut progress)?;
+    printer.block(render::deploy_summary(&report));
+    printer.line(format!(
+        "  after 0005_cleanup: {}",
+        orders_summary(&mut target)?
+    ));
+    printer.block(render::vault(&ripcord::vault::list(&mut target)?, false));
+    let report = revert(
+        &mut target,
+        &plan,
+        &RevertOptions {
+            selection: Selection::Last(1),
+            dry_run: false,
+        },
+        &mut progress,
+    )?;
+    printer.block(render::revert_summary(&report));
+    let after = orders_summary(&mut target)?;
+    printer.line(format!("  after the revert:  {after}"));
+    if after != before {
+        return Err(CommandError::new(
+            Exit::Failed,
+            "demo: the written revert did not bring the orders back; that is a bug in ripcord",
+        ));
+    }
+    std::fs::remove_file(&vaulted).map_err(io)?;
+
+    step(
+        &printer,
+        &mut n,
         "Undo one bad load, and only that one",
         "Capture records what an undo needs. A good load and a bad one write to orders; `ripcord batch revert` undoes the bad one set-wise and keeps the good one.",
     );
@@ -415,6 +465,9 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         "  - the last change was reverted and deployed again from the ledger's recorded SQL;",
     );
     printer.line("  - an edited deployed change was refused until rehashed with a reason;");
+    printer.line(
+        "  - a clean-up without a revert section was undone by the revert ripcord wrote, from the vault;",
+    );
     printer.line("  - one bad data load was undone exactly, leaving a good load in place;");
     printer.line("  - an emptied table came back from a verified snapshot;");
     printer.line("  - every step is in an audit chain whose integrity was just verified.");

@@ -279,10 +279,14 @@ fn sqlite_drill_from_target_copies_the_data() {
     );
     expect_exit(&out, 0);
     db.exec("INSERT INTO t (id, n) VALUES (99, 5)");
-    // Starting from a copy of the target, the revert that hard-codes rows is caught.
+    // Starting from a copy of the target, a revert that deletes a row it should have
+    // restored is caught (the vault puts back old values, not rows the revert removes).
     project.change(
         "0003_more",
-        &change("DELETE FROM t WHERE id = 99;", "SELECT 1;"),
+        &change(
+            "UPDATE t SET n = n + 1 WHERE id = 99;",
+            "DELETE FROM t WHERE id = 99;",
+        ),
     );
     let out = run(&project, &["drill", "--from-target", "--changes", "0003.."]);
     expect_exit(&out, 1);

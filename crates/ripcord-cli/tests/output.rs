@@ -87,7 +87,7 @@ fn demo_runs_end_to_end_without_a_server() {
         "{text}"
     );
     assert!(
-        text.contains("audit chain of dev: 13 events intact"),
+        text.contains("audit chain of dev: 15 events intact"),
         "{text}"
     );
 }

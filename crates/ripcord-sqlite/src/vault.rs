@@ -487,38 +487,25 @@ impl Vault for SqliteVault<'_> {
                  FROM ripcord_vault v ORDER BY v.id",
             )
             .map_err(map_error)?;
-        let rows: Vec<(i64, String, i64, String, String, i64, String, bool)> = stmt
+        let entries = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
+                let at: String = r.get(6)?;
+                Ok(VaultEntry {
+                    id: r.get(0)?,
+                    change: r.get(1)?,
+                    statement: r.get::<_, i64>(2)? as i32,
+                    action: r.get(3)?,
+                    table: r.get(4)?,
+                    rows: r.get(5)?,
+                    bytes: 0,
+                    created_at: at.parse().unwrap_or_default(),
+                    live: r.get(7)?,
+                })
             })
             .map_err(map_error)?
             .collect::<Result<_, _>>()
             .map_err(map_error)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, change, statement, action, table, rows, at, live)| VaultEntry {
-                    id,
-                    change,
-                    statement: statement as i32,
-                    action,
-                    table,
-                    rows,
-                    bytes: 0,
-                    created_at: at.parse().unwrap_or_default(),
-                    live,
-                },
-            )
-            .collect())
+        Ok(entries)
     }
 
     fn prune(&mut self, ids: &[i64]) -> Result<(), EngineError> {
