@@ -136,7 +136,10 @@ fn plan_shows_pending_statements_with_class_lock_and_safety_net() {
     let delete = &changes[0]["statements"][1];
     assert_eq!(delete["class"], "preserving");
     assert!(
-        delete["safety_net"].as_str().unwrap().contains("NOT kept"),
+        delete["safety_net"]
+            .as_str()
+            .unwrap()
+            .contains("kept in the vault first"),
         "{delete}"
     );
     let index = &changes[0]["statements"][0];
@@ -147,6 +150,13 @@ fn plan_shows_pending_statements_with_class_lock_and_safety_net() {
     assert_eq!(drop["needs_consent"], true);
     assert_eq!(drop["statements"][0]["class"], "preserving");
     assert_eq!(drop["statements"][0]["rules"][0], "ban-drop-column");
+    assert!(
+        drop["statements"][0]["safety_net"]
+            .as_str()
+            .unwrap()
+            .contains("NOT kept"),
+        "SQLite cannot keep a dropped column: {drop}"
+    );
     let with_snapshot = ok(&project, &["plan", "--snapshot"]);
     assert!(
         with_snapshot.contains("in the snapshot deploy takes first"),

@@ -21,7 +21,12 @@ fn checksum(db: &Db) -> String {
            SELECT format('constraint %s %s', conname, pg_get_constraintdef(oid)) FROM pg_constraint
             WHERE connamespace = 'public'::regnamespace
            UNION ALL
-           SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname = 'public') s",
+           SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname = 'public'
+           UNION ALL
+           SELECT format('trigger %s', pg_get_triggerdef(oid)) FROM pg_trigger WHERE NOT tgisinternal
+           UNION ALL
+           SELECT format('grants %s %s', relname, relacl) FROM pg_class
+            WHERE relnamespace = 'public'::regnamespace AND relacl IS NOT NULL) s",
     );
     let mut data = String::new();
     for table in ["parent", "child", "t"] {
@@ -43,6 +48,9 @@ CREATE TABLE child (id integer PRIMARY KEY, parent_id integer REFERENCES parent 
 CREATE TABLE t (id integer PRIMARY KEY, code text NOT NULL, note text, amount numeric(10,2),
                 tags text[], doc jsonb, seen timestamptz, twice integer GENERATED ALWAYS AS (id * 2) STORED);
 CREATE INDEX t_note_idx ON t (note);
+CREATE FUNCTION parent_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.name := trim(NEW.name); RETURN NEW; END $$;
+CREATE TRIGGER parent_touch BEFORE INSERT OR UPDATE ON parent FOR EACH ROW EXECUTE FUNCTION parent_touch();
+GRANT SELECT ON parent TO PUBLIC;
 INSERT INTO parent SELECT i, 'p' || i FROM generate_series(1, 20) i;
 INSERT INTO child SELECT i, 1 + i % 20, i FROM generate_series(1, 60) i;
 INSERT INTO t (id, code, note, amount, tags, doc, seen)
@@ -53,6 +61,7 @@ INSERT INTO t (id, code, note, amount, tags, doc, seen)
 DROP TABLE t;
 DROP TABLE child;
 DROP TABLE parent;
+DROP FUNCTION parent_touch();
 ";
 
 /// The destructive changes, each with the incomplete revert an author might write.
@@ -83,6 +92,8 @@ const DESTRUCTIVE: &[(&str, &str, &str)] = &[
         "DROP TABLE parent CASCADE;",
         "CREATE TABLE parent (id integer PRIMARY KEY, name text NOT NULL);\n\
          CREATE INDEX parent_name_idx ON parent (name);\n\
+         CREATE TRIGGER parent_touch BEFORE INSERT OR UPDATE ON parent FOR EACH ROW EXECUTE FUNCTION parent_touch();\n\
+         GRANT SELECT ON parent TO PUBLIC;\n\
          ALTER TABLE child ADD CONSTRAINT child_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES parent (id);",
     ),
 ];

@@ -91,13 +91,17 @@ fn revert_by(change: &Change, vault: Option<ripcord_core::EngineKind>) -> &'stat
 
 fn safety_net(
     change: &Change,
+    statement: &str,
     class: Reversibility,
     nets: SafetyNets,
     vault: Option<ripcord_core::EngineKind>,
 ) -> String {
-    let keeps = vault.is_some()
-        && change.transaction == TransactionMode::PerChange
-        && change.irreversible.is_none();
+    let keeps = vault.is_some_and(|engine| {
+        change.transaction == TransactionMode::PerChange
+            && change.irreversible.is_none()
+            && ripcord_guard::statement_effects(statement)
+                .is_some_and(|effects| effects.iter().all(|e| e.kept_by(engine)))
+    });
     let undo = match revert_by(change, vault) {
         "author" if keeps => "its revert section, then ripcord puts the kept data back",
         "author" => "its revert section",
@@ -203,7 +207,7 @@ fn change_plan(
                 lock: on.iter().find_map(|f| f.lock),
                 rewrite: on.iter().any(|f| f.rewrite),
                 rules: on.iter().map(|f| f.rule.clone()).collect(),
-                safety_net: safety_net(change, class, nets, vault),
+                safety_net: safety_net(change, &change.text[span.clone()], class, nets, vault),
             }
         })
         .collect();

@@ -1,16 +1,22 @@
 //! The rule catalogue: for every rule id (squawk's and ripcord's own), its severity, the
 //! reversibility class of the statements it finds, the lock they take, whether they
-//! rewrite the table, and a hint. Also ripcord's own rules, which squawk does not have:
-//! data-destroying DML in a deploy and opaque `DO` blocks.
+//! rewrite the table, and a hint; and the dispatch to ripcord's own rules, which squawk
+//! does not have, one module each.
 
-use ripcord_core::splitter::leading_words;
 use squawk_syntax::SourceFile;
 use squawk_syntax::ast;
 
+mod blocking_refresh;
+mod delete_in_deploy;
 mod enum_add_value;
 mod foreign_key_without_index;
 mod lossy_type_change;
+mod opaque_do_block;
 mod set_not_null_scan;
+mod statement_needs_own_transaction;
+mod table_rewrite;
+mod truncate_table;
+mod update_in_deploy;
 
 use crate::{Reversibility, Severity};
 
@@ -390,79 +396,25 @@ pub fn rules() -> &'static [RuleInfo] {
     CATALOGUE
 }
 
-/// Statements PostgreSQL refuses inside a transaction block.
-fn needs_own_transaction(statement: &str) -> bool {
-    let words = leading_words(statement, 4);
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let upper = statement.to_ascii_uppercase();
-    matches!(
-        words.as_slice(),
-        ["CREATE", "INDEX", "CONCURRENTLY", ..]
-            | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]
-            | ["DROP", "INDEX", "CONCURRENTLY", ..]
-            | ["VACUUM", ..]
-            | ["CREATE", "DATABASE", ..]
-            | ["DROP", "DATABASE", ..]
-            | ["ALTER", "SYSTEM", ..]
-    ) || (words.first() == Some(&"REINDEX") && upper.contains("CONCURRENTLY"))
-        || (upper.contains("DETACH PARTITION") && upper.contains("CONCURRENTLY"))
-}
-
 /// ripcord's own rules on one statement of a change (`in_transaction`: the change runs
 /// in one transaction): `(rule, message)`.
 pub(crate) fn ripcord_rules(statement: &str, in_transaction: bool) -> Vec<(&'static str, String)> {
-    let mut found = Vec::new();
-    if in_transaction && needs_own_transaction(statement) {
-        found.push((
+    let checks: [(&'static str, Option<String>); 7] = [
+        (
             "statement-needs-own-transaction",
-            "PostgreSQL refuses this statement inside a transaction, and this change runs in one"
-                .into(),
-        ));
-    }
-    let upper = statement.to_ascii_uppercase();
-    let all_words = leading_words(statement, 4);
-    let all_words: Vec<&str> = all_words.iter().map(String::as_str).collect();
-    match all_words.as_slice() {
-        ["VACUUM", "FULL", ..] | ["CLUSTER", ..] => found.push((
-            "table-rewrite",
-            "this rewrites the whole table while holding an ACCESS EXCLUSIVE lock".into(),
-        )),
-        ["ALTER", "TABLE", ..]
-            if upper.contains("SET UNLOGGED") || upper.contains("SET LOGGED") =>
-        {
-            found.push((
-                "table-rewrite",
-                "SET LOGGED / SET UNLOGGED rewrites the whole table under an ACCESS EXCLUSIVE lock".into(),
-            ))
-        }
-        ["REFRESH", "MATERIALIZED", "VIEW", next] if *next != "CONCURRENTLY" => found.push((
-            "blocking-refresh",
-            "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every reader of the view until it ends".into(),
-        )),
-        _ => {}
-    }
-    let words = leading_words(statement, 2);
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    found.extend(match words.as_slice() {
-        ["TRUNCATE", ..] => vec![(
-            "truncate-table",
-            "TRUNCATE removes every row; a revert cannot bring them back unless they are kept"
-                .into(),
-        )],
-        ["UPDATE", ..] => vec![(
-            "update-in-deploy",
-            "UPDATE in a deploy overwrites values; a revert needs the old ones".into(),
-        )],
-        ["DELETE", ..] => vec![(
-            "delete-in-deploy",
-            "DELETE in a deploy removes rows; a revert needs them".into(),
-        )],
-        ["DO", ..] => vec![(
-            "opaque-do-block",
-            "a DO block runs code ripcord cannot classify".into(),
-        )],
-        _ => Vec::new(),
-    });
+            statement_needs_own_transaction::check(statement, in_transaction),
+        ),
+        ("table-rewrite", table_rewrite::check(statement)),
+        ("blocking-refresh", blocking_refresh::check(statement)),
+        ("truncate-table", truncate_table::check(statement)),
+        ("update-in-deploy", update_in_deploy::check(statement)),
+        ("delete-in-deploy", delete_in_deploy::check(statement)),
+        ("opaque-do-block", opaque_do_block::check(statement)),
+    ];
+    let mut found: Vec<(&'static str, String)> = checks
+        .into_iter()
+        .filter_map(|(rule, message)| message.map(|m| (rule, m)))
+        .collect();
     if let Some(stmt) = parse_one(statement) {
         if let Some(message) = lossy_type_change::check(&stmt) {
             found.push(("lossy-type-change", message));
