@@ -411,7 +411,8 @@ fn a_change_without_revert_needs_consent_which_the_audit_chain_keeps() {
     let (project, db) = Db::sqlite_project();
     project.change(
         "0001_purge",
-        "-- ripcord:deploy\nCREATE TABLE scratch (id integer);\nDROP TABLE scratch;\n",
+        // SQLite cannot keep a dropped column, so ripcord cannot write this revert.
+        "-- ripcord:deploy\nCREATE TABLE scratch (id integer, note text);\nALTER TABLE scratch DROP COLUMN note;\n",
     );
     let refused = run(&project, &["deploy", "--json"]);
     expect_exit(&refused, 4);

@@ -403,6 +403,24 @@ DROP TABLE parent;
     }
 
     #[test]
+    fn a_table_made_filled_and_dropped_in_one_change_reverts_to_nothing() {
+        for (project, db) in [Db::sqlite_project(), Db::postgres_project()] {
+            project.change(
+                "0001_tmp",
+                "-- ripcord:deploy\nCREATE TABLE tmp (id integer PRIMARY KEY, v text);\n\
+                 INSERT INTO tmp VALUES (1, 'a'), (2, 'b');\nUPDATE tmp SET v = 'c';\n\
+                 ALTER TABLE tmp RENAME TO tmp2;\nDROP TABLE tmp2;\n",
+            );
+            ok(&project, &["deploy"]);
+            assert!(!db.has_table("tmp") && !db.has_table("tmp2"));
+            ok(&project, &["revert", "-y"]);
+            assert!(!db.has_table("tmp") && !db.has_table("tmp2"));
+            let out = ok(&project, &["drill"]);
+            assert!(out.contains("Drill passed"), "{out}");
+        }
+    }
+
+    #[test]
     fn dropping_a_column_still_needs_a_revert_on_sqlite() {
         let (project, db) = Db::sqlite_project();
         project.change("0001_base", BASE);

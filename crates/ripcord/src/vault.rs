@@ -137,12 +137,15 @@ impl Keeper {
         if !effect.kept_by(self.engine) {
             return false;
         }
+        let data = effect.destroys_data() || matches!(effect, Effect::Insert { .. });
         if let Some(table) = effect.table()
             && self.created.iter().any(|c| same_table(c, table))
         {
-            return false;
+            // Its rows go when the revert drops the table; only a drop of it must be
+            // undone first, so that the drop of what was created finds the table.
+            return self.generate && (!data || matches!(effect, Effect::DropTable { .. }));
         }
-        self.generate || effect.destroys_data() || matches!(effect, Effect::Insert { .. })
+        self.generate || data
     }
 
     /// Before statement `index` runs.
