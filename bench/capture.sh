@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: write overhead of ripcord's row-change capture, against no capture and
+# Benchmark: write overhead of ripcord's row-change capture, against no capture,
 # against a row-level jsonb audit trigger (the supa_audit / pgMemento kind, written
-# here as the peer), and the time of `batch revert` against the original load.
+# here as the peer) and against the table_log extension (Debian package
+# postgresql-15-tablelog, installed with apt-get when running as root and missing;
+# its column is left out, saying so, when it cannot be installed), and the time of
+# `batch revert` against the original load.
 #
 #   bash bench/capture.sh [ROWS] [REPS]     (defaults 1000000 and 3)
 #
@@ -14,6 +17,20 @@ REPS=${2:-3}
 start_pg -c shared_buffers=1GB -c max_wal_size=8GB
 psql() { command psql -qAtX -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d cap "$@"; }
 command psql -qAt -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "create database cap"
+
+# The table_log peer: its extension files must be in the server's share directory.
+TABLE_LOG=0
+ext_dir="$("$BIN/pg_config" --sharedir 2>/dev/null || echo /usr/share/postgresql/15)/extension"
+if [ ! -f "$ext_dir/table_log.control" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "bench: installing postgresql-15-tablelog" >&2
+  apt-get install -y -qq postgresql-15-tablelog >/dev/null 2>&1 || true
+fi
+if [ -f "$ext_dir/table_log.control" ]; then
+  TABLE_LOG=1
+  psql -c "CREATE EXTENSION table_log"
+else
+  echo "bench: table_log is not installable here; its column is left out" >&2
+fi
 
 build_ripcord
 URL="postgres://postgres@127.0.0.1:$PORT/cap"
@@ -45,32 +62,55 @@ min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc)" = 1 ]; then echo "$2"; else
 
 # Each repetition uses fresh tables; the three variants alternate so that they share
 # the machine's noise, and the best time of each counts.
-ins_plain=""; ins_cap=""; ins_audit=""; upd_plain=""; upd_cap=""; upd_audit=""
+ins_plain=""; ins_cap=""; ins_audit=""; ins_tl=""; upd_plain=""; upd_cap=""; upd_audit=""; upd_tl=""
 for r in $(seq 1 "$REPS"); do
   psql -c "CREATE TABLE plain_$r $SHAPE" -c "CREATE TABLE captured_$r $SHAPE" -c "CREATE TABLE audited_$r $SHAPE" \
        -c "CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON audited_$r FOR EACH ROW EXECUTE FUNCTION audit_row()"
   "$RIPCORD" --url "$URL" -q capture enable "captured_$r"
+  if [ "$TABLE_LOG" = 1 ]; then
+    psql -c "CREATE TABLE logged_$r $SHAPE" -c "SELECT table_log_init(4, 'public', 'logged_$r', 'public', 'logged_${r}_log')"
+  fi
   psql -c CHECKPOINT
   ins_plain=$(min "$ins_plain" "$(sql_timed "INSERT INTO plain_$r $LOAD")"); psql -c CHECKPOINT
   last_ins=$(timed psql -c "SET ripcord.batch = 'load_$r'" -c "INSERT INTO captured_$r $LOAD")
   ins_cap=$(min "$ins_cap" "$last_ins"); psql -c CHECKPOINT
   ins_audit=$(min "$ins_audit" "$(sql_timed "INSERT INTO audited_$r $LOAD")"); psql -c CHECKPOINT
+  if [ "$TABLE_LOG" = 1 ]; then
+    ins_tl=$(min "$ins_tl" "$(sql_timed "INSERT INTO logged_$r $LOAD")"); psql -c CHECKPOINT
+  fi
   upd_plain=$(min "$upd_plain" "$(sql_timed "UPDATE plain_$r SET status = 'paid', total = total + 1")"); psql -c CHECKPOINT
   last_upd=$(timed psql -c "SET ripcord.batch = 'fix_$r'" -c "UPDATE captured_$r SET status = 'paid', total = total + 1")
   upd_cap=$(min "$upd_cap" "$last_upd"); psql -c CHECKPOINT
   upd_audit=$(min "$upd_audit" "$(sql_timed "UPDATE audited_$r SET status = 'paid', total = total + 1")"); psql -c CHECKPOINT
+  if [ "$TABLE_LOG" = 1 ]; then
+    upd_tl=$(min "$upd_tl" "$(sql_timed "UPDATE logged_$r SET status = 'paid', total = total + 1")"); psql -c CHECKPOINT
+  fi
 done
-# Reverts on the last repetition's batches.
+# Reverts on the last repetition's batches. The UPDATE batch: nothing changed its rows since.
 rev_upd=$(timed "$RIPCORD" --url "$URL" -q batch revert "fix_$REPS"); psql -c CHECKPOINT
-# The load was touched again by the fix and its revert: force, as an operator would.
+# A load that nothing touched since: one more captured load into a fresh table.
+psql -c "CREATE TABLE reloaded $SHAPE"
+"$RIPCORD" --url "$URL" -q capture enable reloaded
+psql -c CHECKPOINT
+last_reload=$(timed psql -c "SET ripcord.batch = 'reload'" -c "INSERT INTO reloaded $LOAD"); psql -c CHECKPOINT
+rev_reload=$(timed "$RIPCORD" --url "$URL" -q batch revert reload); psql -c CHECKPOINT
+[ "$(psql -c "select count(*) from reloaded")" = 0 ] || { echo "bench: batch revert left rows behind" >&2; exit 1; }
+# The first load, whose rows the fix and its revert touched since: force, as an operator would.
 rev_load=$(timed "$RIPCORD" --url "$URL" -q batch revert "load_$REPS" --on-conflict force)
 [ "$(psql -c "select count(*) from captured_$REPS")" = 0 ] || { echo "bench: batch revert left rows behind" >&2; exit 1; }
 
-ratio() { echo "scale=2; $1 / $2" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc | sed "s/^\./0./"; }
 printf '\n%s rows, PostgreSQL %s, best of %s, seconds (ratio to the plain statement)\n\n' "$ROWS" "$(pg_version)" "$REPS"
-printf '| statement | plain | ripcord capture | row-level jsonb audit trigger |\n|---|---:|---:|---:|\n'
-printf '| INSERT %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$ins_plain" "$ins_cap" "$(ratio "$ins_cap" "$ins_plain")" "$ins_audit" "$(ratio "$ins_audit" "$ins_plain")"
-printf '| UPDATE %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$upd_plain" "$upd_cap" "$(ratio "$upd_cap" "$upd_plain")" "$upd_audit" "$(ratio "$upd_audit" "$upd_plain")"
+if [ "$TABLE_LOG" = 1 ]; then
+  printf '| statement | plain | ripcord capture | row-level jsonb audit trigger | table_log |\n|---|---:|---:|---:|---:|\n'
+  printf '| INSERT %s rows | %.2f | %.2f (%sx) | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$ins_plain" "$ins_cap" "$(ratio "$ins_cap" "$ins_plain")" "$ins_audit" "$(ratio "$ins_audit" "$ins_plain")" "$ins_tl" "$(ratio "$ins_tl" "$ins_plain")"
+  printf '| UPDATE %s rows | %.2f | %.2f (%sx) | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$upd_plain" "$upd_cap" "$(ratio "$upd_cap" "$upd_plain")" "$upd_audit" "$(ratio "$upd_audit" "$upd_plain")" "$upd_tl" "$(ratio "$upd_tl" "$upd_plain")"
+else
+  printf '| statement | plain | ripcord capture | row-level jsonb audit trigger |\n|---|---:|---:|---:|\n'
+  printf '| INSERT %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$ins_plain" "$ins_cap" "$(ratio "$ins_cap" "$ins_plain")" "$ins_audit" "$(ratio "$ins_audit" "$ins_plain")"
+  printf '| UPDATE %s rows | %.2f | %.2f (%sx) | %.2f (%sx) |\n' "$ROWS" "$upd_plain" "$upd_cap" "$(ratio "$upd_cap" "$upd_plain")" "$upd_audit" "$(ratio "$upd_audit" "$upd_plain")"
+fi
 printf '\n| batch revert (last repetition) | seconds | the original statement (captured) | revert / original |\n|---|---:|---:|---:|\n'
 printf '| revert of the %s-row UPDATE batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_upd" "$last_upd" "$(ratio "$rev_upd" "$last_upd")"
-printf '| revert of the %s-row INSERT batch | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_load" "$last_ins" "$(ratio "$rev_load" "$last_ins")"
+printf '| revert of a %s-row INSERT batch nothing touched since | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_reload" "$last_reload" "$(ratio "$rev_reload" "$last_reload")"
+printf '| revert of the %s-row INSERT batch, updated twice since (--on-conflict force) | %.2f | %.2f | %sx |\n' "$ROWS" "$rev_load" "$last_ins" "$(ratio "$rev_load" "$last_ins")"

@@ -102,6 +102,12 @@ impl TableInfo {
             .join(" AND ")
     }
 
+    /// One row per INSERT statement with one array per key column: writing a few
+    /// large values costs far less than a row per inserted row.
+    fn keys_table(&self) -> String {
+        self.log_table.replacen("capture_log_", "capture_keys_", 1)
+    }
+
     fn log_key_join(&self, a: &str, b: &str) -> String {
         (0..self.key_columns.len())
             .map(|i| format!("{a}.k{i} = {b}.k{i}"))
@@ -172,6 +178,10 @@ fn describe(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
     })
 }
 
+/// Above this many bytes of keys, an INSERT's keys are logged a row per key: arrays
+/// are built in memory, and one value cannot exceed 1 GB.
+const MAX_KEY_ARRAY_BYTES: i64 = 256 * 1024 * 1024;
+
 fn install_sql(t: &TableInfo) -> String {
     let key_defs: String = t
         .key_types
@@ -180,7 +190,30 @@ fn install_sql(t: &TableInfo) -> String {
         .map(|(i, ty)| format!(", k{i} {ty}"))
         .collect();
     let log_keys = t.log_keys();
-    let new_keys = t.keys("n");
+    let new_keys = t.keys("nw");
+    let keys = t.keys_table();
+    let array_defs: String = t
+        .key_types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!(", k{i} {ty}[]"))
+        .collect();
+    let array_storage: String = (0..t.key_columns.len())
+        .map(|i| format!("ALTER TABLE {keys} ALTER COLUMN k{i} SET STORAGE EXTERNAL;\n"))
+        .collect();
+    let key_aggs = t
+        .key_columns
+        .iter()
+        .map(|k| format!("array_agg(nw.{})", ident(k)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let key_size = t
+        .key_columns
+        .iter()
+        .map(|k| format!("pg_column_size(nw.{})", ident(k)))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let max_key_bytes = MAX_KEY_ARRAY_BYTES;
     let old_keys = t.keys("o");
     let changed = t
         .key_columns
@@ -199,7 +232,12 @@ fn install_sql(t: &TableInfo) -> String {
         r#"
 CREATE TABLE IF NOT EXISTS {log} (stmt_id bigint, op "char" NOT NULL{key_defs});
 CREATE INDEX IF NOT EXISTS capture_log_{relid}_stmt ON {log} USING brin (stmt_id);
-CREATE INDEX IF NOT EXISTS capture_log_{relid}_unassigned ON {log} (op) WHERE stmt_id IS NULL;
+CREATE INDEX IF NOT EXISTS capture_log_{relid}_newkeys ON {log} (stmt_id) WHERE op = 'N';
+DROP INDEX IF EXISTS ripcord.capture_log_{relid}_unassigned;
+-- Stored uncompressed: compressing the arrays costs more time than the space is worth.
+CREATE TABLE IF NOT EXISTS {keys} (stmt_id bigint NOT NULL{array_defs});
+{array_storage}
+CREATE INDEX IF NOT EXISTS capture_keys_{relid}_stmt ON {keys} (stmt_id);
 CREATE OR REPLACE FUNCTION ripcord.capture_fn_{relid}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -208,9 +246,11 @@ DECLARE
     cols    text[];
     logcols text[];
     missing record;
+    key_bytes bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        IF NOT EXISTS (SELECT 1 FROM ripcord_new) THEN RETURN NULL; END IF;
+        SELECT count(*), coalesce(sum({key_size}), 0) INTO n, key_bytes FROM ripcord_new nw;
+        IF n = 0 THEN RETURN NULL; END IF;
     ELSE
         IF TG_OP <> 'TRUNCATE' AND NOT EXISTS (SELECT 1 FROM ripcord_old) THEN RETURN NULL; END IF;
         -- Mirror columns added or retyped since the last statement.
@@ -236,17 +276,23 @@ BEGIN
             {name}, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char", 0, cols, logcols)
     RETURNING stmt_id INTO sid;
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO {log} (stmt_id, op, {log_keys}) SELECT sid, 'I', {new_keys} FROM ripcord_new n;
-    ELSE
-        EXECUTE format('INSERT INTO {log} (stmt_id, op, {log_keys}, %s) SELECT $1, $2, {old_keys}, %s FROM %s o',
-                       (SELECT string_agg(quote_ident(c), ', ') FROM unnest(logcols) c),
-                       (SELECT string_agg('o.' || quote_ident(c), ', ') FROM unnest(cols) c),
-                       CASE TG_OP WHEN 'TRUNCATE' THEN 'ONLY {table_literal}' ELSE 'ripcord_old' END)
-        USING sid, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char";
+        -- Keys as arrays, unless they would make a value too large to build in memory.
+        IF key_bytes <= {max_key_bytes} THEN
+            INSERT INTO {keys} (stmt_id, {log_keys}) SELECT sid, {key_aggs} FROM ripcord_new nw;
+        ELSE
+            INSERT INTO {log} (stmt_id, op, {log_keys}) SELECT sid, 'I', {new_keys} FROM ripcord_new nw;
+        END IF;
+        UPDATE ripcord.capture_statements SET rows = n WHERE stmt_id = sid;
+        RETURN NULL;
     END IF;
+    EXECUTE format('INSERT INTO {log} (stmt_id, op, {log_keys}, %s) SELECT $1, $2, {old_keys}, %s FROM %s o',
+                   (SELECT string_agg(quote_ident(c), ', ') FROM unnest(logcols) c),
+                   (SELECT string_agg('o.' || quote_ident(c), ', ') FROM unnest(cols) c),
+                   CASE TG_OP WHEN 'TRUNCATE' THEN 'ONLY {table_literal}' ELSE 'ripcord_old' END)
+    USING sid, CASE TG_OP WHEN 'TRUNCATE' THEN 'D' ELSE left(TG_OP, 1) END::"char";
     GET DIAGNOSTICS n = ROW_COUNT;
     IF TG_OP = 'UPDATE' THEN
-        UPDATE {log} SET stmt_id = sid WHERE stmt_id IS NULL;
+        UPDATE {log} SET stmt_id = sid WHERE op = 'N' AND stmt_id IS NULL;
     END IF;
     UPDATE ripcord.capture_statements SET rows = n WHERE stmt_id = sid;
     RETURN NULL;
@@ -298,6 +344,14 @@ fn captured(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
         log_table: row.get(2),
         ..info
     })
+}
+
+/// Whether the relation `name` exists (log tables of older versions lack some).
+fn exists(client: &mut Client, name: &str) -> Result<bool, EngineError> {
+    Ok(client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .map_err(map_error)?
+        .get(0))
 }
 
 fn scope_filter(scope: &UndoScope, alias: &str) -> String {
@@ -409,6 +463,23 @@ impl Capture for PgCapture<'_> {
                         &[table, &before],
                     )
                     .map_err(map_error)? as i64;
+                let keys = log.replacen("capture_log_", "capture_keys_", 1);
+                if exists(self.client, &keys)? {
+                    let pruned: i64 = self
+                        .client
+                        .query_one(
+                            &format!(
+                                "WITH gone AS (DELETE FROM {keys} l USING ripcord.capture_statements s
+                                     WHERE s.stmt_id = l.stmt_id AND s.table_name = $1 AND s.at < $2::text::timestamptz
+                                     RETURNING cardinality(l.k0) AS n)
+                                 SELECT coalesce(sum(n), 0)::int8 FROM gone"
+                            ),
+                            &[table, &before],
+                        )
+                        .map_err(map_error)?
+                        .get(0);
+                    removed += pruned;
+                }
             }
             self.client
                 .execute(
@@ -473,6 +544,13 @@ impl Capture for PgCapture<'_> {
         self.client
             .execute("SELECT set_config('ripcord.batch', $1, true)", &[&tag])
             .map_err(map_error)?;
+        // The joins below hash a whole batch: with a small work_mem they spill to disk.
+        self.client
+            .batch_execute(&format!(
+                "SELECT set_config('work_mem', '{UNDO_WORK_MEM}', true)
+                 WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{UNDO_WORK_MEM}')"
+            ))
+            .map_err(map_error)?;
         let normalized;
         let scope = if let UndoScope::After { table, after } = scope {
             let info = captured(self.client, table)?;
@@ -523,94 +601,30 @@ impl Capture for PgCapture<'_> {
                 "`ripcord batch list` shows the batches in the capture log",
             ));
         }
-        // Conflicts can only come from statements after the scope's first one; the BRIN
-        // index on stmt_id lets the scans skip everything before it.
-        let first_stmt: i64 = self
-            .client
-            .query_one(
-                &format!("SELECT coalesce(min(s.stmt_id), 0) FROM ripcord.capture_statements s WHERE {filter}"),
-                &[],
-            )
-            .map_err(map_error)?
-            .get(0);
         let mut outcome = UndoOutcome::default();
         let mut prepared = Vec::new();
         for (index, name) in tables.iter().enumerate() {
             let info = captured(self.client, name)?;
-            let first = format!("pg_temp.rc_first_{index}");
-            let l_keys = (0..info.key_columns.len())
-                .map(|i| format!("l.k{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            self.client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {first}"))
-                .map_err(map_error)?;
-            let collected = self
-                .client
-                .execute(
-                    &format!(
-                        "CREATE TEMP TABLE {first} ON COMMIT DROP AS
-                         SELECT DISTINCT ON ({l_keys}) l.*, s.columns, s.log_columns
-                         FROM {log} l JOIN ripcord.capture_statements s ON s.stmt_id = l.stmt_id
-                         WHERE {filter}
-                         ORDER BY {l_keys}, l.stmt_id, (l.op = 'N')",
-                        log = info.log_table
-                    ),
-                    &[],
-                )
-                .map_err(map_error)?;
-            self.client
-                .batch_execute(&format!("ANALYZE {first}"))
-                .map_err(map_error)?;
+            let plan = self.plan_table(&info, &filter, index)?;
             progress(&UndoProgress {
                 table: info.name.clone(),
                 step: "collected",
-                rows: collected as i64,
+                rows: plan.scope.rows,
             });
-            let later = scope_filter(scope, "s2");
-            let key_text = (0..info.key_columns.len())
-                .map(|i| format!("f.k{i}::text"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let f_keys = (0..info.key_columns.len())
-                .map(|i| format!("f.k{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let conflicts = self
-                .client
-                .query(
-                    &format!(
-                        "SELECT DISTINCT ON ({f_keys}) concat_ws(', ', {key_text}), s2.batch, s2.at
-                         FROM {first} f
-                         JOIN {log} l2 ON {join}
-                         JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
-                         WHERE l2.stmt_id > {first_stmt} AND l2.stmt_id > f.stmt_id AND NOT ({later})
-                         ORDER BY {f_keys}, l2.stmt_id",
-                        log = info.log_table,
-                        join = info.log_key_join("l2", "f"),
-                    ),
-                    &[],
-                )
-                .map_err(map_error)?;
-            for row in &conflicts {
-                outcome.conflicts.push(Conflict {
-                    table: info.name.clone(),
-                    key: row.get(0),
-                    later_batch: row.get(1),
-                    at: row.get(2),
-                });
-            }
+            let conflicts = self.conflicts(&info, &plan)?;
             progress(&UndoProgress {
                 table: info.name.clone(),
                 step: "checked",
                 rows: conflicts.len() as i64,
             });
-            prepared.push((info, first, conflicts.len() as i64));
+            let count = conflicts.len();
+            outcome.conflicts.extend(conflicts);
+            prepared.push((info, plan, count));
         }
         if mode == ConflictMode::Abort && !outcome.conflicts.is_empty() {
             return Ok(outcome);
         }
-        for (info, first, conflict_count) in prepared {
+        for (info, mut plan, conflict_count) in prepared {
             let mut undo = TableUndo {
                 table: info.name.clone(),
                 deleted: 0,
@@ -619,38 +633,29 @@ impl Capture for PgCapture<'_> {
                 skipped: 0,
             };
             if mode == ConflictMode::Skip && conflict_count > 0 {
-                let later = scope_filter(scope, "s2");
-                undo.skipped = self
+                undo.skipped = self.drop_conflicting(&info, &mut plan)?;
+            }
+            // Only inserts and key changes leave rows that did not exist before.
+            if plan.scope.inserts || plan.scope.updates {
+                undo.deleted = self
                     .client
                     .execute(
                         &format!(
-                            "DELETE FROM {first} f WHERE EXISTS (
-                                 SELECT 1 FROM {log} l2 JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
-                                 WHERE {join} AND l2.stmt_id > {first_stmt} AND l2.stmt_id > f.stmt_id AND NOT ({later}))",
-                            log = info.log_table,
-                            join = info.log_key_join("l2", "f"),
+                            "DELETE FROM {table} t USING {first} f WHERE f.op IN ('I', 'N') AND {join}",
+                            table = info.quoted,
+                            first = plan.first,
+                            join = info.key_join("f", "t"),
                         ),
                         &[],
                     )
                     .map_err(map_error)? as i64;
             }
-            undo.deleted = self
-                .client
-                .execute(
-                    &format!(
-                        "DELETE FROM {table} t USING {first} f WHERE f.op IN ('I', 'N') AND {join}",
-                        table = info.quoted,
-                        join = info.key_join("f", "t"),
-                    ),
-                    &[],
-                )
-                .map_err(map_error)? as i64;
             progress(&UndoProgress {
                 table: info.name.clone(),
                 step: "deleted",
                 rows: undo.deleted,
             });
-            let (updated, inserted) = self.restore_images(&info, &first)?;
+            let (updated, inserted) = self.restore_images(&info, &plan)?;
             undo.updated = updated;
             undo.inserted = inserted;
             progress(&UndoProgress {
@@ -664,7 +669,343 @@ impl Capture for PgCapture<'_> {
     }
 }
 
+/// work_mem for the undo transaction (raised to this, never lowered).
+const UNDO_WORK_MEM: &str = "256MB";
+
+/// A set of logged statements of one table, read as a condition on a `stmt_id` column.
+struct StatementSet {
+    /// Condition over `s` (a `ripcord.capture_statements` row) selecting the set.
+    filter: String,
+    table: String,
+    lo: i64,
+    hi: i64,
+    count: i64,
+    /// Rows the statements logged.
+    rows: i64,
+    inserts: bool,
+    updates: bool,
+    /// No statement of the table between `lo` and `hi` is outside the set.
+    contiguous: bool,
+}
+
+impl StatementSet {
+    fn condition(&self, column: &str) -> String {
+        let range = format!("{column} BETWEEN {} AND {}", self.lo, self.hi);
+        if self.contiguous {
+            range
+        } else {
+            format!(
+                "{range} AND {column} IN (SELECT s.stmt_id FROM ripcord.capture_statements s
+                 WHERE s.table_name = {} AND s.stmt_id BETWEEN {} AND {} AND {})",
+                literal(&self.table),
+                self.lo,
+                self.hi,
+                self.filter
+            )
+        }
+    }
+}
+
+/// What an undo reads for one table.
+struct TablePlan {
+    scope: StatementSet,
+    later: Option<StatementSet>,
+    /// Per key, the scope's first entry with its statement's column lists: a temporary
+    /// table, or a subquery when the scope is one statement that logged each key once.
+    first: String,
+    first_is_table: bool,
+    temp_name: String,
+    /// The log's old-row columns.
+    image_columns: Vec<String>,
+    keys_table: bool,
+}
+
 impl PgCapture<'_> {
+    /// The statements of `table` matching `filter` (over `s`), or None.
+    fn statement_set(
+        &mut self,
+        table: &str,
+        filter: String,
+    ) -> Result<Option<StatementSet>, EngineError> {
+        let row = self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT min(s.stmt_id), max(s.stmt_id), count(*), coalesce(sum(s.rows), 0)::int8,
+                            coalesce(bool_or(s.op = 'I'), false), coalesce(bool_or(s.op = 'U'), false)
+                     FROM ripcord.capture_statements s WHERE s.table_name = $1 AND {filter}"
+                ),
+                &[&table],
+            )
+            .map_err(map_error)?;
+        let (Some(lo), Some(hi)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1))
+        else {
+            return Ok(None);
+        };
+        let count: i64 = row.get(2);
+        let in_range: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM ripcord.capture_statements WHERE table_name = $1 AND stmt_id BETWEEN $2 AND $3",
+                &[&table, &lo, &hi],
+            )
+            .map_err(map_error)?
+            .get(0);
+        Ok(Some(StatementSet {
+            filter,
+            table: table.to_string(),
+            lo,
+            hi,
+            count,
+            rows: row.get(3),
+            inserts: row.get(4),
+            updates: row.get(5),
+            contiguous: in_range == count,
+        }))
+    }
+
+    /// The log entries of `set` as one subquery with columns stmt_id, op, k0… and, with
+    /// `images`, the old-row columns: log rows and the unnested key arrays of inserts.
+    fn entries(
+        &self,
+        info: &TableInfo,
+        plan_images: &[String],
+        keys_table: bool,
+        set: &StatementSet,
+        images: bool,
+    ) -> String {
+        let keys = info.log_keys();
+        let image_list = if images {
+            plan_images
+                .iter()
+                .map(|c| format!(", l.{}", ident(c)))
+                .collect::<String>()
+        } else {
+            String::new()
+        };
+        let l_keys = (0..info.key_columns.len())
+            .map(|i| format!("l.k{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!(
+            "SELECT l.stmt_id, l.op, {l_keys}{image_list} FROM {log} l WHERE {cond}",
+            log = info.log_table,
+            cond = set.condition("l.stmt_id")
+        );
+        if set.inserts && keys_table {
+            let nulls = if images {
+                ", NULL".repeat(plan_images.len())
+            } else {
+                String::new()
+            };
+            let arrays = (0..info.key_columns.len())
+                .map(|i| format!("c.k{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(
+                " UNION ALL SELECT c.stmt_id, 'I'::\"char\", u.* {nulls} FROM {chunks} c
+                  CROSS JOIN LATERAL unnest({arrays}) AS u({keys}) WHERE {cond}",
+                chunks = info.keys_table(),
+                cond = set.condition("c.stmt_id")
+            ));
+        }
+        format!("({sql})")
+    }
+
+    fn plan_table(
+        &mut self,
+        info: &TableInfo,
+        filter: &str,
+        index: usize,
+    ) -> Result<TablePlan, EngineError> {
+        // The undo's own statements are captured while they read the log: the trigger
+        // must find every column it mirrors already there (it cannot ALTER a table that
+        // the running statement reads).
+        let missing: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT 'a' || a.attnum || '_' || left(md5(format_type(a.atttypid, a.atttypmod)), 8),
+                        format_type(a.atttypid, a.atttypmod)
+                 FROM pg_attribute a
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                   AND NOT EXISTS (SELECT 1 FROM pg_attribute l
+                                   WHERE l.attrelid = $2::text::regclass AND NOT l.attisdropped
+                                     AND l.attname = 'a' || a.attnum || '_' || left(md5(format_type(a.atttypid, a.atttypmod)), 8))",
+                &[&info.relid, &info.log_table],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for (column, ty) in &missing {
+            self.client
+                .batch_execute(&format!(
+                    "ALTER TABLE {} ADD COLUMN {} {ty}",
+                    info.log_table,
+                    ident(column)
+                ))
+                .map_err(map_error)?;
+        }
+        let Some(scope) = self.statement_set(&info.name, filter.to_string())? else {
+            return Err(invalid(
+                format!("nothing of `{}` is in the scope", info.name),
+                "this is a bug in ripcord: please report it",
+            ));
+        };
+        let later = self.statement_set(
+            &info.name,
+            format!("s.stmt_id > {} AND NOT ({filter})", scope.lo),
+        )?;
+        let image_columns: Vec<String> = self
+            .client
+            .query(
+                "SELECT attname::text FROM pg_attribute
+                 WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped AND attname ~ '^a[0-9]+_'
+                 ORDER BY attnum",
+                &[&info.log_table],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let keys_table = exists(self.client, &info.keys_table())?;
+        // One statement logs each key once, unless it changed keys (then a key can
+        // appear as an old key and as another row's new key).
+        let changed_keys = scope.updates
+            && self
+                .client
+                .query_one(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM {log} WHERE op = 'N' AND stmt_id BETWEEN {lo} AND {hi})",
+                        log = info.log_table,
+                        lo = scope.lo,
+                        hi = scope.hi
+                    ),
+                    &[],
+                )
+                .map_err(map_error)?
+                .get::<_, bool>(0);
+        let entries = self.entries(info, &image_columns, keys_table, &scope, true);
+        let temp_name = format!("pg_temp.rc_first_{index}");
+        self.client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {temp_name}"))
+            .map_err(map_error)?;
+        let (first, first_is_table) = if scope.count == 1 && !changed_keys {
+            (
+                format!(
+                    "(SELECT e.*, s.columns, s.log_columns FROM {entries} e
+                      CROSS JOIN (SELECT columns, log_columns FROM ripcord.capture_statements WHERE stmt_id = {lo}) s)",
+                    lo = scope.lo
+                ),
+                false,
+            )
+        } else {
+            let e_keys = (0..info.key_columns.len())
+                .map(|i| format!("e.k{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {temp_name} ON COMMIT DROP AS
+                     SELECT DISTINCT ON ({e_keys}) e.*, s.columns, s.log_columns
+                     FROM {entries} e JOIN ripcord.capture_statements s ON s.stmt_id = e.stmt_id
+                     ORDER BY {e_keys}, e.stmt_id, (e.op = 'N');
+                     ANALYZE {temp_name};"
+                ))
+                .map_err(map_error)?;
+            (temp_name.clone(), true)
+        };
+        Ok(TablePlan {
+            scope,
+            later,
+            first,
+            first_is_table,
+            temp_name,
+            image_columns,
+            keys_table,
+        })
+    }
+
+    /// Keys of the scope that a statement outside it changed later, with who and when.
+    fn conflicts(
+        &mut self,
+        info: &TableInfo,
+        plan: &TablePlan,
+    ) -> Result<Vec<Conflict>, EngineError> {
+        let Some(later) = &plan.later else {
+            return Ok(Vec::new());
+        };
+        let later_entries = self.entries(info, &plan.image_columns, plan.keys_table, later, false);
+        let key_text = (0..info.key_columns.len())
+            .map(|i| format!("f.k{i}::text"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let f_keys = (0..info.key_columns.len())
+            .map(|i| format!("f.k{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT DISTINCT ON ({f_keys}) concat_ws(', ', {key_text}), s2.batch, s2.at
+                     FROM {first} f
+                     JOIN {later_entries} l2 ON {join}
+                     JOIN ripcord.capture_statements s2 ON s2.stmt_id = l2.stmt_id
+                     WHERE l2.stmt_id > f.stmt_id
+                     ORDER BY {f_keys}, l2.stmt_id",
+                    first = plan.first,
+                    join = info.log_key_join("l2", "f"),
+                ),
+                &[],
+            )
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| Conflict {
+                table: info.name.clone(),
+                key: row.get(0),
+                later_batch: row.get(1),
+                at: row.get(2),
+            })
+            .collect())
+    }
+
+    /// Leave out the keys that changed later (`--on-conflict skip`); returns how many.
+    fn drop_conflicting(
+        &mut self,
+        info: &TableInfo,
+        plan: &mut TablePlan,
+    ) -> Result<i64, EngineError> {
+        let Some(later) = &plan.later else {
+            return Ok(0);
+        };
+        if !plan.first_is_table {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT * FROM {first} f",
+                    temp = plan.temp_name,
+                    first = plan.first
+                ))
+                .map_err(map_error)?;
+            plan.first = plan.temp_name.clone();
+            plan.first_is_table = true;
+        }
+        let later_entries = self.entries(info, &plan.image_columns, plan.keys_table, later, false);
+        Ok(self
+            .client
+            .execute(
+                &format!(
+                    "DELETE FROM {first} f WHERE EXISTS (
+                         SELECT 1 FROM {later_entries} l2 WHERE {join} AND l2.stmt_id > f.stmt_id)",
+                    first = plan.first,
+                    join = info.log_key_join("l2", "f"),
+                ),
+                &[],
+            )
+            .map_err(map_error)? as i64)
+    }
+
     fn status_of(&mut self, name: &str) -> Result<CapturedTable, EngineError> {
         let row = self
             .client
@@ -674,11 +1015,17 @@ impl PgCapture<'_> {
             )
             .map_err(map_error)?;
         let log: String = row.get(3);
+        let keys = log.replacen("capture_log_", "capture_keys_", 1);
+        let inserted_keys = if exists(self.client, &keys)? {
+            format!("(SELECT coalesce(sum(cardinality(k0)), 0)::int8 FROM {keys})")
+        } else {
+            "0".to_string()
+        };
         let stats = self
             .client
             .query_one(
                 &format!(
-                    "SELECT (SELECT count(*) FROM {log}), (SELECT min(at) FROM ripcord.capture_statements WHERE table_name = $1)"
+                    "SELECT (SELECT count(*) FROM {log}) + {inserted_keys}, (SELECT min(at) FROM ripcord.capture_statements WHERE table_name = $1)"
                 ),
                 &[&name],
             )
@@ -695,15 +1042,23 @@ impl PgCapture<'_> {
 
     /// Put back the old images of `first` (rows that existed before the scope): update
     /// the rows that exist, insert the ones that do not. One pass per column layout.
-    fn restore_images(&mut self, info: &TableInfo, first: &str) -> Result<(i64, i64), EngineError> {
+    fn restore_images(
+        &mut self,
+        info: &TableInfo,
+        plan: &TablePlan,
+    ) -> Result<(i64, i64), EngineError> {
+        let first = &plan.first;
+        // The layouts of the scope's statements: a superset of those left in `first`.
         let layouts: Vec<(Vec<String>, Vec<String>)> = self
             .client
             .query(
                 &format!(
-                    "SELECT columns, log_columns FROM {first} WHERE columns IS NOT NULL AND op IN ('U', 'D')
-                     GROUP BY columns, log_columns ORDER BY columns, log_columns"
+                    "SELECT DISTINCT columns, log_columns FROM ripcord.capture_statements s
+                     WHERE s.table_name = $1 AND {} AND columns IS NOT NULL AND op IN ('U', 'D')
+                     ORDER BY columns, log_columns",
+                    plan.scope.condition("s.stmt_id")
                 ),
-                &[],
+                &[&info.name],
             )
             .map_err(map_error)?
             .iter()
@@ -766,7 +1121,7 @@ impl PgCapture<'_> {
                 ))
             );
             let key_match = info.key_join("f", "t");
-            updated += self
+            let updated_here = self
                 .client
                 .execute(
                     &format!(
@@ -776,17 +1131,32 @@ impl PgCapture<'_> {
                     &[],
                 )
                 .map_err(map_error)? as i64;
-            inserted += self
-                .client
-                .execute(
-                    &format!(
-                        "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {first} f
-                         WHERE {layout} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})",
-                        table = info.quoted
-                    ),
-                    &[],
-                )
-                .map_err(map_error)? as i64;
+            updated += updated_here;
+            // Every candidate updated means none is missing: skip the anti-join.
+            let candidates: i64 = if plan.first_is_table {
+                self.client
+                    .query_one(
+                        &format!("SELECT count(*) FROM {first} f WHERE {layout}"),
+                        &[],
+                    )
+                    .map_err(map_error)?
+                    .get(0)
+            } else {
+                plan.scope.rows
+            };
+            if updated_here < candidates {
+                inserted += self
+                    .client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {first} f
+                             WHERE {layout} AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})",
+                            table = info.quoted
+                        ),
+                        &[],
+                    )
+                    .map_err(map_error)? as i64;
+            }
         }
         Ok((updated, inserted))
     }
