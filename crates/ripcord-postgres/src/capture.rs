@@ -4,7 +4,8 @@
 //! one log table of its own, `ripcord.capture_log_<oid>`: per statement one header row
 //! in `ripcord.capture_statements` (transaction, time, batch tag, operation, the
 //! table's columns at that moment) and per row only what an undo needs — the key for
-//! inserts, the key and the old row for updates and deletes. The log mirrors the
+//! inserts (as one row of arrays per statement in `ripcord.capture_keys_<oid>`), the
+//! key and the old row for updates and deletes. The log mirrors the
 //! table's columns with their own types (`a<attnum>_<type hash>`; a column added or
 //! retyped later gets a new log column on first use), so old rows are copied datum by
 //! datum, with no text conversion either way. A narrow row-level trigger fires only when
@@ -636,7 +637,7 @@ impl Capture for PgCapture<'_> {
                 undo.skipped = self.drop_conflicting(&info, &mut plan)?;
             }
             // Only inserts and key changes leave rows that did not exist before.
-            if plan.scope.inserts || plan.scope.updates {
+            if plan.scope.inserts || plan.changed_keys {
                 undo.deleted = self
                     .client
                     .execute(
@@ -714,6 +715,8 @@ struct TablePlan {
     /// table, or a subquery when the scope is one statement that logged each key once.
     first: String,
     first_is_table: bool,
+    /// Some UPDATE of the scope changed a key (its new keys are logged as `N`).
+    changed_keys: bool,
     temp_name: String,
     /// The log's old-row columns.
     image_columns: Vec<String>,
@@ -920,6 +923,7 @@ impl PgCapture<'_> {
             later,
             first,
             first_is_table,
+            changed_keys,
             temp_name,
             image_columns,
             keys_table,
@@ -1109,17 +1113,22 @@ impl PgCapture<'_> {
                 .map(|(_, l)| format!("f.{}", ident(l)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let layout = format!(
-                "f.op IN ('U', 'D') AND f.log_columns = {}::text[]",
-                literal(&format!(
-                    "{{{}}}",
-                    log_columns
-                        .iter()
-                        .map(|c| format!("\"{c}\""))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ))
-            );
+            // One statement has one layout: no need to compare it row by row.
+            let layout = if !plan.first_is_table {
+                "f.op IN ('U', 'D')".to_string()
+            } else {
+                format!(
+                    "f.op IN ('U', 'D') AND f.log_columns = {}::text[]",
+                    literal(&format!(
+                        "{{{}}}",
+                        log_columns
+                            .iter()
+                            .map(|c| format!("\"{c}\""))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ))
+                )
+            };
             let key_match = info.key_join("f", "t");
             let updated_here = self
                 .client

@@ -18,6 +18,10 @@ enum Op {
     Upsert(i32, i32),
     Delete(i32),
     Bump(i32),
+    /// Change a row's key (when `from` exists and `to` does not).
+    Move(i32, i32),
+    /// One INSERT of the keys k, k+1, k+2 that do not exist yet.
+    Fill(i32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -25,6 +29,8 @@ fn op() -> impl Strategy<Value = Op> {
         (0..6, 0..100).prop_map(|(k, v)| Op::Upsert(k, v)),
         (0..6).prop_map(Op::Delete),
         (0..6).prop_map(Op::Bump),
+        (0..6, 0..9).prop_map(|(from, to)| Op::Move(from, to)),
+        (0..7).prop_map(Op::Fill),
     ]
 }
 
@@ -47,6 +53,14 @@ fn apply(client: &mut postgres::Client, state: &mut State, op: &Op) {
         Op::Delete(k) => client.execute("DELETE FROM t WHERE id = $1", &[k]),
         // A multi-row statement: every row at or above k.
         Op::Bump(k) => client.execute("UPDATE t SET v = v + 1 WHERE id >= $1", &[k]),
+        Op::Move(from, to) if state.contains_key(from) && !state.contains_key(to) => {
+            client.execute("UPDATE t SET id = $2 WHERE id = $1", &[from, to])
+        }
+        Op::Move(..) => Ok(0),
+        Op::Fill(k) => client.execute(
+            "INSERT INTO t SELECT g, 7 FROM generate_series($1, $1 + 2) g WHERE NOT EXISTS (SELECT 1 FROM t WHERE id = g)",
+            &[k],
+        ),
     }
     .unwrap();
     model_apply(state, op);
@@ -64,6 +78,12 @@ fn touched(ops: &[Op], before: &State) -> Vec<i32> {
                 }
             }
             Op::Bump(k) => keys.extend(state.range(*k..).map(|(key, _)| *key)),
+            Op::Move(from, to) => {
+                if state.contains_key(from) && !state.contains_key(to) {
+                    keys.extend([*from, *to]);
+                }
+            }
+            Op::Fill(k) => keys.extend((*k..*k + 3).filter(|key| !state.contains_key(key))),
         }
         model_apply(&mut state, op);
     }
@@ -83,6 +103,18 @@ fn model_apply(state: &mut State, op: &Op) {
         Op::Bump(k) => {
             for (_, v) in state.range_mut(*k..) {
                 *v += 1;
+            }
+        }
+        Op::Move(from, to) => {
+            if !state.contains_key(to)
+                && let Some(v) = state.remove(from)
+            {
+                state.insert(*to, v);
+            }
+        }
+        Op::Fill(k) => {
+            for key in *k..*k + 3 {
+                state.entry(key).or_insert(7);
             }
         }
     }
