@@ -612,6 +612,7 @@ impl Capture for PgCapture<'_> {
                 step: "collected",
                 rows: plan.scope.rows,
             });
+            self.choose_joins(&info, &plan)?;
             let conflicts = self.conflicts(&info, &plan)?;
             progress(&UndoProgress {
                 table: info.name.clone(),
@@ -633,6 +634,7 @@ impl Capture for PgCapture<'_> {
                 inserted: 0,
                 skipped: 0,
             };
+            self.choose_joins(&info, &plan)?;
             if mode == ConflictMode::Skip && conflict_count > 0 {
                 undo.skipped = self.drop_conflicting(&info, &mut plan)?;
             }
@@ -872,6 +874,22 @@ impl PgCapture<'_> {
             .map(|r| r.get(0))
             .collect();
         let keys_table = exists(self.client, &info.keys_table())?;
+        // A log whose statistics are missing or stale hides its size from the planner.
+        let stale: bool = self
+            .client
+            .query_one(
+                "SELECT coalesce(s.n_mod_since_analyze > greatest(1000, c.reltuples * 0.1) OR c.reltuples < 0, true)
+                 FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+                 WHERE c.oid = $1::text::regclass",
+                &[&info.log_table],
+            )
+            .map_err(map_error)?
+            .get(0);
+        if stale {
+            self.client
+                .batch_execute(&format!("ANALYZE {}", info.log_table))
+                .map_err(map_error)?;
+        }
         // One statement logs each key once, unless it changed keys (then a key can
         // appear as an old key and as another row's new key).
         let changed_keys = scope.updates
@@ -928,6 +946,23 @@ impl PgCapture<'_> {
             image_columns,
             keys_table,
         })
+    }
+
+    /// Tell the planner how large the scope is. It cannot know how many keys the arrays
+    /// hold, and a log that was never analyzed looks empty: either way it picks a
+    /// nested loop of index lookups, which for a bulk batch is many times slower than
+    /// one hash join. Small scopes of large tables keep the index lookups.
+    fn choose_joins(&mut self, info: &TableInfo, plan: &TablePlan) -> Result<(), EngineError> {
+        self.client
+            .query(
+                "SELECT set_config('enable_nestloop',
+                     CASE WHEN $2::int8 * 20 > greatest(c.reltuples::int8, pg_relation_size(c.oid) / 8192 * 50)
+                          THEN 'off' ELSE 'on' END, true)
+                 FROM pg_class c WHERE c.oid = $1",
+                &[&info.relid, &plan.scope.rows],
+            )
+            .map_err(map_error)?;
+        Ok(())
     }
 
     /// Keys of the scope that a statement outside it changed later, with who and when.
