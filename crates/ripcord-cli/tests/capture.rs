@@ -375,3 +375,48 @@ fn configured_tables_are_captured_once_a_deploy_creates_them() {
     let out = ok(&project, &["deploy"]);
     assert!(!out.contains("capture public.ledger"), "{out}");
 }
+
+/// Inserts logged a row per key (statements whose keys are too large for one array, and
+/// captures installed by older versions) and as arrays revert alike, in one batch.
+#[test]
+fn inserts_logged_as_rows_or_as_arrays_revert_alike() {
+    let (project, db) = setup();
+    as_batch(
+        &db,
+        "L",
+        "INSERT INTO acct SELECT g, 'arr' || g, g FROM generate_series(10, 14) g;
+         SET ripcord.key_array_max_bytes = 0;
+         INSERT INTO acct SELECT g, 'row' || g, g FROM generate_series(20, 22) g;
+         RESET ripcord.key_array_max_bytes",
+    );
+    let oid = db.scalar("SELECT 'acct'::regclass::oid::text");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT (SELECT sum(cardinality(k0)) FROM ripcord.capture_keys_{oid}) || '+' || (SELECT count(*) FROM ripcord.capture_log_{oid} WHERE op = 'I')"
+        )),
+        "5+3"
+    );
+    let status = ok(&project, &["capture", "status"]);
+    assert!(status.contains("8 log rows"), "{status}");
+    ok(&project, &["batch", "revert", "L"]);
+    assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cy:30 4:dee:40");
+}
+
+/// A table captured by a version without key arrays gets them on `capture enable`,
+/// keeping its history.
+#[test]
+fn enable_again_brings_an_older_capture_up_to_date() {
+    let (project, db) = setup();
+    // What an older version wrote: inserted keys as rows of the log, no key arrays.
+    db.exec(
+        "SET ripcord.key_array_max_bytes = 0; SET ripcord.batch = 'A';
+         INSERT INTO acct VALUES (5, 'eve', 50); UPDATE acct SET balance = balance + 1 WHERE id IN (1, 2); DELETE FROM acct WHERE id = 3",
+    );
+    let oid = db.scalar("SELECT 'acct'::regclass::oid::text");
+    db.exec(&format!("DROP TABLE ripcord.capture_keys_{oid}"));
+    ok(&project, &["capture", "enable", "acct"]);
+    as_batch(&db, "B", "INSERT INTO acct VALUES (6, 'fay', 60)");
+    ok(&project, &["batch", "revert", "B"]);
+    ok(&project, &["batch", "revert", "A"]);
+    assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cy:30 4:dee:40");
+}

@@ -180,7 +180,8 @@ fn describe(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
 }
 
 /// Above this many bytes of keys, an INSERT's keys are logged a row per key: arrays
-/// are built in memory, and one value cannot exceed 1 GB.
+/// are built in memory, and one value cannot exceed 1 GB. The setting
+/// `ripcord.key_array_max_bytes` overrides it (0: always a row per key).
 const MAX_KEY_ARRAY_BYTES: i64 = 256 * 1024 * 1024;
 
 fn install_sql(t: &TableInfo) -> String {
@@ -278,7 +279,7 @@ BEGIN
     RETURNING stmt_id INTO sid;
     IF TG_OP = 'INSERT' THEN
         -- Keys as arrays, unless they would make a value too large to build in memory.
-        IF key_bytes <= {max_key_bytes} THEN
+        IF key_bytes <= coalesce(nullif(current_setting('ripcord.key_array_max_bytes', true), '')::bigint, {max_key_bytes}) THEN
             INSERT INTO {keys} (stmt_id, {log_keys}) SELECT sid, {key_aggs} FROM ripcord_new nw;
         ELSE
             INSERT INTO {log} (stmt_id, op, {log_keys}) SELECT sid, 'I', {new_keys} FROM ripcord_new nw;
@@ -382,6 +383,15 @@ impl Capture for PgCapture<'_> {
             )
             .map_err(map_error)?;
         if existing.first().is_some_and(|r| r.get::<_, bool>(0)) {
+            // Captured by an older ripcord (no key arrays yet): bring its triggers up to
+            // date, keeping its history.
+            if !exists(self.client, &info.keys_table())? {
+                let sql = format!("BEGIN;{}COMMIT;", install_sql(&info));
+                if let Err(e) = self.client.batch_execute(&sql) {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    return Err(map_error(e));
+                }
+            }
             return self.status_of(&info.name);
         }
         let mut sql = String::from("BEGIN;");
