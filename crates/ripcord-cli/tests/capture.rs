@@ -420,3 +420,46 @@ fn enable_again_brings_an_older_capture_up_to_date() {
     ok(&project, &["batch", "revert", "A"]);
     assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cy:30 4:dee:40");
 }
+
+/// Loads whose keys are all in the key arrays are found from the arrays alone (the
+/// undo does not read the log for them), as the scope and as a later change.
+#[test]
+fn loads_held_in_key_arrays_conflict_and_revert() {
+    let (project, db) = setup();
+    as_batch(&db, "D", "DELETE FROM acct WHERE id = 3");
+    as_batch(&db, "R", "INSERT INTO acct VALUES (3, 'cyd', 33)");
+    // The only later change is a load: found in its key array.
+    let out = run(&project, &["batch", "revert", "D"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("public.acct key (3) changed by R"),
+        "{}",
+        stdout(&out)
+    );
+    as_batch(
+        &db,
+        "L",
+        "INSERT INTO acct SELECT g, 'n' || g, g FROM generate_series(10, 12) g",
+    );
+    as_batch(&db, "U", "UPDATE acct SET balance = 0 WHERE id = 11");
+    let before = table(&db);
+
+    let out = run(&project, &["batch", "revert", "L"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("public.acct key (11) changed by U"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(table(&db), before, "abort changes nothing");
+
+    ok(&project, &["batch", "revert", "L", "--on-conflict", "skip"]);
+    assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cyd:33 4:dee:40 11:n11:0");
+    ok(&project, &["batch", "revert", "R"]);
+    // R and its revert still changed key 3 after D: restoring it takes force.
+    ok(
+        &project,
+        &["batch", "revert", "D", "--on-conflict", "force"],
+    );
+    assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cy:30 4:dee:40 11:n11:0");
+}

@@ -234,6 +234,9 @@ fn install_sql(t: &TableInfo) -> String {
         r#"
 CREATE TABLE IF NOT EXISTS {log} (stmt_id bigint, op "char" NOT NULL{key_defs});
 CREATE INDEX IF NOT EXISTS capture_log_{relid}_stmt ON {log} USING brin (stmt_id);
+-- A BRIN range is only skipped once summarized: autovacuum summarizes each range as it
+-- fills, so that an undo reads the ranges of its statements, not the whole log.
+ALTER INDEX ripcord.capture_log_{relid}_stmt SET (autosummarize = on);
 CREATE INDEX IF NOT EXISTS capture_log_{relid}_newkeys ON {log} (stmt_id) WHERE op = 'N';
 DROP INDEX IF EXISTS ripcord.capture_log_{relid}_unassigned;
 -- Stored uncompressed: compressing the arrays costs more time than the space is worth.
@@ -562,6 +565,11 @@ impl Capture for PgCapture<'_> {
                  WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{UNDO_WORK_MEM}')"
             ))
             .map_err(map_error)?;
+        // Disabling nested loops for bulk scopes (see `choose_joins`) inflates plan costs
+        // past the JIT thresholds: compiling and inlining then costs more than it saves.
+        self.client
+            .batch_execute("SELECT set_config('jit', 'off', true)")
+            .map_err(map_error)?;
         let normalized;
         let scope = if let UndoScope::After { table, after } = scope {
             let info = captured(self.client, table)?;
@@ -697,6 +705,11 @@ struct StatementSet {
     rows: i64,
     inserts: bool,
     updates: bool,
+    /// Every statement of the set is an INSERT.
+    only_inserts: bool,
+    /// The log table may hold rows of the set: false when the set's keys are all in
+    /// the key arrays, so that an undo of a load need not read the log at all.
+    in_log: bool,
     /// No statement of the table between `lo` and `hi` is outside the set.
     contiguous: bool,
 }
@@ -747,7 +760,8 @@ impl PgCapture<'_> {
             .query_one(
                 &format!(
                     "SELECT min(s.stmt_id), max(s.stmt_id), count(*), coalesce(sum(s.rows), 0)::int8,
-                            coalesce(bool_or(s.op = 'I'), false), coalesce(bool_or(s.op = 'U'), false)
+                            coalesce(bool_or(s.op = 'I'), false), coalesce(bool_or(s.op = 'U'), false),
+                            coalesce(bool_and(s.op = 'I'), false)
                      FROM ripcord.capture_statements s WHERE s.table_name = $1 AND {filter}"
                 ),
                 &[&table],
@@ -775,6 +789,8 @@ impl PgCapture<'_> {
             rows: row.get(3),
             inserts: row.get(4),
             updates: row.get(5),
+            only_inserts: row.get(6),
+            in_log: true,
             contiguous: in_range == count,
         }))
     }
@@ -802,12 +818,19 @@ impl PgCapture<'_> {
             .map(|i| format!("l.k{i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut sql = format!(
-            "SELECT l.stmt_id, l.op, {l_keys}{image_list} FROM {log} l WHERE {cond}",
+        let from_arrays = set.inserts && keys_table;
+        // The log part stays (it gives the image columns their types) but is planned
+        // away by a constant false condition when the arrays hold the whole set.
+        let log_cond = if set.in_log || !from_arrays {
+            set.condition("l.stmt_id")
+        } else {
+            "false".to_string()
+        };
+        let mut parts = vec![format!(
+            "SELECT l.stmt_id, l.op, {l_keys}{image_list} FROM {log} l WHERE {log_cond}",
             log = info.log_table,
-            cond = set.condition("l.stmt_id")
-        );
-        if set.inserts && keys_table {
+        )];
+        if from_arrays {
             let nulls = if images {
                 ", NULL".repeat(plan_images.len())
             } else {
@@ -817,14 +840,36 @@ impl PgCapture<'_> {
                 .map(|i| format!("c.k{i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            sql.push_str(&format!(
-                " UNION ALL SELECT c.stmt_id, 'I'::\"char\", u.* {nulls} FROM {chunks} c
+            parts.push(format!(
+                "SELECT c.stmt_id, 'I'::\"char\", u.* {nulls} FROM {chunks} c
                   CROSS JOIN LATERAL unnest({arrays}) AS u({keys}) WHERE {cond}",
                 chunks = info.keys_table(),
                 cond = set.condition("c.stmt_id")
             ));
         }
-        format!("({sql})")
+        format!("({})", parts.join(" UNION ALL "))
+    }
+
+    /// Whether the log table can hold entries of `set`: not when every statement is an
+    /// INSERT whose keys all went into the key arrays.
+    fn find_in_log(&mut self, info: &TableInfo, set: &mut StatementSet) -> Result<(), EngineError> {
+        if !set.only_inserts {
+            return Ok(());
+        }
+        let in_arrays: i64 = self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT coalesce(sum(cardinality(c.k0)), 0)::int8 FROM {keys} c WHERE {cond}",
+                    keys = info.keys_table(),
+                    cond = set.condition("c.stmt_id")
+                ),
+                &[],
+            )
+            .map_err(map_error)?
+            .get(0);
+        set.in_log = in_arrays != set.rows;
+        Ok(())
     }
 
     fn plan_table(
@@ -861,13 +906,13 @@ impl PgCapture<'_> {
                 ))
                 .map_err(map_error)?;
         }
-        let Some(scope) = self.statement_set(&info.name, filter.to_string())? else {
+        let Some(mut scope) = self.statement_set(&info.name, filter.to_string())? else {
             return Err(invalid(
                 format!("nothing of `{}` is in the scope", info.name),
                 "this is a bug in ripcord: please report it",
             ));
         };
-        let later = self.statement_set(
+        let mut later = self.statement_set(
             &info.name,
             format!("s.stmt_id > {} AND NOT ({filter})", scope.lo),
         )?;
@@ -884,6 +929,12 @@ impl PgCapture<'_> {
             .map(|r| r.get(0))
             .collect();
         let keys_table = exists(self.client, &info.keys_table())?;
+        if keys_table {
+            self.find_in_log(info, &mut scope)?;
+            if let Some(later) = later.as_mut() {
+                self.find_in_log(info, later)?;
+            }
+        }
         // A log whose statistics are missing or stale hides its size from the planner.
         let stale: bool = self
             .client
