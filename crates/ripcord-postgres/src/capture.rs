@@ -559,16 +559,14 @@ impl Capture for PgCapture<'_> {
             .execute("SELECT set_config('ripcord.batch', $1, true)", &[&tag])
             .map_err(map_error)?;
         // The joins below hash a whole batch: with a small work_mem they spill to disk.
-        self.client
-            .batch_execute(&format!(
-                "SELECT set_config('work_mem', '{UNDO_WORK_MEM}', true)
-                 WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{UNDO_WORK_MEM}')"
-            ))
-            .map_err(map_error)?;
         // Disabling nested loops for bulk scopes (see `choose_joins`) inflates plan costs
         // past the JIT thresholds: compiling and inlining then costs more than it saves.
         self.client
-            .batch_execute("SELECT set_config('jit', 'off', true)")
+            .batch_execute(&format!(
+                "SELECT set_config('work_mem', '{UNDO_WORK_MEM}', true)
+                 WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{UNDO_WORK_MEM}');
+                 SELECT set_config('jit', 'off', true);"
+            ))
             .map_err(map_error)?;
         let normalized;
         let scope = if let UndoScope::After { table, after } = scope {
@@ -707,8 +705,9 @@ struct StatementSet {
     updates: bool,
     /// Every statement of the set is an INSERT.
     only_inserts: bool,
-    /// The log table may hold rows of the set: false when the set's keys are all in
-    /// the key arrays, so that an undo of a load need not read the log at all.
+    /// The log table may hold rows of the set: false only when every statement is an
+    /// INSERT whose keys all went into the key arrays (an undo of a load then need not
+    /// read the log at all).
     in_log: bool,
     /// No statement of the table between `lo` and `hi` is outside the set.
     contiguous: bool,
@@ -821,7 +820,7 @@ impl PgCapture<'_> {
         let from_arrays = set.inserts && keys_table;
         // The log part stays (it gives the image columns their types) but is planned
         // away by a constant false condition when the arrays hold the whole set.
-        let log_cond = if set.in_log || !from_arrays {
+        let log_cond = if set.in_log {
             set.condition("l.stmt_id")
         } else {
             "false".to_string()
