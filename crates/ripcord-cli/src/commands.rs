@@ -331,6 +331,9 @@ pub fn drill(
         changes: args.changes.as_deref().map(ripcord::drill::parse_range),
         keep_going: args.keep_going,
         seed,
+        ignore_column_order: project.config.as_ref().is_some_and(|c| {
+            c.config.drill.column_order == ripcord_core::config::ColumnOrder::Ignore
+        }),
     };
     printer.line(format!("Drill on a scratch copy of {}", label(&target)));
     let result = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {

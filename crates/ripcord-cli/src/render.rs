@@ -345,6 +345,13 @@ pub fn drill_outcome(outcome: &DrillOutcome) -> String {
             paint(style::OK, "pass"),
             outcome.change
         );
+    } else if let Some(cause) = &outcome.knock_on_of {
+        let _ = writeln!(
+            out,
+            "  {} {} (knock-on: {cause} could not be deployed before it)",
+            paint(style::BAD, "FAIL"),
+            outcome.change
+        );
     } else {
         let _ = writeln!(out, "  {} {}", paint(style::BAD, "FAIL"), outcome.change);
     }
@@ -386,6 +393,16 @@ pub fn drill_outcome(outcome: &DrillOutcome) -> String {
         }
         let _ = writeln!(out, "{}", paint(style::DIM, line));
     }
+    if outcome.rebuilt {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                style::DIM,
+                "       the scratch was rebuilt so that the next changes start with this one deployed"
+            )
+        );
+    }
     out
 }
 
@@ -425,11 +442,20 @@ pub fn drill_summary(report: &DrillReport) -> String {
             report.duration_ms
         );
     } else {
+        let own = failed - report.knock_ons;
+        let knock_ons = if report.knock_ons > 0 {
+            format!(
+                "; {} more failed only because an earlier change could not be deployed",
+                report.knock_ons
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{} {} of {} did not come back exactly (starting from {start}).",
+            "{} {} of {} did not come back exactly (starting from {start}){knock_ons}.",
             paint(style::BAD, "Drill failed:"),
-            failed,
+            own,
             plural(report.changes.len(), "change", "changes")
         );
     }

@@ -215,6 +215,21 @@ pub struct AuditConfig {
 pub struct DrillConfig {
     /// Seed script run on the scratch database before rehearsing.
     pub seed: Option<String>,
+    /// Whether a revert that restores every column but in another order passes.
+    #[serde(default)]
+    pub column_order: ColumnOrder,
+}
+
+/// `[drill] column_order`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnOrder {
+    /// Columns must come back in their order (default): `SELECT *`, `INSERT … VALUES`
+    /// and `COPY` without a column list depend on it.
+    #[default]
+    Exact,
+    /// A different column order is not a failure.
+    Ignore,
 }
 
 /// A problem with `ripcord.toml`.

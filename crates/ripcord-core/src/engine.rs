@@ -353,6 +353,18 @@ pub trait Engine: Send {
     fn drop_scratch(&mut self, url: &str) -> Result<(), EngineError>;
     /// Drop scratch databases left by drills that were killed; their names.
     fn drop_stale_scratches(&mut self) -> Result<Vec<String>, EngineError>;
+    /// Remove every object from this (scratch) database, leaving it as if just created:
+    /// drill rebuilds a scratch that a failed change left in a state nobody can name.
+    fn clear_scratch(&mut self) -> Result<(), EngineError>;
+    /// Mark `name` inside the open transaction.
+    fn savepoint(&mut self, name: &str) -> Result<(), EngineError> {
+        self.execute(&format!("SAVEPOINT {name}"))
+    }
+    /// Undo everything since savepoint `name` (even after an error) and forget it.
+    fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), EngineError> {
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"))?;
+        self.execute(&format!("RELEASE SAVEPOINT {name}"))
+    }
     /// While on, note which sessions block this one as statements run, so that a lock
     /// timeout can name them (costs a watching connection; used for a last attempt).
     fn watch_blockers(&mut self, on: bool) {

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+/// Kind of the object that lists a table's columns in their order (its name is the
+/// table's). `SELECT *`, `INSERT … VALUES` and `COPY` without a column list depend on
+/// that order, so a revert that puts a column back elsewhere does not restore the schema.
+pub const COLUMN_ORDER: &str = "column order";
+
 /// One schema object as the engine describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SchemaObject {
@@ -72,6 +77,14 @@ impl Fingerprint {
     ) -> Vec<Difference> {
         let mut by_category: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for ((kind, name), definition) in &actual.schema {
+            if kind == COLUMN_ORDER {
+                if let Some(expected) = self.schema.get(&(kind.clone(), name.clone()))
+                    && let Some(text) = reordered(name, expected, definition, when, baseline)
+                {
+                    by_category.entry(kind.clone()).or_default().push(text);
+                }
+                continue;
+            }
             match self.schema.get(&(kind.clone(), name.clone())) {
                 None => by_category
                     .entry(kind.clone())
@@ -87,7 +100,7 @@ impl Fingerprint {
             }
         }
         for (kind, name) in self.schema.keys() {
-            if !actual.schema.contains_key(&(kind.clone(), name.clone())) {
+            if kind != COLUMN_ORDER && !actual.schema.contains_key(&(kind.clone(), name.clone())) {
                 by_category.entry(kind.clone()).or_default().push(format!(
                     "{kind} {name} is missing {when} (it existed {baseline})"
                 ));
@@ -136,6 +149,28 @@ impl Fingerprint {
         }
         out
     }
+}
+
+/// The same columns in another order, in words; `None` when the columns themselves
+/// differ (each added or missing column is told on its own) or the order is the same.
+fn reordered(
+    table: &str,
+    expected: &str,
+    actual: &str,
+    when: &str,
+    baseline: &str,
+) -> Option<String> {
+    if expected == actual {
+        return None;
+    }
+    fn sorted(text: &str) -> Vec<&str> {
+        let mut columns: Vec<&str> = text.split(", ").collect();
+        columns.sort_unstable();
+        columns
+    }
+    (sorted(expected) == sorted(actual)).then(|| {
+        format!("column order of {table} differs {when}: {actual} ({baseline}: {expected})")
+    })
 }
 
 /// "default 'z' (was 'x'); not_null false (was true)" for `key: value` definitions,
@@ -266,6 +301,39 @@ mod tests {
                 "table public.t: rows differ (count 5000 → 4990)",
                 "table public.u: contents differ (same count 3, different values)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_reordered_table_is_its_own_difference() {
+        let before = Fingerprint::new(
+            vec![
+                object(COLUMN_ORDER, "public.t", "a, b, c"),
+                object(COLUMN_ORDER, "public.u", "a, b"),
+            ],
+            vec![],
+        );
+        let after = Fingerprint::new(
+            vec![
+                object(COLUMN_ORDER, "public.t", "a, c, b"),
+                object(COLUMN_ORDER, "public.u", "a"),
+            ],
+            vec![],
+        );
+        let diffs = before.differences(&after, "after revert", "before the change", 5);
+        assert_eq!(
+            texts(diffs.clone()),
+            vec![
+                "column order of public.t differs after revert: a, c, b (before the change: a, b, c)"
+            ]
+        );
+        assert_eq!(diffs[0].category, COLUMN_ORDER);
+        // A table that is gone is told as a missing table, not as a column order.
+        let gone = Fingerprint::default();
+        assert!(
+            before
+                .differences(&gone, "after revert", "before", 5)
+                .is_empty()
         );
     }
 

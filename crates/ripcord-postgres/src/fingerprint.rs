@@ -4,6 +4,10 @@
 
 /// Rows of `(kind, name, definition)`; definitions are `key: value` lines where the
 /// object has attributes, else the server's own DDL rendering.
+///
+/// Every name is `text`: a UNION takes its column type from the first branch, and a
+/// `name` column there would cut every qualified name to 63 bytes, so that objects
+/// sharing their first 63 bytes would collapse into one.
 pub const SCHEMA_QUERY: &str = r#"
 WITH ns AS (
     SELECT oid, nspname FROM pg_namespace
@@ -11,7 +15,7 @@ WITH ns AS (
       AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'
 ),
 ext AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
-SELECT 'schema', nspname, concat_ws(E'\n', 'comment: ' || obj_description(oid, 'pg_namespace'))
+SELECT 'schema', nspname::text, concat_ws(E'\n', 'comment: ' || obj_description(oid, 'pg_namespace'))
 FROM ns WHERE nspname <> 'public' AND oid NOT IN (SELECT objid FROM ext)
 UNION ALL
 SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'table' END,
@@ -45,6 +49,15 @@ JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
   AND c.oid NOT IN (SELECT objid FROM ext)
+UNION ALL
+SELECT 'column order', ns.nspname || '.' || c.relname,
+       string_agg(a.attname::text, ', ' ORDER BY a.attnum)
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN ns ON ns.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f')
+  AND c.oid NOT IN (SELECT objid FROM ext)
+GROUP BY ns.nspname, c.relname
 UNION ALL
 SELECT 'constraint', ns.nspname || '.' || c.relname || '.' || con.conname, pg_get_constraintdef(con.oid)
 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN ns ON ns.oid = c.relnamespace
@@ -106,7 +119,7 @@ SELECT 'composite type', ns.nspname || '.' || t.typname,
 FROM pg_type t JOIN ns ON ns.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
 WHERE t.typtype = 'c' AND c.relkind = 'c' AND t.oid NOT IN (SELECT objid FROM ext)
 UNION ALL
-SELECT 'extension', e.extname, 'version: ' || e.extversion FROM pg_extension e
+SELECT 'extension', e.extname::text, 'version: ' || e.extversion FROM pg_extension e
 UNION ALL
 SELECT 'policy', p.schemaname || '.' || p.tablename || '.' || p.policyname,
        concat_ws(E'\n', 'permissive: ' || p.permissive, 'roles: ' || array_to_string(p.roles, ','),

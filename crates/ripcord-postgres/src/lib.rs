@@ -616,6 +616,27 @@ impl Engine for PostgresEngine {
         Ok(dropped)
     }
 
+    fn clear_scratch(&mut self) -> Result<(), EngineError> {
+        self.client
+            .batch_execute(
+                r#"DO $clear$
+                DECLARE r record;
+                BEGIN
+                    FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP
+                        EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
+                    END LOOP;
+                    FOR r IN SELECT nspname FROM pg_namespace
+                             WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+                               AND nspname NOT LIKE 'pg\_%' LOOP
+                        EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
+                    END LOOP;
+                    CREATE SCHEMA public;
+                END
+                $clear$"#,
+            )
+            .map_err(map_error)
+    }
+
     fn copy_from(&mut self, source_url: &str) -> Result<(), EngineError> {
         let mut source = PostgresEngine::connect(source_url)?;
         // One snapshot for every table, so the copy is consistent.

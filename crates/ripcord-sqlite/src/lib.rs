@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ripcord_core::audit::AuditEvent;
 use ripcord_core::engine::LEDGER_VERSION;
-use ripcord_core::fingerprint::{SchemaObject, TableData};
+use ripcord_core::fingerprint::{COLUMN_ORDER, SchemaObject, TableData};
 use ripcord_core::splitter::leading_words;
 use ripcord_core::{
     Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
@@ -738,6 +738,16 @@ impl Engine for SqliteEngine {
                     .map_err(map_error)?
                     .collect::<Result<_, _>>()
                     .map_err(map_error)?;
+                // pragma_table_info lists columns in table order.
+                objects.push(SchemaObject {
+                    kind: COLUMN_ORDER.into(),
+                    name: name.clone(),
+                    definition: columns
+                        .iter()
+                        .map(|c| c.name[name.len() + 1..].to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
                 objects.extend(columns);
             }
             objects.push(SchemaObject {
@@ -881,6 +891,15 @@ impl Engine for SqliteEngine {
         vault_suffix: &str,
     ) -> Result<Vec<String>, EngineError> {
         snapshot::restore_from_copy(&mut self.conn, copy, tables, vault_suffix)
+    }
+
+    fn clear_scratch(&mut self) -> Result<(), EngineError> {
+        // Copying an empty database over this one empties it, whatever it holds.
+        let empty = Connection::open_in_memory().map_err(map_error)?;
+        let backup = rusqlite::backup::Backup::new(&empty, &mut self.conn).map_err(map_error)?;
+        backup
+            .run_to_completion(256, Duration::from_millis(5), None)
+            .map_err(map_error)
     }
 
     fn copy_from(&mut self, source_url: &str) -> Result<(), EngineError> {

@@ -17,7 +17,7 @@ use crate::failpoint;
 use crate::observe::Observer;
 use crate::run::{
     Script, append_event, append_event_in_own_tx, record_change_failure, retry_on_lock_timeout,
-    run_statement, run_statement_with_progress, run_statements, with_lock,
+    run_statement, run_statement_with_progress, run_verify, with_lock,
 };
 use crate::target::Target;
 use crate::vault::Keeper;
@@ -554,15 +554,7 @@ fn deploy_in_one_transaction(
         keeper.finish(target)?;
     }
     failpoint::hit("deploy_statements_done");
-    run_statements(
-        target,
-        &change.name,
-        Phase::Verify,
-        &verify,
-        0,
-        observer,
-        completed,
-    )?;
+    run_verify(target, &change.name, &verify, observer, completed, None)?;
     let duration_ms = started.elapsed().as_millis() as u64;
     let mut row = ledger_row(
         change,
@@ -646,19 +638,14 @@ fn deploy_statement_by_statement(
     }
 
     target.engine.begin(&limits)?;
-    let kept = Some(deploy.len());
-    for index in 0..verify.len() {
-        run_statement(
-            target,
-            &change.name,
-            Phase::Verify,
-            &verify,
-            index,
-            observer,
-            completed,
-            kept,
-        )?;
-    }
+    run_verify(
+        target,
+        &change.name,
+        &verify,
+        observer,
+        completed,
+        Some(deploy.len()),
+    )?;
     let duration_ms = started.elapsed().as_millis() as u64;
     target.engine.put_change(&ledger_row(
         change,

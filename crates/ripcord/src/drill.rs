@@ -37,6 +37,8 @@ pub struct DrillOptions {
     pub keep_going: bool,
     /// Seed script run after the replay (`[drill] seed`).
     pub seed: Option<PathBuf>,
+    /// A revert may restore columns in another order (`[drill] column_order = "ignore"`).
+    pub ignore_column_order: bool,
 }
 
 /// The locks one deploy statement took on tables that existed before the change.
@@ -75,6 +77,47 @@ pub struct DrillOutcome {
     pub redeploy_ms: u64,
     /// Lock trace of the first deploy (PostgreSQL).
     pub locks: Vec<StatementLocks>,
+    /// The first deploy failed, so the change is not on the scratch.
+    pub deploy_failed: bool,
+    /// Its deploy failed after this earlier change could not be deployed on the scratch:
+    /// most likely a knock-on of that failure rather than a failure of its own.
+    pub knock_on_of: Option<String>,
+    /// After this change failed, the scratch was rebuilt (starting state plus every
+    /// change deployed so far, this one included when its deploy works), so that the
+    /// next changes are rehearsed against the state they expect.
+    pub rebuilt: bool,
+}
+
+impl DrillOutcome {
+    fn new(change: &str) -> DrillOutcome {
+        DrillOutcome {
+            change: change.to_string(),
+            passed: false,
+            skipped: None,
+            problem: None,
+            revert_differences: Vec::new(),
+            redeploy_differences: Vec::new(),
+            deploy_ms: 0,
+            revert_ms: 0,
+            redeploy_ms: 0,
+            locks: Vec::new(),
+            deploy_failed: false,
+            knock_on_of: None,
+            rebuilt: false,
+        }
+    }
+}
+
+/// Where a rehearsal left the scratch, so that `--keep-going` can go on from a state
+/// where the change is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// The change is deployed, as after its first deploy.
+    Deployed,
+    /// Its deploy failed and rolled back: the scratch is as before the change.
+    NotDeployed,
+    /// Anything else; `deployable` says whether its first deploy worked.
+    Unknown { deployable: bool },
 }
 
 /// The result of a drill.
@@ -96,6 +139,8 @@ pub struct DrillReport {
     pub changes: Vec<DrillOutcome>,
     /// Every change passed.
     pub passed: bool,
+    /// Failures that are knock-ons of an earlier change that could not be deployed.
+    pub knock_ons: usize,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -207,13 +252,40 @@ pub fn drill(
             cleaned_up: cleaned_up.clone(),
             changes: Vec::new(),
             passed: true,
+            knock_ons: 0,
             duration_ms: 0,
         };
-        for change in pending {
-            let outcome = rehearse(&mut scratch, change)?;
+        // What the scratch holds beyond its starting state, to rebuild it when needed.
+        let mut applied: Vec<&Change> = Vec::new();
+        let mut undeployable: Vec<String> = Vec::new();
+        for (position, change) in pending.iter().enumerate() {
+            let (mut outcome, left) = rehearse(&mut scratch, change, options)?;
+            if outcome.deploy_failed {
+                outcome.knock_on_of = undeployable.first().cloned();
+            }
+            let more = position + 1 < pending.len();
+            match left {
+                Left::Deployed => applied.push(change),
+                Left::NotDeployed => undeployable.push(change.name.clone()),
+                Left::Unknown { deployable } => {
+                    if deployable {
+                        applied.push(change);
+                    } else {
+                        undeployable.push(change.name.clone());
+                    }
+                    if options.keep_going && more {
+                        let lost = rebuild(target, &mut scratch, options, &mut applied)?;
+                        undeployable.extend(lost);
+                        outcome.rebuilt = true;
+                    }
+                }
+            }
             on_change(&outcome);
             let failed = !outcome.passed;
             report.passed &= outcome.passed;
+            if failed && outcome.knock_on_of.is_some() {
+                report.knock_ons += 1;
+            }
             report.changes.push(outcome);
             if failed && !options.keep_going {
                 break;
@@ -288,6 +360,29 @@ fn prepare(
         seeded = true;
     }
     Ok(("replay", ledger.len(), seeded))
+}
+
+/// Empty the scratch, bring it to the starting state again and deploy `applied` on it;
+/// the changes whose deploy no longer works are taken out of `applied` and returned.
+fn rebuild(
+    target: &mut Target,
+    scratch: &mut Target,
+    options: &DrillOptions,
+    applied: &mut Vec<&Change>,
+) -> Result<Vec<String>, OpError> {
+    scratch.engine.clear_scratch()?;
+    prepare(target, scratch, options)?;
+    let mut lost = Vec::new();
+    let mut kept = Vec::new();
+    for change in applied.drain(..) {
+        match deploy_traced(scratch, change, false, None) {
+            Ok(_) => kept.push(change),
+            Err(OpError::ChangeFailed(_)) => lost.push(change.name.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    *applied = kept;
+    Ok(lost)
 }
 
 /// Run a whole script: in one transaction, or statement by statement.
@@ -450,21 +545,15 @@ fn deploy_traced(
     {
         return fail(scratch, e);
     }
-    for index in 0..verify.len() {
-        if let Err(e) = run_statement(
-            scratch,
-            &change.name,
-            Phase::Verify,
-            &verify,
-            index,
-            &mut Silent,
-            &[],
-            None,
-        ) {
-            return fail(scratch, e);
-        }
+    // Verify runs as deploy runs it: its writes, if any, are undone (see run::run_verify).
+    if !in_transaction && !verify.statements.is_empty() {
+        scratch.engine.begin(&Default::default())?;
     }
-    if in_transaction {
+    if let Err(e) = crate::run::run_verify(scratch, &change.name, &verify, &mut Silent, &[], None) {
+        let _ = scratch.engine.rollback();
+        return Err(e);
+    }
+    if in_transaction || !verify.statements.is_empty() {
         scratch.engine.commit()?;
     }
     files.clear();
@@ -494,48 +583,54 @@ fn revert_like_the_ledger(
     )
 }
 
-/// Deploy → revert → deploy one change, comparing fingerprints.
-fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpError> {
-    let mut outcome = DrillOutcome {
-        change: change.name.clone(),
-        passed: false,
-        skipped: None,
-        problem: None,
-        revert_differences: Vec::new(),
-        redeploy_differences: Vec::new(),
-        deploy_ms: 0,
-        revert_ms: 0,
-        redeploy_ms: 0,
-        locks: Vec::new(),
-    };
+/// Deploy → revert → deploy one change, comparing fingerprints; also where it left the
+/// scratch.
+fn rehearse(
+    scratch: &mut Target,
+    change: &Change,
+    options: &DrillOptions,
+) -> Result<(DrillOutcome, Left), OpError> {
+    let mut outcome = DrillOutcome::new(&change.name);
     let vault = crate::vault::vault_engine(scratch);
-    if change.revert.is_none() {
-        match &change.irreversible {
-            Some(reason) => {
-                // Apply it so that later changes see the state they expect.
-                deploy_traced(scratch, change, false, None).map_err(|e| OpError::DrillSetup {
-                    reason: format!(
-                        "deploying irreversible change {} failed: {}",
-                        change.name,
-                        problem_text(&e)
-                    ),
-                })?;
-                outcome.passed = true;
-                outcome.skipped = Some(format!(
-                    "declared irreversible ({reason}): deployed, not reverted"
-                ));
-            }
-            None => {
-                if let Some(reason) = why_not_generated(change, vault) {
-                    outcome.problem = Some(format!(
-                        "no revert section, and ripcord cannot write one: {reason}"
-                    ));
-                    return Ok(outcome);
-                }
-            }
+    // A failed deploy of a `transaction: none` change may have applied some statements.
+    let failed_deploy_leaves = match change.transaction {
+        TransactionMode::PerChange => Left::NotDeployed,
+        TransactionMode::None => Left::Unknown { deployable: false },
+    };
+    let failed_deploy = |mut outcome: DrillOutcome, e: OpError, context: &str| {
+        if !matches!(e, OpError::ChangeFailed(_)) {
+            return Err(e);
         }
-        if outcome.problem.is_some() || outcome.skipped.is_some() {
-            return Ok(outcome);
+        outcome.deploy_failed = true;
+        outcome.problem = Some(format!("{context}{}", problem_text(&e)));
+        Ok((outcome, failed_deploy_leaves))
+    };
+    if change.revert.is_none() {
+        let verdict = match &change.irreversible {
+            Some(reason) => Some(Ok(format!(
+                "declared irreversible ({reason}): deployed, not reverted"
+            ))),
+            None => why_not_generated(change, vault).map(|reason| {
+                Err(format!(
+                    "no revert section, and ripcord cannot write one: {reason}"
+                ))
+            }),
+        };
+        if let Some(verdict) = verdict {
+            // Deploy it all the same, so that later changes see the state they expect.
+            let clock = Instant::now();
+            if let Err(e) = deploy_traced(scratch, change, false, None) {
+                return failed_deploy(outcome, e, "");
+            }
+            outcome.deploy_ms = clock.elapsed().as_millis() as u64;
+            match verdict {
+                Ok(skipped) => {
+                    outcome.passed = true;
+                    outcome.skipped = Some(skipped);
+                }
+                Err(problem) => outcome.problem = Some(problem),
+            }
+            return Ok((outcome, Left::Deployed));
         }
     }
     let mut keeper = Keeper::for_change(change, vault);
@@ -545,11 +640,7 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
     let clock = Instant::now();
     match deploy_traced(scratch, change, trace, keeper.as_mut()) {
         Ok(locks) => outcome.locks = locks,
-        Err(e @ OpError::ChangeFailed(_)) => {
-            outcome.problem = Some(problem_text(&e));
-            return Ok(outcome);
-        }
-        Err(e) => return Err(e),
+        Err(e) => return failed_deploy(outcome, e, ""),
     }
     outcome.deploy_ms = clock.elapsed().as_millis() as u64;
     let deployed = fingerprint(scratch)?;
@@ -561,15 +652,32 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
             return Err(e);
         }
         outcome.problem = Some(problem_text(&e));
-        return Ok(outcome);
+        // A revert in one transaction rolled back: the change should still be there.
+        let left = if fingerprint(scratch)? == deployed {
+            Left::Deployed
+        } else {
+            Left::Unknown { deployable: true }
+        };
+        return Ok((outcome, left));
     }
     outcome.revert_ms = clock.elapsed().as_millis() as u64;
     let reverted = fingerprint(scratch)?;
-    outcome.revert_differences =
-        before.differences(&reverted, "after revert", "before the change", 5);
+    outcome.revert_differences = compared(
+        &before,
+        &reverted,
+        "after revert",
+        "before the change",
+        options,
+    );
     if !outcome.revert_differences.is_empty() {
-        // Deploying over a half-reverted state would only repeat the same story.
-        return Ok(outcome);
+        // Only to go on from the deployed state: deploying over a half-reverted state
+        // would tell nothing new about this change.
+        let left = if options.keep_going {
+            redeploy_over(scratch, change, vault, &deployed)?
+        } else {
+            Left::Unknown { deployable: true }
+        };
+        return Ok((outcome, left));
     }
 
     let clock = Instant::now();
@@ -582,15 +690,51 @@ fn rehearse(scratch: &mut Target, change: &Change) -> Result<DrillOutcome, OpErr
             "deploying again after the revert: {}",
             problem_text(&e)
         ));
-        return Ok(outcome);
+        return Ok((outcome, Left::Unknown { deployable: true }));
     }
     outcome.redeploy_ms = clock.elapsed().as_millis() as u64;
     let redeployed = fingerprint(scratch)?;
-    outcome.redeploy_differences =
-        deployed.differences(&redeployed, "after the second deploy", "after the first", 5);
+    outcome.redeploy_differences = compared(
+        &deployed,
+        &redeployed,
+        "after the second deploy",
+        "after the first",
+        options,
+    );
     outcome.passed =
         outcome.revert_differences.is_empty() && outcome.redeploy_differences.is_empty();
-    Ok(outcome)
+    Ok((outcome, Left::Deployed))
+}
+
+/// Differences of `actual` from `expected`, without column order when it is accepted.
+fn compared(
+    expected: &Fingerprint,
+    actual: &Fingerprint,
+    when: &str,
+    baseline: &str,
+    options: &DrillOptions,
+) -> Vec<Difference> {
+    let mut differences = expected.differences(actual, when, baseline, 5);
+    if options.ignore_column_order {
+        differences.retain(|d| d.category != ripcord_core::fingerprint::COLUMN_ORDER);
+    }
+    differences
+}
+
+/// After a revert that did not come back exactly: deploy again and see whether that
+/// reaches the deployed state.
+fn redeploy_over(
+    scratch: &mut Target,
+    change: &Change,
+    vault: Option<ripcord_core::EngineKind>,
+    deployed: &Fingerprint,
+) -> Result<Left, OpError> {
+    let mut keeper = Keeper::for_change(change, vault);
+    match deploy_traced(scratch, change, false, keeper.as_mut()) {
+        Ok(_) if fingerprint(scratch)? == *deployed => Ok(Left::Deployed),
+        Ok(_) | Err(OpError::ChangeFailed(_)) => Ok(Left::Unknown { deployable: true }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Parse `A..B`, `A..`, `..B` or `A` (just that change).

@@ -203,6 +203,40 @@ pub(crate) fn run_statement(
     }
 }
 
+/// Savepoint around a verify section.
+const VERIFY_SAVEPOINT: &str = "ripcord_verify";
+
+/// Run the verify section `script` inside the open transaction, then undo whatever it
+/// wrote: verify proves a change is in place, it must not change data (a `DELETE` in
+/// verify would otherwise commit with the change, unvaulted and beyond any revert).
+pub(crate) fn run_verify(
+    target: &mut Target,
+    change: &str,
+    script: &Script,
+    observer: &mut dyn Observer,
+    completed: &[String],
+    kept_statements: Option<usize>,
+) -> Result<(), OpError> {
+    if script.len() == 0 {
+        return Ok(());
+    }
+    target.engine.savepoint(VERIFY_SAVEPOINT)?;
+    for index in 0..script.len() {
+        run_statement(
+            target,
+            change,
+            Phase::Verify,
+            script,
+            index,
+            observer,
+            completed,
+            kept_statements,
+        )?;
+    }
+    target.engine.rollback_to_savepoint(VERIFY_SAVEPOINT)?;
+    Ok(())
+}
+
 /// A change whose transaction times out waiting for a lock (`lock_timeout`) is rolled
 /// back and run again this many times, after pauses that double from
 /// [`FIRST_LOCK_PAUSE`], so a short-lived blocker does not fail the run.
