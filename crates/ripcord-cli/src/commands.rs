@@ -262,7 +262,7 @@ pub fn revert_cmd(
         _ => Selection::Last(1),
     };
     if !args.dry_run && !global.yes && printer.interactive() {
-        let names = preview(&mut target, &selection)?;
+        let names = preview(&mut target, &plan, &selection)?;
         if names.is_empty() {
             printer.line(format!("Nothing to revert on {}.", target.name));
             return Ok(Exit::Success);
@@ -370,8 +370,9 @@ pub fn fingerprint(
 
 pub fn verify(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
+    let plan = project.plan_if_any()?;
     let mut target = project.target(global)?;
-    let report = ripcord::verify::verify(&mut target)?;
+    let report = ripcord::verify::verify(&mut target, &plan)?;
     printer.json(&report);
     printer.block(render::verify(&report));
     Ok(if report.failed() > 0 {
@@ -442,10 +443,10 @@ pub fn audit(
             let report = ripcord::audit::verify(&mut target)?;
             printer.json(&report);
             printer.block(render::audit_verify(&report));
-            Ok(if report.broken.is_some() {
-                Exit::Failed
-            } else {
+            Ok(if report.intact() {
                 Exit::Success
+            } else {
+                Exit::Failed
             })
         }
     }

@@ -350,6 +350,25 @@ impl From<OpError> for CommandError {
                 .hint("`ripcord snapshot list` shows the snapshots in the store (and --store picks another store)"),
             OpError::SnapshotDamaged { .. } => CommandError::new(Exit::Failed, message)
                 .hint("this snapshot cannot be trusted; nothing was restored from it; use an older one (`ripcord snapshot list`)"),
+            OpError::WhichProject { .. } => CommandError::new(Exit::Usage, message)
+                .hint("run the command in the project's directory (its ripcord.toml names the project), or pass --config PATH"),
+            OpError::OtherProject { .. } => CommandError::new(Exit::Refused, message)
+                .hint("change names must be unique among the projects that share a database: give this change another ID and slug (nothing was changed)"),
+            OpError::LedgerTampered { change, .. } => CommandError::new(Exit::Refused, message).hint(format!(
+                "nothing was run; `ripcord audit verify` lists every ledger row that does not match the audit chain{}",
+                change.map(|c| format!("; compare the row of {c} with the change file and the chain (`ripcord audit log`) before trusting it")).unwrap_or_default()
+            )),
+            OpError::EmptyRevert { change } => CommandError::new(Exit::Refused, message).hint(format!(
+                "write the revert in changes/{change}.sql and record it with `ripcord rehash {change} --reason \"…\"`; nothing was reverted"
+            )),
+            OpError::InvalidFiles { files } => {
+                let mut error = CommandError::new(Exit::Usage, message)
+                    .hint("fix the files (`ripcord lint` shows each with its line); `ripcord status` still shows the other changes");
+                if let Some(ripcord_core::change::ChangeFileError::Syntax { location, hint, .. }) = files.first().map(|f| f.as_ref()) {
+                    error = error.at(location.clone(), hint.clone());
+                }
+                error
+            }
             OpError::UnmetRequirement { required, .. } => {
                 CommandError::new(Exit::Usage, message).hint(format!("deploy {required} first (drop `--to`, or pick a later one)"))
             }

@@ -29,6 +29,7 @@ pub fn status(report: &StatusReport) -> String {
     );
     if report.changes.is_empty() {
         out.push_str("  No changes in this project yet. Create one with `ripcord new <slug>`.\n");
+        out.push_str(&other_projects(report));
         return out;
     }
     let width = report
@@ -69,6 +70,15 @@ pub fn status(report: &StatusReport) -> String {
                     "revert stopped after {done} of {total} statements: `ripcord revert` resumes it"
                 )
             }
+            ChangeStatus::Invalid => format!(
+                "{}{}",
+                entry.problem.as_deref().unwrap_or("cannot be read"),
+                if entry.deployed_at.is_some() {
+                    " (deployed)"
+                } else {
+                    ""
+                }
+            ),
         };
         if note.is_empty() {
             let _ = writeln!(out, "  {styled} {}", entry.change);
@@ -89,6 +99,7 @@ pub fn status(report: &StatusReport) -> String {
         ChangeStatus::MissingFile,
         ChangeStatus::PartlyDeployed,
         ChangeStatus::PartlyReverted,
+        ChangeStatus::Invalid,
     ] {
         let n = report.count(status);
         if n > 0 {
@@ -96,6 +107,46 @@ pub fn status(report: &StatusReport) -> String {
         }
     }
     let _ = writeln!(out, "{}", counts.join(", "));
+    out.push_str(&other_projects(report));
+    out
+}
+
+/// The other projects' changes on a status's target, in one line each.
+fn other_projects(report: &StatusReport) -> String {
+    let mut out = String::new();
+    for other in &report.other_projects {
+        let whose = match other.project.as_deref() {
+            Some("") => "an unnamed project".to_string(),
+            Some(name) => format!("project {name}"),
+            None => "before ripcord recorded projects, and in no file of this project".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                style::DIM,
+                format!(
+                    "Also on this target, deployed by {whose}: {} (not this project's; deploy and revert leave {} alone)",
+                    other.changes.join(", "),
+                    if other.changes.len() == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    }
+                )
+            )
+        );
+    }
+    if !report.other_projects.is_empty() && report.project.as_deref() == Some("") {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                style::DIM,
+                "This project has no name: set `name` under [project] in ripcord.toml so that projects sharing a database stay apart."
+            )
+        );
+    }
     out
 }
 
@@ -298,25 +349,59 @@ pub fn audit_log(target: &str, events: &[AuditEvent]) -> String {
 
 /// `ripcord audit verify`.
 pub fn audit_verify(report: &ChainReport) -> String {
-    match (&report.broken, &report.head) {
+    let mut out = match (&report.broken, &report.head) {
         (Some(broken), _) => format!(
             "{} audit chain of {} is broken: {broken}. Events from #{} on cannot be trusted.\n",
             paint(style::BAD, "BROKEN"),
             report.target,
             broken.seq()
         ),
-        (None, Some(head)) => format!(
-            "{} audit chain of {}: {} intact, head {}\n",
+        (None, Some(head)) if report.ledger.problems.is_empty() => format!(
+            "{} audit chain of {}: {} intact, head {}; {} of the ledger match it\n",
             paint(style::OK, "OK"),
+            report.target,
+            plural(report.events, "event", "events"),
+            head,
+            plural(report.ledger.checked, "deployed change", "deployed changes"),
+        ),
+        (None, Some(head)) => format!(
+            "{} audit chain of {}: {} intact, head {}; but the ledger does not match it:\n",
+            paint(style::BAD, "BROKEN"),
             report.target,
             plural(report.events, "event", "events"),
             head
         ),
-        (None, None) => format!(
+        (None, None) if report.ledger.problems.is_empty() => format!(
             "The audit chain of {} is empty (no ledger yet).\n",
             report.target
         ),
+        (None, None) => format!(
+            "{} audit chain of {} is empty:\n",
+            paint(style::BAD, "BROKEN"),
+            report.target
+        ),
+    };
+    for problem in &report.ledger.problems {
+        let _ = writeln!(out, "  - {problem}");
     }
+    if !report.ledger.unsealed.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} written by an older ripcord {} not checked until the next deploy or revert records {}",
+            plural(report.ledger.unsealed.len(), "ledger row", "ledger rows"),
+            if report.ledger.unsealed.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            if report.ledger.unsealed.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        );
+    }
+    out
 }
 
 /// One rehearsed change of `ripcord drill`.

@@ -97,6 +97,7 @@ impl Project {
         let (name, url, base) = self.resolve_url(global)?;
         let mut target = connect(&name, &url, &base)?;
         if let Some(config) = &self.config {
+            target.project = Some(config.config.project.name.clone().unwrap_or_default());
             let safety = &config.config.safety;
             target.limits = SessionLimits {
                 lock_timeout: safety.lock_timeout.map(|d| d.0),

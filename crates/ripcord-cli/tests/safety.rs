@@ -236,14 +236,23 @@ fn new_picks_the_next_id_even_while_a_template_is_unfilled() {
     ok(&project, &["new", "add_index", "--requires", "0002"]);
     let text = std::fs::read_to_string(project.change_path("0004_add_index")).unwrap();
     assert!(text.starts_with("-- requires: 0002_orders\n"), "{text}");
-    // 0004 is an empty template: status says so precisely, new still works.
-    let out = run(&project, &["status"]);
+    // 0004 is an empty template: status says so precisely (and still shows the rest),
+    // new still works, deploy refuses to go past it.
+    let out = ok(&project, &["status"]);
+    assert!(
+        out.contains("invalid")
+            && out.contains("changes/0004_add_index.sql:2:1: the deploy section is empty"),
+        "{out}"
+    );
+    assert!(out.contains("0001_users"), "{out}");
+    let out = run(&project, &["deploy"]);
     expect_exit(&out, 2);
     assert!(
         stderr(&out).contains("changes/0004_add_index.sql:2:1: the deploy section is empty"),
         "{}",
         stderr(&out)
     );
+    ok(&project, &["deploy", "--to", "0003"]);
     ok(&project, &["new", "second"]);
     assert!(project.change_path("0005_second").is_file());
     let out = run(&project, &["new", "x", "--requires", "0042"]);

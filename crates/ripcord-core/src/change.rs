@@ -160,6 +160,18 @@ pub struct Change {
     pub checksum: String,
 }
 
+impl ChangeFileError {
+    /// One line with where: `changes/0004_x.sql:2:1: the deploy section is empty`.
+    pub fn describe(&self) -> String {
+        match self {
+            ChangeFileError::Syntax {
+                message, location, ..
+            } => format!("{}: {message}", location.display_short()),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl Change {
     /// The normalized text of a section's body, as stored in the ledger.
     pub fn section_sql(&self, kind: SectionKind) -> Option<String> {
@@ -452,14 +464,15 @@ pub fn parse_change(path: &Path, text: &str) -> Result<Change, ChangeFileError> 
             0..0,
         ));
     };
-    if deploy.statements.is_empty() {
+    if deploy.statements.is_empty() && text[deploy.body.clone()].trim().is_empty() {
+        // Not even a comment: an unfilled template, not a deliberate no-op.
         let marker = markers
             .iter()
             .find(|(k, _, _)| *k == SectionKind::Deploy)
             .map(|(_, span, _)| span.clone());
         return Err(syntax(
             "the deploy section is empty".into(),
-            Some("write the statements that apply the change under `-- ripcord:deploy`".into()),
+            Some("write the statements that apply the change under `-- ripcord:deploy` (for a change that deliberately does nothing, a comment saying why)".into()),
             marker.unwrap_or(0..0),
         ));
     }
@@ -471,6 +484,11 @@ pub fn parse_change(path: &Path, text: &str) -> Result<Change, ChangeFileError> 
         revert.as_ref().map(body).as_deref(),
         verify.as_ref().map(body).as_deref(),
     );
+    // A revert section without statements would "revert" by doing nothing: the change
+    // has no revert (ripcord writes one, or deploy asks for consent). A change whose
+    // deploy does nothing (a no-op kept for numbering) keeps its empty revert.
+    let revert = revert.filter(|r| !r.statements.is_empty() || deploy.statements.is_empty());
+    let verify = verify.filter(|v| !v.statements.is_empty());
 
     Ok(Change {
         id,
@@ -635,15 +653,31 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_empty_deploy_is_an_error() {
+    fn missing_deploy_is_an_error_but_an_empty_one_is_a_no_op() {
         assert_eq!(
             syntax_error("-- ripcord:revert\nselect 1;\n").0,
             "change has no deploy section"
         );
         assert_eq!(
-            syntax_error("-- ripcord:deploy\n-- nothing\n-- ripcord:revert\nselect 1;\n").0,
+            syntax_error("-- ripcord:deploy\n\n-- ripcord:revert\n").0,
             "the deploy section is empty"
         );
+        let no_op =
+            parse("-- ripcord:deploy\n-- nothing to do any more\n-- ripcord:revert\n").unwrap();
+        assert!(no_op.deploy.statements.is_empty());
+        assert_eq!(no_op.section_sql(SectionKind::Revert).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn an_empty_revert_section_is_no_revert() {
+        let change =
+            parse("-- ripcord:deploy\ncreate table t (a int);\n-- ripcord:revert\n-- todo\n-- ripcord:verify\n")
+                .unwrap();
+        assert!(change.revert.is_none());
+        assert!(change.verify.is_none());
+        // The checksum still covers the file as written, so deployed changes stay unmodified.
+        let without = parse("-- ripcord:deploy\ncreate table t (a int);\n").unwrap();
+        assert_ne!(change.checksum, without.checksum);
     }
 
     #[test]

@@ -37,6 +37,32 @@ pub fn change_checksum(deploy: &str, revert: Option<&str>, verify: Option<&str>)
     format!("{CHECKSUM_VERSION}:{}", hasher.finalize().to_hex())
 }
 
+/// Prefix of a ledger row's definition checksum.
+pub const DEFINITION_VERSION: &str = "l1";
+
+/// Checksum of what a ledger row makes ripcord run or decide: the change's name and
+/// project, its deploy, revert and verify SQL as stored, its transaction mode and its
+/// irreversible reason. Recorded in the audit chain whenever ripcord writes the row, so
+/// that a row edited behind ripcord's back (a revert swapped for `DROP TABLE …`) is
+/// caught before its SQL runs.
+pub fn definition_checksum(fields: &[Option<&str>]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"ripcord-ledger-row\0");
+    for field in fields {
+        match field {
+            Some(text) => {
+                hasher.update(&[1]);
+                hasher.update(&(text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+            }
+            None => {
+                hasher.update(&[0]);
+            }
+        }
+    }
+    format!("{DEFINITION_VERSION}:{}", hasher.finalize().to_hex())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

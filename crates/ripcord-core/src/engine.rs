@@ -13,7 +13,7 @@ use crate::change::TransactionMode;
 use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
-pub const LEDGER_VERSION: u32 = 3;
+pub const LEDGER_VERSION: u32 = 4;
 
 /// Which engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -193,6 +193,25 @@ pub struct DeployedChange {
     pub duration_ms: i64,
     /// The file it came from, relative to the project.
     pub file: String,
+    /// The project that deployed it (`[project] name`; `None`: deployed before ripcord
+    /// recorded projects). Each project sees and reverts only its own changes.
+    pub project: Option<String>,
+}
+
+impl DeployedChange {
+    /// Checksum of the row's definition (see [`crate::checksum::definition_checksum`]);
+    /// progress, timestamps and who deployed it are not part of it.
+    pub fn definition_checksum(&self) -> String {
+        crate::checksum::definition_checksum(&[
+            Some(&self.name),
+            self.project.as_deref(),
+            Some(&self.deploy_sql),
+            self.revert_sql.as_deref(),
+            self.verify_sql.as_deref(),
+            Some(self.transaction.as_str()),
+            self.irreversible.as_deref(),
+        ])
+    }
 }
 
 /// Per-transaction limits from `[safety]`.

@@ -7,14 +7,31 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::change::{Change, ChangeFileError, read_change};
+use std::sync::Arc;
+
+use crate::change::{Change, ChangeFileError, ChangeId, parse_file_name, read_change};
 use crate::location::SourceLocation;
 use crate::suggest::did_you_mean;
 
-/// All changes of a project in deploy order.
+/// All changes of a project in deploy order, and the files of its changes directory
+/// that could not be read as changes.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     changes: Vec<Change>,
+    invalid: Vec<InvalidFile>,
+}
+
+/// A file of the changes directory that is not a valid change: the other changes stay
+/// usable (status shows them, revert works), while commands that would deploy past it
+/// refuse.
+#[derive(Debug, Clone)]
+pub struct InvalidFile {
+    /// Its ID, when the file name has one.
+    pub id: Option<ChangeId>,
+    /// Its change name, when the file name has one.
+    pub name: Option<String>,
+    /// Why it cannot be read.
+    pub error: Arc<ChangeFileError>,
 }
 
 /// Why the set of changes does not form a valid plan.
@@ -75,7 +92,16 @@ pub enum PlanError {
 
 impl Plan {
     /// Order `changes` by ID and validate their requirements.
-    pub fn new(mut changes: Vec<Change>) -> Result<Plan, PlanError> {
+    pub fn new(changes: Vec<Change>) -> Result<Plan, PlanError> {
+        Plan::with_invalid(changes, Vec::new())
+    }
+
+    /// [`Plan::new`] for a directory where some files are invalid: a requirement on an
+    /// invalid file's change is not an unknown name.
+    fn with_invalid(
+        mut changes: Vec<Change>,
+        invalid: Vec<InvalidFile>,
+    ) -> Result<Plan, PlanError> {
         changes.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.name.cmp(&b.name)));
         for pair in changes.windows(2) {
             if pair[0].id == pair[1].id {
@@ -91,9 +117,12 @@ impl Plan {
             .enumerate()
             .map(|(i, c)| (c.name.as_str(), i))
             .collect();
+        let invalid_names: Vec<&str> = invalid.iter().filter_map(|f| f.name.as_deref()).collect();
         for change in &changes {
             for requirement in &change.requires {
-                if !index.contains_key(requirement.name.as_str()) {
+                if !index.contains_key(requirement.name.as_str())
+                    && !invalid_names.contains(&requirement.name.as_str())
+                {
                     return Err(PlanError::UnknownRequirement {
                         change: change.name.clone(),
                         required: requirement.name.clone(),
@@ -112,7 +141,10 @@ impl Plan {
         }
         for (position, change) in changes.iter().enumerate() {
             for requirement in &change.requires {
-                if index[requirement.name.as_str()] > position {
+                let Some(&required) = index.get(requirement.name.as_str()) else {
+                    continue; // an invalid file's change
+                };
+                if required > position {
                     return Err(PlanError::RequiresLater {
                         change: change.name.clone(),
                         required: requirement.name.clone(),
@@ -121,7 +153,7 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { changes })
+        Ok(Plan { changes, invalid })
     }
 
     /// Read every `*.sql` file of `dir` (not recursing) and build the plan.
@@ -142,11 +174,42 @@ impl Plan {
             }
         }
         paths.sort();
-        let changes = paths
+        let mut changes = Vec::new();
+        let mut invalid = Vec::new();
+        for path in &paths {
+            match read_change(path) {
+                Ok(change) => changes.push(change),
+                Err(error) => {
+                    let named = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(parse_file_name);
+                    invalid.push(InvalidFile {
+                        id: named.as_ref().map(|(id, _)| id.clone()),
+                        name: named.map(|(_, name)| name),
+                        error: Arc::new(error),
+                    });
+                }
+            }
+        }
+        Plan::with_invalid(changes, invalid)
+    }
+
+    /// Files of the changes directory that are not valid changes.
+    pub fn invalid(&self) -> &[InvalidFile] {
+        &self.invalid
+    }
+
+    /// The invalid files that a run deploying up to `last` (everything when `None`)
+    /// would step over: those with an ID up to `last`, and those without an ID.
+    pub fn invalid_through(&self, last: Option<&ChangeId>) -> Vec<&InvalidFile> {
+        self.invalid
             .iter()
-            .map(|p| read_change(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Plan::new(changes)
+            .filter(|f| match (&f.id, last) {
+                (Some(id), Some(last)) => id <= last,
+                _ => true,
+            })
+            .collect()
     }
 
     /// The changes in deploy order.

@@ -276,7 +276,8 @@ pub trait Vault {
     fn release(&mut self, kept: &[Kept]) -> Result<(), EngineError>;
     /// Every entry; `live` marks those whose change is deployed.
     fn list(&mut self) -> Result<Vec<VaultEntry>, EngineError>;
-    /// Remove the entries `ids` and the rows they hold.
+    /// Remove the entries `ids` and the rows they hold, inside the caller's transaction
+    /// (with the ledger rows and the audit event that go with it).
     fn prune(&mut self, ids: &[i64]) -> Result<(), EngineError>;
 }
 

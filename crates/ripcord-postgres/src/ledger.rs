@@ -9,7 +9,9 @@ pub fn upgrade_sql(from: u32) -> String {
     for (version, step) in STEPS.iter().enumerate() {
         let version = version as u32 + 1;
         if version > from {
-            sql.push_str(step);
+            for part in *step {
+                sql.push_str(part);
+            }
             sql.push_str(&format!(
                 "\nINSERT INTO ripcord.meta (key, value) VALUES ('ledger_version', '{version}')
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value;\n"
@@ -19,11 +21,19 @@ pub fn upgrade_sql(from: u32) -> String {
     sql
 }
 
-const STEPS: &[&str] = &[
-    STEP_1,
-    crate::capture::LEDGER_STEP,
-    crate::vault::LEDGER_STEP,
+const STEPS: &[&[&str]] = &[
+    &[STEP_1],
+    &[crate::capture::LEDGER_STEP],
+    &[crate::vault::LEDGER_STEP],
+    &[STEP_4, crate::vault::PUT_BACK_V2],
 ];
+
+/// Version 4: changes carry the project that deployed them, and the vault's put-back
+/// refuses to pretend when a revert did not re-create a column whose values it holds.
+const STEP_4: &str = concat!(
+    "ALTER TABLE ripcord.changes ADD COLUMN project text;\n",
+    "COMMENT ON COLUMN ripcord.changes.project IS 'the [project] name that deployed the change; NULL: deployed before ripcord recorded projects';\n",
+);
 
 const STEP_1: &str = r#"
 CREATE SCHEMA IF NOT EXISTS ripcord;

@@ -237,6 +237,7 @@ fn row_to_change(row: &Row) -> Result<DeployedChange, EngineError> {
         deployed_host: row.get("deployed_host"),
         duration_ms: row.get("duration_ms"),
         file: row.get("file"),
+        project: row.get("project"),
     })
 }
 
@@ -396,15 +397,15 @@ impl Engine for PostgresEngine {
         self.exec_cached(
             "INSERT INTO ripcord.changes (name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql,
                  transaction_mode, irreversible, requires, state, statements_done, statements_total,
-                 deployed_at, deployed_by, deployed_host, duration_ms, file)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 deployed_at, deployed_by, deployed_host, duration_ms, file, project)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (name) DO UPDATE SET deploy_seq = excluded.deploy_seq, checksum = excluded.checksum,
                  deploy_sql = excluded.deploy_sql, revert_sql = excluded.revert_sql, verify_sql = excluded.verify_sql,
                  transaction_mode = excluded.transaction_mode, irreversible = excluded.irreversible,
                  requires = excluded.requires, state = excluded.state, statements_done = excluded.statements_done,
                  statements_total = excluded.statements_total, deployed_at = excluded.deployed_at,
                  deployed_by = excluded.deployed_by, deployed_host = excluded.deployed_host,
-                 duration_ms = excluded.duration_ms, file = excluded.file",
+                 duration_ms = excluded.duration_ms, file = excluded.file, project = excluded.project",
             &[
                 &c.name,
                 &c.deploy_seq,
@@ -423,6 +424,7 @@ impl Engine for PostgresEngine {
                 &c.deployed_host,
                 &c.duration_ms,
                 &c.file,
+                &c.project,
             ],
         )?;
         Ok(())

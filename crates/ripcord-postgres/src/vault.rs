@@ -110,6 +110,91 @@ END
 $fn$;
 "#;
 
+/// Version 2 of `ripcord.vault_put_back` (ledger version 4): a dropped or retyped
+/// column that the revert did not re-create is an error, not a silent no-op.
+pub const PUT_BACK_V2: &str = r#"
+-- Put the rows of vault entry `entry` back into its table: re-insert deleted rows,
+-- reset updated values, remove inserted rows. Columns are matched by name as the table
+-- is now; generated columns are recomputed.
+CREATE OR REPLACE FUNCTION ripcord.vault_put_back(entry bigint) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    v ripcord.vault%ROWTYPE;
+    live regclass;
+    cols text;
+    sets text;
+    keyjoin text;
+    keylist text;
+    has_unique boolean;
+    missing text;
+    n bigint;
+BEGIN
+    SELECT * INTO v FROM ripcord.vault WHERE id = entry;
+    IF NOT FOUND OR v.stored IS NULL OR to_regclass(v.stored) IS NULL THEN
+        RAISE EXCEPTION 'ripcord vault entry % is gone (pruned?); its rows cannot be put back', entry;
+    END IF;
+    live := to_regclass(v.table_name);
+    IF live IS NULL THEN
+        RAISE EXCEPTION 'table % does not exist; the revert must re-create it before its kept rows can be put back', v.table_name;
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('%I = k.%I', a.attname, a.attname), ', ' ORDER BY a.attnum)
+             FILTER (WHERE a.attname <> ALL (v.key_columns) AND a.attidentity <> 'a')
+      INTO cols, sets
+      FROM pg_attribute a
+     WHERE a.attrelid = live AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       AND EXISTS (SELECT 1 FROM pg_attribute b WHERE b.attrelid = v.stored::regclass
+                     AND b.attname = a.attname AND b.attnum > 0 AND NOT b.attisdropped);
+    IF v.action IN ('drop_column', 'alter_type') THEN
+        -- The entry holds exactly the values the change destroyed: each needs its column.
+        SELECT string_agg(quote_ident(b.attname), ', ' ORDER BY b.attnum) INTO missing
+          FROM pg_attribute b
+         WHERE b.attrelid = v.stored::regclass AND b.attnum > 0 AND NOT b.attisdropped
+           AND b.attname <> ALL (v.key_columns)
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = live
+                             AND a.attname = b.attname AND a.attnum > 0 AND NOT a.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'the kept values of column(s) % of % cannot be put back: the revert did not re-create them (vault entry %)',
+                missing, v.table_name, entry
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'make the revert re-create the column(s), then `ripcord rehash` the change; or remove its revert section so that ripcord writes one';
+        END IF;
+    END IF;
+    SELECT string_agg(format('t.%I = k.%I', c, c), ' AND '), string_agg(quote_ident(c), ', ')
+      INTO keyjoin, keylist FROM unnest(v.key_columns) c;
+    IF v.action IN ('delete', 'truncate', 'drop_table') THEN
+        SELECT EXISTS (
+            SELECT 1 FROM pg_index i
+             WHERE i.indrelid = live AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+               AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+                     WHERE a.attrelid = live AND a.attnum = ANY (i.indkey))
+                   = (SELECT array_agg(c ORDER BY c) FROM unnest(v.key_columns) c))
+          INTO has_unique;
+        IF keylist IS NOT NULL AND has_unique THEN
+            -- An author's revert may already have put some rows back.
+            EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO %s',
+                live, cols, cols, v.stored, keylist,
+                CASE WHEN sets IS NULL THEN 'NOTHING'
+                     ELSE 'UPDATE SET ' || replace(sets, ' = k.', ' = EXCLUDED.') END);
+        ELSE
+            EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s',
+                live, cols, cols, v.stored);
+        END IF;
+    ELSIF v.action IN ('update', 'drop_column', 'alter_type') THEN
+        IF sets IS NULL THEN
+            RETURN 0;
+        END IF;
+        EXECUTE format('UPDATE %s t SET %s FROM %s k WHERE %s', live, sets, v.stored, keyjoin);
+    ELSIF v.action = 'insert' THEN
+        EXECUTE format('DELETE FROM %s t USING %s k WHERE %s', live, v.stored, keyjoin);
+    ELSE
+        RAISE EXCEPTION 'ripcord vault entry % has unknown action %', entry, v.action;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+"#;
+
 pub(crate) struct PgVault<'a> {
     pub(crate) client: &'a mut Client,
 }
@@ -721,7 +806,7 @@ impl Vault for PgVault<'_> {
         if !present {
             self.client
                 .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS ripcord; {LEDGER_STEP}"
+                    "CREATE SCHEMA IF NOT EXISTS ripcord; {LEDGER_STEP} {PUT_BACK_V2}"
                 ))
                 .map_err(map_error)?;
         }
@@ -1022,13 +1107,13 @@ impl Vault for PgVault<'_> {
     }
 
     fn prune(&mut self, ids: &[i64]) -> Result<(), EngineError> {
-        let mut tx = self.client.transaction().map_err(map_error)?;
         for id in ids {
-            tx.batch_execute(&format!(
-                "DROP TABLE IF EXISTS ripcord.vault_{id}; DELETE FROM ripcord.vault WHERE id = {id};"
-            ))
-            .map_err(map_error)?;
+            self.client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS ripcord.vault_{id}; DELETE FROM ripcord.vault WHERE id = {id};"
+                ))
+                .map_err(map_error)?;
         }
-        tx.commit().map_err(map_error)
+        Ok(())
     }
 }

@@ -185,7 +185,11 @@ fn unquote_plain_names(sql: &str) -> String {
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
 /// Ledger steps: step N brings version N-1 to N. Never edit a released step.
-const STEPS: &[&str] = &[STEP_1, capture::LEDGER_STEP, VAULT_STEP];
+const STEPS: &[&str] = &[STEP_1, capture::LEDGER_STEP, VAULT_STEP, STEP_4];
+
+/// Version 4: changes carry the project that deployed them (NULL: deployed before
+/// ripcord recorded projects).
+const STEP_4: &str = "ALTER TABLE ripcord_changes ADD COLUMN project TEXT;";
 
 /// The vault's index (PostgreSQL has the vault; SQLite keeps the same ledger shape).
 const VAULT_STEP: &str = r#"
@@ -491,7 +495,7 @@ impl Engine for SqliteEngine {
             .prepare(
                 "SELECT name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql, transaction_mode, irreversible,
                         requires, state, statements_done, statements_total, deployed_at, deployed_by, deployed_host,
-                        duration_ms, file
+                        duration_ms, file, project
                  FROM ripcord_changes ORDER BY deploy_seq",
             )
             .map_err(map_error)?;
@@ -513,6 +517,7 @@ impl Engine for SqliteEngine {
             String,
             i64,
             String,
+            Option<String>,
         );
         let rows: Vec<Raw> = stmt
             .query_map([], |r| {
@@ -534,6 +539,7 @@ impl Engine for SqliteEngine {
                     r.get(14)?,
                     r.get(15)?,
                     r.get(16)?,
+                    r.get(17)?,
                 ))
             })
             .map_err(map_error)?
@@ -567,6 +573,7 @@ impl Engine for SqliteEngine {
                     deployed_host: r.14,
                     duration_ms: r.15,
                     file: r.16,
+                    project: r.17,
                 })
             })
             .collect()
@@ -578,8 +585,8 @@ impl Engine for SqliteEngine {
             .execute(
                 "INSERT OR REPLACE INTO ripcord_changes (name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql,
                      transaction_mode, irreversible, requires, state, statements_done, statements_total,
-                     deployed_at, deployed_by, deployed_host, duration_ms, file)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                     deployed_at, deployed_by, deployed_host, duration_ms, file, project)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     c.name,
                     c.deploy_seq,
@@ -598,6 +605,7 @@ impl Engine for SqliteEngine {
                     c.deployed_host,
                     c.duration_ms,
                     c.file,
+                    c.project,
                 ],
             )
             .map_err(map_error)?;

@@ -509,13 +509,13 @@ impl Vault for SqliteVault<'_> {
     }
 
     fn prune(&mut self, ids: &[i64]) -> Result<(), EngineError> {
-        let tx = self.conn.transaction().map_err(map_error)?;
         for id in ids {
-            tx.execute_batch(&format!(
-                "DROP TABLE IF EXISTS ripcord_vault_{id}; DELETE FROM ripcord_vault WHERE id = {id};"
-            ))
-            .map_err(map_error)?;
+            self.conn
+                .execute_batch(&format!(
+                    "DROP TABLE IF EXISTS ripcord_vault_{id}; DELETE FROM ripcord_vault WHERE id = {id};"
+                ))
+                .map_err(map_error)?;
         }
-        tx.commit().map_err(map_error)
+        Ok(())
     }
 }

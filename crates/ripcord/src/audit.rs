@@ -40,16 +40,28 @@ pub struct ChainReport {
     pub head: Option<String>,
     /// The first broken link, if any.
     pub broken: Option<ChainBreak>,
+    /// The ledger's rows against what the chain recorded.
+    pub ledger: crate::integrity::LedgerCheck,
 }
 
-/// Recompute the chain and name its first broken link.
+impl ChainReport {
+    /// The chain is intact and the ledger matches it.
+    pub fn intact(&self) -> bool {
+        self.broken.is_none() && self.ledger.problems.is_empty()
+    }
+}
+
+/// Recompute the chain and name its first broken link; check every ledger row against
+/// what the chain recorded for it.
 pub fn verify(target: &mut Target) -> Result<ChainReport, OpError> {
     let events = events(target)?;
     let broken = verify_chain(&events).err();
+    let rows = target.engine.changes()?;
     Ok(ChainReport {
         target: target.name.clone(),
         events: events.len(),
         head: events.last().map(|e| e.hash.clone()),
         broken,
+        ledger: crate::integrity::check(&rows, &events),
     })
 }

@@ -133,7 +133,7 @@ struct Pending<'a> {
 /// Decide what deploy would run, refusing anything unsafe before a statement runs.
 fn pending<'a>(
     plan: &'a Plan,
-    ledger: &[DeployedChange],
+    scoped: &crate::scope::Scoped,
     to: Option<&str>,
     accepted: &[String],
     vault_available: Option<ripcord_core::EngineKind>,
@@ -150,6 +150,7 @@ fn pending<'a>(
             });
         }
     }
+    let ledger = &scoped.mine;
     let mut modified = Vec::new();
     for deployed in ledger {
         if deployed.state == ChangeState::Reverting {
@@ -198,9 +199,19 @@ fn pending<'a>(
         }
         None => None,
     };
+    let last_id = last.as_deref().and_then(|n| plan.get(n)).map(|c| &c.id);
+    if let Some(error) = crate::error::invalid_files(plan.invalid_through(last_id)) {
+        return Err(error);
+    }
 
     let mut pending = Vec::new();
     for change in plan.changes() {
+        if let Some(row) = scoped.held_elsewhere(&change.name) {
+            return Err(OpError::OtherProject {
+                change: change.name.clone(),
+                project: row.project.clone(),
+            });
+        }
         let deployed = ledger.iter().find(|d| d.name == change.name);
         match deployed {
             Some(d) if d.state == ChangeState::Deployed => {}
@@ -319,10 +330,10 @@ pub fn deploy(
     let started = Instant::now();
     let vault_available = crate::vault::vault_engine(target);
     if options.dry_run {
-        let ledger = target.engine.changes()?;
+        let scoped = crate::scope::scoped(target, plan)?;
         let pending = pending(
             plan,
-            &ledger,
+            &scoped,
             options.to.as_deref(),
             &options.accept_irreversible,
             vault_available,
@@ -338,15 +349,18 @@ pub fn deploy(
         });
     }
     with_lock(target, "deploy", |target| {
-        let ledger = target.engine.changes()?;
+        crate::scope::claim_old_rows(target, plan)?;
+        let scoped = crate::scope::scoped(target, plan)?;
         let pending = pending(
             plan,
-            &ledger,
+            &scoped,
             options.to.as_deref(),
             &options.accept_irreversible,
             vault_available,
         )?;
-        let mut next_seq = ledger.iter().map(|d| d.deploy_seq).max().unwrap_or(0) + 1;
+        let ledger = &scoped.mine;
+        // Deploy order is shared by every project of the target.
+        let mut next_seq = scoped.all.iter().map(|d| d.deploy_seq).max().unwrap_or(0) + 1;
         let mut report = DeployReport {
             target: target.name.clone(),
             url: target.display_url.clone(),
@@ -493,11 +507,13 @@ fn ledger_row(
         deployed_host: target.identity.host.clone(),
         duration_ms: duration_ms as i64,
         file: change.path.display().to_string(),
+        project: target.project.clone(),
     }
 }
 
 fn completed_event(
     change: &Change,
+    row: &DeployedChange,
     statements: usize,
     duration_ms: u64,
     resumed_at: Option<usize>,
@@ -507,6 +523,9 @@ fn completed_event(
         change: Some(change.name.clone()),
         detail: json!({
             "checksum": change.checksum,
+            "ledger": row.definition_checksum(),
+            "project": row.project,
+            "no_op": change.deploy.statements.is_empty(),
             "statements": statements,
             "transaction": change.transaction.as_str(),
             "duration_ms": duration_ms,
@@ -568,7 +587,7 @@ fn deploy_in_one_transaction(
         row.revert_sql = keeper.revert_sql(change);
     }
     target.engine.put_change(&row)?;
-    let mut event = completed_event(change, deploy.len(), duration_ms, None);
+    let mut event = completed_event(change, &row, deploy.len(), duration_ms, None);
     if let Some(keeper) = &keeper {
         event.detail["revert"] = json!(keeper.revert_kind());
         if !keeper.not_kept.is_empty() {
@@ -604,20 +623,20 @@ fn deploy_statement_by_statement(
 
     if existing.is_none() {
         target.engine.begin(&limits)?;
-        target.engine.put_change(&ledger_row(
-            change,
-            seq,
-            target,
-            ChangeState::Deploying,
-            0,
-            0,
-        ))?;
+        let row = ledger_row(change, seq, target, ChangeState::Deploying, 0, 0);
+        target.engine.put_change(&row)?;
         append_event(
             target,
             NewEvent {
                 kind: "deploy_started",
                 change: Some(change.name.clone()),
-                detail: json!({ "checksum": change.checksum, "statements": deploy.len(), "transaction": "none" }),
+                detail: json!({
+                    "checksum": change.checksum,
+                    "ledger": row.definition_checksum(),
+                    "project": row.project,
+                    "statements": deploy.len(),
+                    "transaction": "none",
+                }),
             },
         )?;
         target.engine.commit()?;
@@ -647,18 +666,25 @@ fn deploy_statement_by_statement(
         Some(deploy.len()),
     )?;
     let duration_ms = started.elapsed().as_millis() as u64;
-    target.engine.put_change(&ledger_row(
+    let row = ledger_row(
         change,
         seq,
         target,
         ChangeState::Deployed,
         deploy.len(),
         duration_ms,
-    ))?;
+    );
+    target.engine.put_change(&row)?;
     let resumed_at = (p.resume_at > 0 || existing.is_some()).then_some(p.resume_at);
     append_event(
         target,
-        completed_event(change, deploy.len() - p.resume_at, duration_ms, resumed_at),
+        completed_event(
+            change,
+            &row,
+            deploy.len() - p.resume_at,
+            duration_ms,
+            resumed_at,
+        ),
     )?;
     target.engine.commit()?;
     Ok(DeployedOutcome {

@@ -199,6 +199,9 @@ fn selected<'a>(
         Some((from, to)) => (resolve(from)?, resolve(to)?),
         None => (None, None),
     };
+    if let Some(error) = crate::error::invalid_files(plan.invalid_through(to.map(|t| &t.id))) {
+        return Err(error);
+    }
     Ok(plan
         .changes()
         .iter()
@@ -317,6 +320,9 @@ fn prepare(
         .into_iter()
         .filter(|d| d.state == ChangeState::Deployed)
         .collect();
+    // The replay runs the ledger's SQL: only what the audit chain vouches for.
+    let names: Vec<&str> = ledger.iter().map(|d| d.name.as_str()).collect();
+    crate::integrity::require_intact(target, &names)?;
     if options.from_target && scratch.engine.capabilities().copy_includes_schema {
         scratch.engine.copy_from(&target.url)?;
         return Ok(("copy", 0, false));

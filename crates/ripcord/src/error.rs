@@ -3,6 +3,13 @@
 use ripcord_core::{EngineError, SourceLocation, SqlError};
 use serde::Serialize;
 
+/// Refuse to act past unreadable change files (`None` when there are none).
+pub fn invalid_files(files: Vec<&ripcord_core::plan::InvalidFile>) -> Option<OpError> {
+    (!files.is_empty()).then(|| OpError::InvalidFiles {
+        files: files.into_iter().map(|f| f.error.clone()).collect(),
+    })
+}
+
 /// Which part of a change was running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,6 +170,42 @@ pub enum OpError {
         id: String,
         /// The first damage found.
         reason: String,
+    },
+    /// Without a project (no ripcord.toml) the ledger holds several projects' changes.
+    #[error("this target's ledger holds the changes of several projects ({}), and no project is selected", projects.join(", "))]
+    WhichProject {
+        /// The projects.
+        projects: Vec<String>,
+    },
+    /// A change of this project has the name of a change another project deployed.
+    #[error("{change} is deployed on this target by {}", project.as_deref().map(|p| if p.is_empty() { "an unnamed project".to_string() } else { format!("project `{p}`") }).unwrap_or_else(|| "a project ripcord did not record (deployed before ripcord kept project names)".into()))]
+    OtherProject {
+        /// The change.
+        change: String,
+        /// Its project (`None`: an old row nobody claimed).
+        project: Option<String>,
+    },
+    /// A ledger row does not match what the audit chain recorded: its SQL is not run.
+    #[error("{problem}")]
+    LedgerTampered {
+        /// The change concerned, if one.
+        change: Option<String>,
+        /// What does not match.
+        problem: String,
+    },
+    /// A deployed change's revert has no statements although its deploy has some.
+    #[error(
+        "{change} cannot be reverted: its revert section is empty, so a revert would leave everything its deploy did in place"
+    )]
+    EmptyRevert {
+        /// The change.
+        change: String,
+    },
+    /// Files of the changes directory cannot be read as changes.
+    #[error("{}", if files.len() == 1 { files[0].describe() } else { format!("{} change files cannot be read: {}", files.len(), files.iter().map(|f| f.describe()).collect::<Vec<_>>().join("; ")) })]
+    InvalidFiles {
+        /// Every unreadable file, with why.
+        files: Vec<std::sync::Arc<ripcord_core::change::ChangeFileError>>,
     },
     /// A statement failed; everything of that change was rolled back (unless it runs
     /// with `transaction: none`, see `kept_statements`).

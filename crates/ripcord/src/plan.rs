@@ -136,7 +136,7 @@ pub fn plan(
     to: Option<&str>,
     nets: SafetyNets,
 ) -> Result<PlanReport, OpError> {
-    let ledger = target.engine.changes()?;
+    let ledger = crate::scope::scoped(target, plan)?.mine;
     let vault = crate::vault::vault_engine(target);
     let last = match to {
         Some(name) => Some(
@@ -154,6 +154,10 @@ pub fn plan(
         ),
         None => None,
     };
+    let last_id = last.as_deref().and_then(|n| plan.get(n)).map(|c| &c.id);
+    if let Some(error) = crate::error::invalid_files(plan.invalid_through(last_id)) {
+        return Err(error);
+    }
     let mut changes = Vec::new();
     for change in plan.changes() {
         let deployed = ledger

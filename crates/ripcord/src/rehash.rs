@@ -30,8 +30,22 @@ pub fn rehash(
     name: &str,
     reason: &str,
 ) -> Result<RehashReport, OpError> {
+    let unreadable: Vec<_> = plan
+        .invalid()
+        .iter()
+        .filter(|f| {
+            f.name.as_deref() == Some(name)
+                || f.id
+                    .as_ref()
+                    .is_some_and(|id| Some(id) == ripcord_core::ChangeId::parse(name).as_ref())
+        })
+        .collect();
+    if let Some(error) = crate::error::invalid_files(unreadable) {
+        return Err(error);
+    }
     with_lock(target, "rehash", |target| {
-        let ledger = target.engine.changes()?;
+        crate::scope::claim_old_rows(target, plan)?;
+        let ledger = crate::scope::scoped(target, plan)?.mine;
         let deployed = ledger
             .iter()
             .find(|d| d.name == name || d.name.split('_').next() == Some(name))
@@ -79,7 +93,12 @@ pub fn rehash(
             NewEvent {
                 kind: "rehash",
                 change: Some(change.name.clone()),
-                detail: json!({ "reason": reason, "old_checksum": deployed.checksum, "new_checksum": change.checksum }),
+                detail: json!({
+                    "reason": reason,
+                    "old_checksum": deployed.checksum,
+                    "new_checksum": change.checksum,
+                    "ledger": updated.definition_checksum(),
+                }),
             },
         )?;
         target.engine.commit()?;

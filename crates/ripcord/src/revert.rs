@@ -103,14 +103,35 @@ fn select(
         }
     };
     for change in &chosen {
-        if change.revert_sql.is_none() {
+        let Some(revert) = &change.revert_sql else {
             return Err(OpError::Irreversible {
                 change: change.name.clone(),
                 reason: change.irreversible.clone(),
             });
+        };
+        // An empty revert of a change that did something would "succeed" doing nothing.
+        if statement_count(revert) == 0 && statement_count(&change.deploy_sql) > 0 {
+            return Err(OpError::EmptyRevert {
+                change: change.name.clone(),
+            });
         }
     }
     Ok(chosen)
+}
+
+fn statement_count(sql: &str) -> usize {
+    ripcord_core::splitter::split(sql).map_or(1, |spans| spans.len())
+}
+
+/// Vault entries a ledgered revert puts back (`ripcord.vault_put_back(<id>)`).
+fn vault_entries(sql: &str) -> Vec<i64> {
+    const CALL: &str = "vault_put_back(";
+    sql.match_indices(CALL)
+        .filter_map(|(at, _)| {
+            let rest = &sql[at + CALL.len()..];
+            rest[..rest.find(')')?].trim().parse().ok()
+        })
+        .collect()
 }
 
 /// The revert statements: located in the change file when it still holds exactly the
@@ -159,7 +180,7 @@ pub fn revert(
             .collect::<Vec<_>>()
     };
     if options.dry_run {
-        let ledger = target.engine.changes()?;
+        let ledger = crate::scope::scoped(target, plan)?.mine;
         let chosen = select(&ledger, &options.selection)?;
         return Ok(RevertReport {
             target: target.name.clone(),
@@ -171,8 +192,12 @@ pub fn revert(
         });
     }
     with_lock(target, "revert", |target| {
-        let ledger = target.engine.changes()?;
+        crate::scope::claim_old_rows(target, plan)?;
+        let ledger = crate::scope::scoped(target, plan)?.mine;
         let chosen = select(&ledger, &options.selection)?;
+        // Every revert about to run must be the one ripcord recorded.
+        let names: Vec<&str> = chosen.iter().map(|d| d.name.as_str()).collect();
+        crate::integrity::require_intact(target, &names)?;
         let mut report = RevertReport {
             target: target.name.clone(),
             url: target.display_url.clone(),
@@ -255,8 +280,11 @@ fn revert_one(
             change: Some(deployed.name.clone()),
             detail: json!({
                 "checksum": deployed.checksum,
+                "ledger": deployed.definition_checksum(),
+                "project": deployed.project,
                 "statements": script.len(),
                 "source": script.source.name.display().to_string(),
+                "vault_entries_put_back": vault_entries(deployed.revert_sql.as_deref().unwrap_or_default()),
                 "duration_ms": duration_ms,
             }),
         },
@@ -271,8 +299,12 @@ fn revert_one(
 }
 
 /// What a revert with `selection` would revert, newest first (for confirmation prompts).
-pub fn preview(target: &mut Target, selection: &Selection) -> Result<Vec<String>, OpError> {
-    let ledger = target.engine.changes()?;
+pub fn preview(
+    target: &mut Target,
+    plan: &Plan,
+    selection: &Selection,
+) -> Result<Vec<String>, OpError> {
+    let ledger = crate::scope::scoped(target, plan)?.mine;
     Ok(select(&ledger, selection)?
         .into_iter()
         .map(|d| d.name)

@@ -26,21 +26,10 @@ pub(crate) fn with_lock<T>(
         since: Utc::now(),
         command: command.to_string(),
     };
-    let had_ledger = target.engine.ledger_version()?.is_some();
     target.engine.lock(&me)?;
-    if !had_ledger {
-        let created = append_event_in_own_tx(
-            target,
-            NewEvent {
-                kind: "ledger_created",
-                change: None,
-                detail: serde_json::json!({ "ledger_version": ripcord_core::engine::LEDGER_VERSION }),
-            },
-        );
-        if let Err(e) = created {
-            let _ = target.engine.unlock();
-            return Err(e.into());
-        }
+    if let Err(e) = start_chain_or_seal(target) {
+        let _ = target.engine.unlock();
+        return Err(e);
     }
     let result = work(target);
     let _ = target.engine.rollback();
@@ -50,6 +39,26 @@ pub(crate) fn with_lock<T>(
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
     }
+}
+
+/// A new ledger starts its chain with `ledger_created` (also when a run died between
+/// creating the ledger and that event); rows an older ripcord wrote get their
+/// definitions sealed into the chain.
+fn start_chain_or_seal(target: &mut Target) -> Result<(), OpError> {
+    let rows = target.engine.changes()?;
+    let events = target.engine.events()?;
+    if events.is_empty() && rows.is_empty() {
+        append_event_in_own_tx(
+            target,
+            NewEvent {
+                kind: "ledger_created",
+                change: None,
+                detail: serde_json::json!({ "ledger_version": ripcord_core::engine::LEDGER_VERSION }),
+            },
+        )?;
+        return Ok(());
+    }
+    crate::integrity::seal_old_rows(target, &rows, &events)
 }
 
 /// Append an event inside the caller's open transaction.

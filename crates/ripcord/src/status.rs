@@ -24,6 +24,8 @@ pub enum ChangeStatus {
     PartlyDeployed,
     /// A `transaction: none` revert stopped part-way.
     PartlyReverted,
+    /// Its file cannot be read as a change (see `problem`).
+    Invalid,
 }
 
 impl ChangeStatus {
@@ -36,6 +38,7 @@ impl ChangeStatus {
             ChangeStatus::MissingFile => "missing-file",
             ChangeStatus::PartlyDeployed => "partly-deployed",
             ChangeStatus::PartlyReverted => "partly-reverted",
+            ChangeStatus::Invalid => "invalid",
         }
     }
 }
@@ -53,6 +56,8 @@ pub struct StatusEntry {
     pub deployed_by: Option<String>,
     /// Progress of a part-way change: statements done and total.
     pub progress: Option<(i32, i32)>,
+    /// Why its file cannot be read (`invalid`), with where.
+    pub problem: Option<String>,
 }
 
 /// The status of a target.
@@ -64,8 +69,12 @@ pub struct StatusReport {
     pub url: String,
     /// Whether the target has a ledger yet.
     pub ledger: bool,
+    /// The project whose changes these are.
+    pub project: Option<String>,
     /// Every change, by ID.
     pub changes: Vec<StatusEntry>,
+    /// Changes other projects deployed on the same target (not this project's to touch).
+    pub other_projects: Vec<crate::scope::OtherProject>,
 }
 
 impl StatusReport {
@@ -92,7 +101,36 @@ pub fn classify(plan: &Plan, ledger: &[DeployedChange]) -> Vec<StatusEntry> {
             entry(&change.name, status, deployed),
         ));
     }
-    for deployed in ledger.iter().filter(|d| plan.get(&d.name).is_none()) {
+    for file in plan.invalid() {
+        let deployed = file
+            .name
+            .as_ref()
+            .and_then(|name| ledger.iter().find(|d| d.name == *name));
+        let name = file
+            .name
+            .clone()
+            .unwrap_or_else(|| match file.error.as_ref() {
+                ripcord_core::change::ChangeFileError::BadFileName { path }
+                | ripcord_core::change::ChangeFileError::Io { path, .. } => {
+                    path.display().to_string()
+                }
+                ripcord_core::change::ChangeFileError::Syntax { location, .. } => {
+                    location.name.display().to_string()
+                }
+            });
+        let mut line = entry(&name, ChangeStatus::Invalid, deployed);
+        line.problem = Some(file.error.describe());
+        entries.push((file.id.clone(), line));
+    }
+    let invalid_names: Vec<&str> = plan
+        .invalid()
+        .iter()
+        .filter_map(|f| f.name.as_deref())
+        .collect();
+    for deployed in ledger
+        .iter()
+        .filter(|d| plan.get(&d.name).is_none() && !invalid_names.contains(&d.name.as_str()))
+    {
         let status = match deployed.state {
             ChangeState::Deploying => ChangeStatus::PartlyDeployed,
             ChangeState::Reverting => ChangeStatus::PartlyReverted,
@@ -118,17 +156,20 @@ fn entry(name: &str, status: ChangeStatus, deployed: Option<&DeployedChange>) ->
         progress: deployed
             .filter(|_| partial)
             .map(|d| (d.statements_done, d.statements_total)),
+        problem: None,
     }
 }
 
 /// Read the target's ledger (without creating it) and classify every change.
 pub fn status(target: &mut Target, plan: &Plan) -> Result<StatusReport, OpError> {
     let ledger_exists = target.engine.ledger_version()?.is_some();
-    let ledger = target.engine.changes()?;
+    let scoped = crate::scope::scoped(target, plan)?;
     Ok(StatusReport {
         target: target.name.clone(),
         url: target.display_url.clone(),
         ledger: ledger_exists,
-        changes: classify(plan, &ledger),
+        project: target.project.clone(),
+        changes: classify(plan, &scoped.mine),
+        other_projects: scoped.other_projects(),
     })
 }

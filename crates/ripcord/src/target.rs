@@ -21,6 +21,9 @@ pub struct Target {
     pub limits: SessionLimits,
     /// Who acts, from where.
     pub identity: Identity,
+    /// The project acting (`[project] name`, `Some("")` when it has none); `None`
+    /// without a project, where the ledger must hold one project's changes only.
+    pub project: Option<String>,
     /// The URL as given, password included: for opening more connections, never printed.
     pub(crate) url: String,
 }
@@ -53,6 +56,7 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
         engine,
         limits: SessionLimits::default(),
         identity: Identity::from_env(),
+        project: None,
         url,
     })
 }

@@ -365,24 +365,56 @@ pub fn prune(target: &mut Target, also_live: &[String]) -> Result<VaultReport, O
             .filter(|e| !e.live || also_live.contains(&e.change))
             .collect();
         let ids: Vec<i64> = pruned.iter().map(|e| e.id).collect();
-        target.engine.vault().ok_or_else(no_vault)?.prune(&ids)?;
-        for entry in pruned.iter().filter(|e| e.live) {
-            let mut row = target
-                .engine
-                .changes()?
-                .into_iter()
-                .find(|c| c.name == entry.change);
-            if let Some(row) = row.as_mut() {
+        if ids.is_empty() {
+            return Ok(VaultReport {
+                target: target.name.clone(),
+                entries: pruned,
+            });
+        }
+        let names: Vec<&str> = pruned
+            .iter()
+            .filter(|e| e.live)
+            .map(|e| e.change.as_str())
+            .collect();
+        let rows: Vec<ripcord_core::DeployedChange> = target
+            .engine
+            .changes()?
+            .into_iter()
+            .filter(|c| names.contains(&c.name.as_str()))
+            .map(|mut row| {
                 // The revert can no longer put this data back.
                 row.revert_sql = None;
                 row.irreversible = Some(format!(
                     "its kept data was pruned from the vault by {}",
                     target.identity.actor
                 ));
-                target.engine.begin(&target.limits)?;
+                row
+            })
+            .collect();
+        // Rows, their event and the removal of the data commit together.
+        target.engine.begin(&target.limits)?;
+        let done = (|| {
+            let mut definitions = serde_json::Map::new();
+            for row in &rows {
                 target.engine.put_change(row)?;
-                target.engine.commit()?;
+                definitions.insert(row.name.clone(), row.definition_checksum().into());
             }
+            crate::run::append_event(
+                target,
+                ripcord_core::audit::NewEvent {
+                    kind: "vault_pruned",
+                    change: None,
+                    detail: serde_json::json!({ "entries": ids, "ledger_rows": definitions }),
+                },
+            )?;
+            if let Some(mut vault) = target.engine.vault() {
+                vault.prune(&ids)?;
+            }
+            target.engine.commit()
+        })();
+        if let Err(e) = done {
+            let _ = target.engine.rollback();
+            return Err(e.into());
         }
         Ok(VaultReport {
             target: target.name.clone(),

@@ -38,8 +38,14 @@ impl VerifyReport {
 }
 
 /// Verify every deployed change of `target`.
-pub fn verify(target: &mut Target) -> Result<VerifyReport, OpError> {
-    let ledger = target.engine.changes()?;
+pub fn verify(target: &mut Target, plan: &ripcord_core::Plan) -> Result<VerifyReport, OpError> {
+    let ledger = crate::scope::scoped(target, plan)?.mine;
+    let with_verify: Vec<&str> = ledger
+        .iter()
+        .filter(|d| d.verify_sql.is_some())
+        .map(|d| d.name.as_str())
+        .collect();
+    crate::integrity::require_intact(target, &with_verify)?;
     let mut changes = Vec::new();
     for deployed in ledger.iter().filter(|d| d.state == ChangeState::Deployed) {
         let Some(sql) = deployed.verify_sql.as_deref() else {
