@@ -345,8 +345,432 @@ fn d11_column_order_is_part_of_the_schema((project, db): (Project, Db)) {
     }
 }
 
+/// An empty revert section is no revert section: ripcord writes the revert, and the
+/// revert really undoes the deploy.
+fn d03_an_empty_revert_section_does_not_revert_by_doing_nothing((project, db): (Project, Db)) {
+    project.change(
+        "0001_table",
+        "-- ripcord:deploy\nCREATE TABLE t (id integer PRIMARY KEY);\n-- ripcord:revert\n\n-- ripcord:verify\n",
+    );
+    ok(&project, &["deploy"]);
+    assert!(db.has_table("t"));
+    ok(&project, &["revert", "-y"]);
+    assert!(!db.has_table("t"), "the revert must drop the table");
+    let status = ok(&project, &["status"]);
+    assert!(status.contains("pending"), "{status}");
+    ok(&project, &["deploy"]);
+    assert!(db.has_table("t"));
+}
+
+/// PostgreSQL keeps dropped columns' values: with an empty revert section ripcord's own
+/// revert puts them back; a revert that forgets to re-create them fails (exit 1),
+/// changes nothing and keeps the vault entries needed later.
+#[test]
+fn d03_dropped_columns_come_back_or_the_revert_fails() {
+    let (project, db) = Db::postgres_project();
+    project.simple_change(
+        "0001_base",
+        "CREATE TABLE t (id integer PRIMARY KEY, a text, b integer, c date);\n\
+         INSERT INTO t SELECT g, 'a' || g, g * 10, date '2026-01-01' + g FROM generate_series(1, 20) g;",
+        "DROP TABLE t;",
+        "",
+    );
+    project.change(
+        "0002_drop_three",
+        "-- ripcord:deploy\nALTER TABLE t DROP COLUMN a, DROP COLUMN b;\nALTER TABLE t DROP COLUMN c;\n-- ripcord:revert\n",
+    );
+    ok(&project, &["deploy"]);
+    assert!(!db.has_column("t", "a"));
+    ok(&project, &["revert", "-y"]);
+    for column in ["a", "b", "c"] {
+        assert!(db.has_column("t", column), "{column} is back");
+    }
+    assert_eq!(
+        db.scalar("SELECT string_agg(a || ':' || b || ':' || c, ',' ORDER BY id) FROM t WHERE id IN (1, 20)"),
+        "a1:10:2026-01-02,a20:200:2026-01-21"
+    );
+    let event: serde_json::Value = serde_json::from_str(&db.scalar(
+        "SELECT detail FROM ripcord.events WHERE kind = 'revert_completed' ORDER BY seq DESC LIMIT 1",
+    ))
+    .unwrap();
+    assert_eq!(
+        event["vault_entries_put_back"].as_array().map(Vec::len),
+        Some(3),
+        "{event}"
+    );
+
+    // An author's revert that does not re-create the columns.
+    project.change(
+        "0002_drop_three",
+        "-- ripcord:deploy\nALTER TABLE t DROP COLUMN a, DROP COLUMN b;\nALTER TABLE t DROP COLUMN c;\n-- ripcord:revert\nSELECT 1;\n",
+    );
+    ok(&project, &["deploy"]);
+    let out = run(&project, &["revert", "-y"]);
+    expect_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the kept values of column(s) c of public.t cannot be put back: the revert did not re-create them"),
+        "{err}"
+    );
+    assert!(!db.has_column("t", "a"), "nothing was changed");
+    let status = ok(&project, &["status"]);
+    assert!(
+        status.contains("deployed  0002_drop_three") || status.contains("deployed 0002_drop_three"),
+        "{status}"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&project, &["vault", "list", "--json"])).unwrap();
+    let live: Vec<&serde_json::Value> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["change"] == "0002_drop_three" && e["live"] == true)
+        .collect();
+    assert_eq!(live.len(), 3, "the kept values stay needed: {list}");
+    let failed = db.scalar("SELECT count(*) FROM ripcord.events WHERE kind = 'revert_failed'");
+    assert_eq!(failed, "1");
+}
+
+/// On SQLite the vault cannot keep a dropped column: a change dropping one with an
+/// empty revert section is refused before it runs.
+#[test]
+fn d03_sqlite_refuses_dropping_columns_without_a_way_back() {
+    let (project, db) = Db::sqlite_project();
+    project.simple_change(
+        "0001_base",
+        "CREATE TABLE t (id integer PRIMARY KEY, a text);\nINSERT INTO t VALUES (1, 'x');",
+        "DROP TABLE t;",
+        "",
+    );
+    ok(&project, &["deploy"]);
+    project.change(
+        "0002_drop",
+        "-- ripcord:deploy\nALTER TABLE t DROP COLUMN a;\n-- ripcord:revert\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    assert!(
+        stderr(&out).contains("0002_drop has no revert section"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(db.has_column("t", "a"));
+}
+
+/// Two projects deploy to one database: each sees, deploys and reverts only its own
+/// changes; a name both use is refused.
+fn d04_projects_sharing_a_database_stay_apart((a, db): (Project, Db)) {
+    let url = match &db {
+        Db::Sqlite(path) => format!("sqlite://{}", path.display()),
+        Db::Postgres(t) => t.url.clone(),
+    };
+    let b = Project::new(&url);
+    b.write_config(&format!(
+        "[project]\nname = \"billing\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"{url}\"\n"
+    ));
+    a.simple_change(
+        "0001_users",
+        "CREATE TABLE users (id integer PRIMARY KEY);",
+        "DROP TABLE users;",
+        "",
+    );
+    b.simple_change(
+        "0001_invoices",
+        "CREATE TABLE invoices (id integer PRIMARY KEY);",
+        "DROP TABLE invoices;",
+        "",
+    );
+    b.simple_change(
+        "0002_invoice_rows",
+        "INSERT INTO invoices SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3;",
+        "DELETE FROM invoices;",
+        "",
+    );
+    ok(&a, &["deploy"]);
+    ok(&b, &["deploy"]);
+    // Without a project, a ledger of several projects is ambiguous.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = ripcord_in(elsewhere.path())
+        .args(["revert", "-y", "--url", &url])
+        .output()
+        .unwrap();
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("several projects"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM invoices"), "3");
+    // A's revert reverts A's last change, never B's newer one.
+    ok(&a, &["revert", "-y"]);
+    assert!(!db.has_table("users"));
+    assert_eq!(db.scalar("SELECT count(*) FROM invoices"), "3");
+    let out = ok(&a, &["revert", "-y"]);
+    assert!(
+        out.contains("Nothing") || out.contains("nothing") || out.contains("0 changes"),
+        "{out}"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM invoices"), "3");
+    let status = ok(&a, &["status"]);
+    assert!(
+        status.contains("deployed by project billing: 0001_invoices, 0002_invoice_rows"),
+        "{status}"
+    );
+    assert!(!status.contains("missing-file"), "{status}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&a, &["status", "--json"])).unwrap();
+    assert_eq!(json["changes"].as_array().unwrap().len(), 1, "{json}");
+    // The same name in both projects is refused, naming the owner.
+    a.simple_change("0002_invoice_rows", "SELECT 1;", "SELECT 1;", "");
+    let out = run(&a, &["deploy"]);
+    expect_exit(&out, 4);
+    assert!(
+        stderr(&out).contains("0002_invoice_rows is deployed on this target by project `billing`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!db.has_table("users"), "nothing of A was deployed");
+}
+
+/// A ledger row's SQL edited behind ripcord's back is caught before it runs.
+fn d06_an_edited_ledger_row_is_refused_before_it_runs((project, db): (Project, Db)) {
+    three_changes(&project);
+    ok(&project, &["deploy"]);
+    db.exec(&format!(
+        "UPDATE {} SET revert_sql = 'DROP TABLE users;' WHERE name = '0003_coupon'",
+        db.ledger("changes")
+    ));
+    let out = run(&project, &["audit", "verify"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("the ledger row of 0003_coupon was altered"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&project, &["revert", "-y"]);
+    expect_exit(&out, 4);
+    assert!(stderr(&out).contains("0003_coupon"), "{}", stderr(&out));
+    assert!(db.has_table("users"), "the tampered revert did not run");
+    assert!(db.has_column("orders", "coupon"));
+    // A verify section swapped in the ledger does not run either.
+    db.exec(&format!(
+        "UPDATE {} SET revert_sql = 'ALTER TABLE orders DROP COLUMN coupon;' WHERE name = '0003_coupon'",
+        db.ledger("changes")
+    ));
+    ok(&project, &["audit", "verify"]);
+    db.exec(&format!(
+        "UPDATE {} SET verify_sql = 'DELETE FROM users' WHERE name = '0001_users'",
+        db.ledger("changes")
+    ));
+    let out = run(&project, &["verify"]);
+    expect_exit(&out, 4);
+    assert!(stderr(&out).contains("0001_users"), "{}", stderr(&out));
+}
+
+/// A wiped chain, and ledger rows without events, fail `audit verify`.
+fn d07_a_wiped_chain_or_a_row_without_events_fails((project, db): (Project, Db)) {
+    three_changes(&project);
+    ok(&project, &["deploy"]);
+    ok(&project, &["audit", "verify"]);
+    let events = db.ledger("events");
+    let changes = db.ledger("changes");
+    // A row copied under a new name: no event deployed it.
+    db.exec(&format!(
+        "INSERT INTO {changes} SELECT '0009_forged', deploy_seq + 100, checksum, deploy_sql, revert_sql, verify_sql, \
+         transaction_mode, irreversible, requires, state, statements_done, statements_total, deployed_at, deployed_by, \
+         deployed_host, duration_ms, file, project FROM {changes} WHERE name = '0001_users'"
+    ));
+    let out = run(&project, &["audit", "verify"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("the ledger row of 0009_forged was not written by ripcord"),
+        "{}",
+        stdout(&out)
+    );
+    db.exec(&format!("DELETE FROM {changes} WHERE name = '0009_forged'"));
+    // A row removed behind ripcord's back.
+    db.exec(&format!("DELETE FROM {changes} WHERE name = '0003_coupon'"));
+    let out = run(&project, &["audit", "verify"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("0003_coupon is deployed according to event"),
+        "{}",
+        stdout(&out)
+    );
+    // The whole chain wiped.
+    match &db {
+        Db::Postgres(_) => db.exec(&format!(
+            "SET session_replication_role = replica; DELETE FROM {events};"
+        )),
+        Db::Sqlite(_) => db.exec(&format!(
+            "DROP TRIGGER ripcord_events_no_delete; DELETE FROM {events};"
+        )),
+    }
+    let out = run(&project, &["audit", "verify"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("the audit chain is empty but the ledger holds 2 deployed changes"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A change whose deploy holds only comments is a no-op; unreadable files are all
+/// reported, and do not stop status or revert.
+fn d09_no_op_changes_deploy_and_broken_files_block_only_what_they_must(
+    (project, db): (Project, Db),
+) {
+    three_changes(&project);
+    project.change(
+        "0004_nothing",
+        "-- ripcord:deploy\n-- This migration was emptied: its index moved to 0002.\n-- ripcord:revert\n",
+    );
+    ok(&project, &["deploy"]);
+    let detail: serde_json::Value = serde_json::from_str(&db.scalar(&format!(
+        "SELECT detail FROM {} WHERE change = '0004_nothing'",
+        db.ledger("events")
+    )))
+    .unwrap();
+    assert_eq!(detail["no_op"], true, "{detail}");
+    ok(&project, &["revert", "-y"]);
+    ok(&project, &["deploy"]);
+
+    project.change(
+        "0005_broken",
+        "-- ripcord:deploy\nCREATE TABLE x (a text DEFAULT 'oops);\n",
+    );
+    project.change(
+        "0006_also_broken",
+        "-- ripcord:deploy\n-- ripcord:deploy\nSELECT 1;\n",
+    );
+    project.simple_change(
+        "0007_fine",
+        "CREATE TABLE fine (id integer);",
+        "DROP TABLE fine;",
+        "",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("2 change files cannot be read"), "{err}");
+    assert!(err.contains("changes/0005_broken.sql:2:"), "{err}");
+    assert!(err.contains("changes/0006_also_broken.sql:2:1"), "{err}");
+    assert!(!db.has_table("fine"), "nothing deployed past a broken file");
+    let status = ok(&project, &["status"]);
+    for expected in [
+        "0001_users",
+        "0004_nothing",
+        "0005_broken",
+        "0006_also_broken",
+        "0007_fine",
+    ] {
+        assert!(status.contains(expected), "{expected}: {status}");
+    }
+    assert!(status.contains("2 invalid"), "{status}");
+    ok(&project, &["revert", "-y"]);
+    assert!(db.has_table("orders"));
+    ok(&project, &["deploy", "--to", "0004"]);
+}
+
 on_both_engines!(
     d02_keep_going_continues_with_the_failed_change_deployed,
     d05_verify_writes_are_undone,
     d11_column_order_is_part_of_the_schema,
+    d03_an_empty_revert_section_does_not_revert_by_doing_nothing,
+    d04_projects_sharing_a_database_stay_apart,
+    d06_an_edited_ledger_row_is_refused_before_it_runs,
+    d07_a_wiped_chain_or_a_row_without_events_fails,
+    d09_no_op_changes_deploy_and_broken_files_block_only_what_they_must,
+    d06_an_old_ledger_is_sealed_and_claimed_on_upgrade,
 );
+
+/// Turn the target's ledger into one written by ripcord before ledger version 4: no
+/// project column, events without definition checksums (re-chained as they were).
+fn make_old_ledger(project: &Project, db: &Db) {
+    let url = match db {
+        Db::Sqlite(path) => format!("sqlite://{}", path.display()),
+        Db::Postgres(t) => t.url.clone(),
+    };
+    let mut target = ripcord::target::connect("test", &url, project.path()).unwrap();
+    let events = target.engine.events().unwrap();
+    let (changes, meta, events_table) =
+        (db.ledger("changes"), db.ledger("meta"), db.ledger("events"));
+    match db {
+        Db::Postgres(_) => db.exec(&format!(
+            "SET session_replication_role = replica; DELETE FROM {events_table}; \
+             ALTER TABLE {changes} DROP COLUMN project; UPDATE {meta} SET value = '3' WHERE key = 'ledger_version';"
+        )),
+        Db::Sqlite(_) => db.exec(&format!(
+            "DROP TRIGGER ripcord_events_no_delete; DELETE FROM {events_table}; \
+             ALTER TABLE {changes} DROP COLUMN project; UPDATE {meta} SET value = '3' WHERE key = 'ledger_version';"
+        )),
+    }
+    let mut previous: Option<(i64, String)> = None;
+    for event in events {
+        let mut detail = event.detail_json();
+        for key in [
+            "ledger",
+            "ledger_rows",
+            "project",
+            "no_op",
+            "vault_entries_put_back",
+        ] {
+            detail.as_object_mut().unwrap().remove(key);
+        }
+        let stamp = ripcord_core::audit::Stamp {
+            actor: event.actor.clone(),
+            host: event.host.clone(),
+            target: event.target.clone(),
+            at: chrono::Utc::now(),
+        };
+        let kind: &'static str = Box::leak(event.kind.clone().into_boxed_str());
+        let sealed = ripcord_core::audit::AuditEvent::seal(
+            previous.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+            &stamp,
+            ripcord_core::audit::NewEvent {
+                kind,
+                change: event.change.clone(),
+                detail,
+            },
+        );
+        target.engine.insert_event(&sealed).unwrap();
+        previous = Some((sealed.seq, sealed.hash.clone()));
+    }
+}
+
+/// A ledger written before projects and definition checksums is read as it is, then
+/// sealed and claimed by the first locking command, and checked from then on.
+fn d06_an_old_ledger_is_sealed_and_claimed_on_upgrade((project, db): (Project, Db)) {
+    three_changes(&project);
+    ok(&project, &["deploy"]);
+    make_old_ledger(&project, &db);
+    let status = ok(&project, &["status"]);
+    assert!(status.contains("3 deployed"), "{status}");
+    let out = ok(&project, &["audit", "verify"]);
+    assert!(
+        out.contains("3 ledger rows written by an older ripcord are not checked"),
+        "{out}"
+    );
+    ok(&project, &["deploy"]);
+    let out = ok(&project, &["audit", "verify"]);
+    assert!(
+        out.contains("3 deployed changes of the ledger match it"),
+        "{out}"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {} WHERE project = 'test'",
+            db.ledger("changes")
+        )),
+        "3"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {} WHERE kind IN ('ledger_sealed', 'ledger_claimed')",
+            db.ledger("events")
+        )),
+        "2"
+    );
+    ok(&project, &["revert", "--all", "-y"]);
+    assert!(!db.has_table("users"));
+    ok(&project, &["audit", "verify"]);
+}

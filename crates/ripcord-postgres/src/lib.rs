@@ -237,7 +237,8 @@ fn row_to_change(row: &Row) -> Result<DeployedChange, EngineError> {
         deployed_host: row.get("deployed_host"),
         duration_ms: row.get("duration_ms"),
         file: row.get("file"),
-        project: row.get("project"),
+        // A ledger not yet upgraded (read-only commands do not upgrade) has no project.
+        project: row.try_get("project").ok().flatten(),
     })
 }
 

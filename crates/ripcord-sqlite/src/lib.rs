@@ -487,17 +487,19 @@ impl Engine for SqliteEngine {
     }
 
     fn changes(&mut self) -> Result<Vec<DeployedChange>, EngineError> {
-        if !self.has_ledger()? {
+        let Some(version) = self.ledger_version()? else {
             return Ok(Vec::new());
-        }
+        };
+        // A ledger not yet upgraded (read-only commands do not upgrade) has no project.
+        let project = if version >= 4 { "project" } else { "NULL" };
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT name, deploy_seq, checksum, deploy_sql, revert_sql, verify_sql, transaction_mode, irreversible,
                         requires, state, statements_done, statements_total, deployed_at, deployed_by, deployed_host,
-                        duration_ms, file, project
-                 FROM ripcord_changes ORDER BY deploy_seq",
-            )
+                        duration_ms, file, {project}
+                 FROM ripcord_changes ORDER BY deploy_seq"
+            ))
             .map_err(map_error)?;
         type Raw = (
             String,
