@@ -774,3 +774,157 @@ fn d06_an_old_ledger_is_sealed_and_claimed_on_upgrade((project, db): (Project, D
     assert!(!db.has_table("users"));
     ok(&project, &["audit", "verify"]);
 }
+
+/// A password holding `#`, `?` and `/` unencoded is never printed, by any command
+/// or error, and never stored: not in the audit chain, the ledger, the lock, the vault,
+/// capture, nor a snapshot's files.
+#[test]
+fn d08_a_password_with_url_delimiters_never_leaks() {
+    const SECRET: &str = "Tr#ck?y/pw";
+    let database = pg().create_database();
+    let url = database
+        .url
+        .replacen("postgres@", &format!("postgres:{SECRET}@"), 1);
+    assert!(url.contains(SECRET));
+    let project = Project::new("postgres://unused");
+    project.write_config(
+        "[project]\nname = \"shop\"\ndefault_target = \"prod\"\n\n[targets.prod]\nurl_env = \"SHOP_URL\"\n",
+    );
+    three_changes(&project);
+    project.simple_change(
+        "0004_data",
+        "INSERT INTO users VALUES (1, 'a@example.com'), (2, 'b@example.com');",
+        "DELETE FROM users WHERE id IN (1, 2);",
+        "",
+    );
+    let fragments = [SECRET, "Tr#ck", "y/pw", "?y/p", "p@ss"];
+    let mut seen = String::new();
+    let mut check = |args: &[&str], code: i32| {
+        let out = ripcord_in(project.path())
+            .env("SHOP_URL", &url)
+            .args(args)
+            .output()
+            .unwrap();
+        expect_exit(&out, code);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        for fragment in fragments {
+            assert!(
+                !text.contains(fragment),
+                "`ripcord {}` printed `{fragment}`:\n{text}",
+                args.join(" ")
+            );
+        }
+        seen.push_str(&text);
+    };
+    check(&["deploy"], 0);
+    check(&["deploy", "--json"], 0);
+    check(&["status"], 0);
+    check(&["status", "--json"], 0);
+    check(&["plan", "--json"], 0);
+    check(&["log", "--json"], 0);
+    check(&["audit", "log", "--json"], 0);
+    check(&["audit", "verify", "--json"], 0);
+    check(&["verify", "--json"], 0);
+    check(&["fingerprint", "--json"], 0);
+    check(&["vault", "list", "--json"], 0);
+    check(&["capture", "enable", "users"], 0);
+    check(&["capture", "status", "--json"], 0);
+    check(&["batch", "list", "--json"], 0);
+    check(&["snapshot", "create", "--tables", "users", "--json"], 0);
+    check(&["snapshot", "list", "--json"], 0);
+    check(&["revert", "-y", "--json"], 0);
+    check(&["drill", "--json"], 0);
+    check(&["drill"], 0);
+    check(&["deploy", "-v"], 0);
+    // Ad-hoc targets named by their URL.
+    check(&["status", "--url", &url], 0);
+    check(&["status", "--url", &url, "--json"], 0);
+    check(&["revert", "-y", "--url", &url], 0);
+    check(&["deploy", "--url", &url, "--json"], 0);
+    check(&["audit", "log", "--url", &url], 0);
+    // Errors.
+    let dead = url.replace(
+        &format!(
+            "{}/",
+            database
+                .url
+                .split('/')
+                .nth(2)
+                .unwrap()
+                .split(':')
+                .next_back()
+                .unwrap()
+        ),
+        "1/",
+    );
+    check(&["status", "--url", &dead], 5);
+    // An unencoded `@` cannot reach the server (the driver ends the credentials at the
+    // first `@`), but the refusal does not show the password either.
+    let at_sign = url.replacen(SECRET, "Tr#ck?y/p@ss", 1);
+    check(&["status", "--url", &at_sign], 5);
+    project.simple_change(
+        "0005_broken",
+        "SELECT * FROM no_such_table;",
+        "SELECT 1;",
+        "",
+    );
+    check(&["deploy"], 1);
+    check(&["deploy", "--json"], 1);
+    assert!(
+        seen.contains("postgres://postgres:***@"),
+        "the redacted form is shown"
+    );
+
+    // Nothing stored holds it.
+    let mut client = database.connect();
+    let tables: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'ripcord'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.len() > 5, "{tables:?}");
+    for table in tables {
+        let text: Option<String> = client
+            .query_one(
+                &format!("SELECT string_agg(t::text, E'\\n') FROM {table} t"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        let text = text.unwrap_or_default();
+        for fragment in fragments {
+            assert!(!text.contains(fragment), "{table} holds `{fragment}`");
+        }
+    }
+    let events: String = client
+        .query_one("SELECT string_agg(target, ',') FROM ripcord.events", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        events.contains("prod") && events.contains(":***@"),
+        "{events}"
+    );
+    let mut files = vec![project.path().join(".ripcord")];
+    let mut stored = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for fragment in fragments {
+                assert!(
+                    !text.contains(fragment),
+                    "{} holds `{fragment}`",
+                    path.display()
+                );
+            }
+            stored += 1;
+        }
+    }
+    assert!(stored >= 2, "the snapshot's manifest and chunks were read");
+}

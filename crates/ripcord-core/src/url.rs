@@ -39,50 +39,176 @@ impl TargetUrl {
     }
 }
 
-/// `url` with any password replaced by `***`, safe to print.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo = authority_start..authority_start + at;
-            if let Some(colon) = out[userinfo.clone()].find(':') {
-                out.replace_range(userinfo.start + colon + 1..userinfo.end, "***");
+/// A `postgres://` URL cut into its parts exactly where the connection parser
+/// (tokio-postgres) cuts it: the credentials run to the first `@` (a password may hold
+/// `#`, `?` or `/` unencoded), the host to the first `/` or `?` after them, the
+/// database name to the first `?`. Redaction and rewriting use these parts, so what is
+/// hidden is exactly what the driver sends as the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgUrl<'a> {
+    /// `postgres://` or `postgresql://`.
+    pub scheme: &'a str,
+    /// The user, as written (percent-encoded).
+    pub user: Option<&'a str>,
+    /// The password, as written.
+    pub password: Option<&'a str>,
+    /// Host(s) and port(s).
+    pub host: &'a str,
+    /// The database name, when the URL has a path.
+    pub database: Option<&'a str>,
+    /// The parameters after `?`.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> PgUrl<'a> {
+    /// Cut `url` as the driver does; `None` when it has no `scheme://`.
+    pub fn parse(url: &'a str) -> Option<PgUrl<'a>> {
+        PgUrl::cut(url, false)
+    }
+
+    /// Cut `url` for hiding its password: like [`PgUrl::parse`], except that an `@`
+    /// left in the host part (a password holding an unencoded `@`, which the driver
+    /// cannot read either) still belongs to the credentials.
+    fn parse_for_redaction(url: &'a str) -> Option<PgUrl<'a>> {
+        PgUrl::cut(url, true)
+    }
+
+    fn cut(url: &'a str, greedy: bool) -> Option<PgUrl<'a>> {
+        let scheme_len = url.find("://").filter(|&i| {
+            i > 0
+                && url[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+        })? + 3;
+        let (scheme, mut rest) = url.split_at(scheme_len);
+        let (mut user, mut password) = (None, None);
+        let mut credentials_end = rest.find('@');
+        while greedy && let Some(at) = credentials_end {
+            let after = &rest[at + 1..];
+            let host = &after[..after.find(['/', '?']).unwrap_or(after.len())];
+            match host.rfind('@') {
+                Some(more) => credentials_end = Some(at + 1 + more),
+                None => break,
             }
         }
+        if let Some(at) = credentials_end {
+            let credentials = &rest[..at];
+            match credentials.split_once(':') {
+                Some((u, p)) => {
+                    user = Some(u);
+                    password = Some(p);
+                }
+                None => user = Some(credentials),
+            }
+            rest = &rest[at + 1..];
+        }
+        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let host = &rest[..host_end];
+        rest = &rest[host_end..];
+        let mut database = None;
+        if let Some(path) = rest.strip_prefix('/') {
+            let end = path.find('?').unwrap_or(path.len());
+            database = Some(&path[..end]);
+            rest = &path[end..];
+        }
+        let query = rest.strip_prefix('?');
+        Some(PgUrl {
+            scheme,
+            user,
+            password,
+            host,
+            database,
+            query,
+        })
     }
-    // libpq also takes the password as a query parameter.
-    let lower = out.to_ascii_lowercase();
-    if let Some(pos) = lower.find("password=") {
-        let value_start = pos + "password=".len();
-        let value_end = out[value_start..]
-            .find('&')
-            .map_or(out.len(), |i| value_start + i);
-        out.replace_range(value_start..value_end, "***");
+
+    /// The parameters as `(key, value)` pairs, as written.
+    pub fn params(&self) -> Vec<(&'a str, &'a str)> {
+        self.query
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+            .collect()
     }
-    out
+
+    /// Put the URL back together, with `database` and `query` as given.
+    pub fn render(
+        &self,
+        password: Option<&str>,
+        database: Option<&str>,
+        query: Option<&str>,
+    ) -> String {
+        let mut out = String::from(self.scheme);
+        if let Some(user) = self.user {
+            out.push_str(user);
+            if let Some(password) = password {
+                out.push(':');
+                out.push_str(password);
+            }
+            out.push('@');
+        }
+        out.push_str(self.host);
+        if let Some(database) = database {
+            out.push('/');
+            out.push_str(database);
+        }
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(query);
+        }
+        out
+    }
+}
+
+/// Parameters that carry secrets.
+fn is_secret_param(key: &str) -> bool {
+    ["password", "sslpassword"]
+        .iter()
+        .any(|secret| key.eq_ignore_ascii_case(secret))
+}
+
+/// `url` with any password replaced by `***`, safe to print and to store.
+pub fn redact(url: &str) -> String {
+    let Some(parts) = PgUrl::parse_for_redaction(url.trim()) else {
+        return url.to_string();
+    };
+    let query = parts.query.map(|_| {
+        parts
+            .params()
+            .into_iter()
+            .map(|(key, value)| {
+                if is_secret_param(key) {
+                    format!("{key}=***")
+                } else if value.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{key}={value}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    parts.render(
+        parts.password.map(|_| "***"),
+        parts.database,
+        query.as_deref(),
+    )
 }
 
 /// `url` (a `postgres://` URL) pointing at database `name` instead of its own.
 pub fn with_database(url: &str, name: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let authority_start = scheme_end + 3;
-    let path_start = url[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| authority_start + i);
-    let rest = &url[path_start..];
-    let query = rest.find(['?', '#']).map_or("", |i| &rest[i..]);
-    format!("{}/{name}{query}", &url[..path_start])
+    match PgUrl::parse(url) {
+        Some(parts) => parts.render(parts.password, Some(name), parts.query),
+        None => url.to_string(),
+    }
 }
 
 /// True when `url` carries a password (which must not live in ripcord.toml).
 pub fn has_password(url: &str) -> bool {
-    redact(url) != url
+    PgUrl::parse_for_redaction(url.trim()).is_some_and(|parts| {
+        parts.password.is_some() || parts.params().iter().any(|(key, _)| is_secret_param(key))
+    })
 }
 
 #[cfg(test)]
@@ -137,10 +263,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn passwords_with_url_delimiters_are_hidden_whole() {
+        for password in [
+            "pa#ss",
+            "pa?ss",
+            "pa/ss",
+            "a#b?c/d",
+            "x?password=y",
+            "#",
+            "?",
+            "/",
+        ] {
+            let url = format!("postgres://app:{password}@db.example.com:5432/shop?sslmode=require");
+            let shown = redact(&url);
+            assert_eq!(
+                shown, "postgres://app:***@db.example.com:5432/shop?sslmode=require",
+                "{password}"
+            );
+            assert!(has_password(&url));
+            assert_eq!(
+                with_database(&url, "scratch"),
+                format!("postgres://app:{password}@db.example.com:5432/scratch?sslmode=require")
+            );
+        }
+        assert_eq!(
+            redact("postgres://db/shop?user=a&sslpassword=k#ey&password=p/w?x"),
+            "postgres://db/shop?user=a&sslpassword=***&password=***"
+        );
+    }
+
     proptest! {
         #[test]
         fn redacted_urls_never_contain_the_password(user in "[a-z]{1,8}", password in "[A-Za-z0-9!$%]{6,16}", host in "[a-z]{1,8}") {
             let url = format!("postgres://{user}:{password}@{host}:5432/db");
+            prop_assert!(!redact(&url).contains(&password));
+            let url = format!("postgres://{user}:{password}#?/{password}@{host}:5432/db?x=1");
             prop_assert!(!redact(&url).contains(&password));
             let url = format!("postgres://{host}/db?password={password}");
             prop_assert!(!redact(&url).contains(&password));

@@ -37,9 +37,7 @@ const SCRATCH_CLAIM: &str = "ripcord-drill:";
 
 /// The scratch database named in `url`, if it is one of ours.
 fn scratch_name(url: &str) -> Option<String> {
-    let after_scheme = &url[url.find("://")? + 3..];
-    let path = &after_scheme[after_scheme.find('/')? + 1..];
-    let name = path.split(['?', '#']).next()?;
+    let name = ripcord_core::url::PgUrl::parse(url)?.database?;
     (name.starts_with(SCRATCH_PREFIX)
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
     .then(|| name.to_string())

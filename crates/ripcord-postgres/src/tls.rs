@@ -42,17 +42,19 @@ pub enum Security {
 
 /// Split `url` into what the `postgres` crate understands and the security to apply.
 pub fn prepare(url: &str) -> (String, Security) {
-    let Some((base, query)) = url.split_once('?') else {
+    // Cut where the driver cuts: a password may hold an unencoded `?`.
+    let Some(parts) = ripcord_core::url::PgUrl::parse(url).filter(|p| p.query.is_some()) else {
         return (url.to_string(), Security::Encrypted);
     };
     let mut mode = String::from("prefer");
     let mut root = None;
     let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("sslmode", value)) => mode = value.to_string(),
-            Some(("sslrootcert", value)) => root = Some(PathBuf::from(value)),
-            _ => kept.push(pair.to_string()),
+    for (key, value) in parts.params() {
+        match key {
+            "sslmode" => mode = value.to_string(),
+            "sslrootcert" => root = Some(PathBuf::from(value)),
+            _ if value.is_empty() => kept.push(key.to_string()),
+            _ => kept.push(format!("{key}={value}")),
         }
     }
     let (crate_mode, security) = match mode.as_str() {
@@ -79,7 +81,11 @@ pub fn prepare(url: &str) -> (String, Security) {
         ),
     };
     kept.push(format!("sslmode={crate_mode}"));
-    (format!("{base}?{}", kept.join("&")), security)
+    let query = kept.join("&");
+    (
+        parts.render(parts.password, parts.database, Some(&query)),
+        security,
+    )
 }
 
 fn provider() -> Arc<CryptoProvider> {
