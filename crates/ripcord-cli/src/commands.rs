@@ -63,11 +63,7 @@ impl Observer for ProgressLines {
 
 /// `name (url)`, or just the URL for an ad-hoc target named by it.
 fn label(target: &ripcord::Target) -> String {
-    if target.name == target.display_url {
-        target.display_url.clone()
-    } else {
-        format!("{} ({})", target.name, target.display_url)
-    }
+    render::target_label(&target.name, &target.display_url)
 }
 
 pub fn init(args: &InitArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
@@ -268,14 +264,13 @@ pub fn revert_cmd(
             return Ok(Exit::Success);
         }
         let question = format!(
-            "Revert {} on {} ({})?\n  {}\n",
+            "Revert {} on {}?\n  {}\n",
             if names.len() == 1 {
                 "1 change".to_string()
             } else {
                 format!("{} changes", names.len())
             },
-            target.name,
-            target.display_url,
+            label(&target),
             names.join("\n  ")
         );
         if !printer.confirm(&question) {

@@ -199,9 +199,8 @@ pub fn plan(args: &PlanArgs, global: &GlobalArgs, printer: Printer) -> Result<Ex
     printer.json(&report);
     let count = report.changes.len();
     printer.line(format!(
-        "Plan for {} ({}): {count} pending {}",
-        report.target,
-        report.url,
+        "Plan for {}: {count} pending {}",
+        crate::render::target_label(&report.target, &report.url),
         if count == 1 { "change" } else { "changes" }
     ));
     for change in &report.changes {

@@ -17,15 +17,23 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `name (url)`, or only the URL for an ad-hoc target named by its URL.
+pub fn target_label(name: &str, url: &str) -> String {
+    if name == url || name.contains("://") {
+        url.to_string()
+    } else {
+        format!("{name} ({url})")
+    }
+}
+
 /// `ripcord status`.
 pub fn status(report: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} {} ({})",
+        "{} {}",
         paint(style::HEAD, "Target"),
-        report.target,
-        report.url
+        target_label(&report.target, &report.url)
     );
     if report.changes.is_empty() {
         out.push_str("  No changes in this project yet. Create one with `ripcord new <slug>`.\n");
@@ -163,10 +171,9 @@ pub fn deploy_dry_run(report: &DeployReport) -> String {
     }
     let _ = writeln!(
         out,
-        "Would deploy {} to {} ({}), each in its own transaction unless marked `transaction: none`:",
+        "Would deploy {} to {}, each in its own transaction unless marked `transaction: none`:",
         plural(report.planned.len(), "change", "changes"),
-        report.target,
-        report.url,
+        target_label(&report.target, &report.url),
     );
     for change in &report.planned {
         let _ = writeln!(
@@ -216,10 +223,9 @@ pub fn revert_dry_run(report: &RevertReport) -> String {
     }
     let _ = writeln!(
         out,
-        "Would revert {} on {} ({}), newest first:",
+        "Would revert {} on {}, newest first:",
         plural(report.planned.len(), "change", "changes"),
-        report.target,
-        report.url
+        target_label(&report.target, &report.url)
     );
     for change in &report.planned {
         let _ = writeln!(

@@ -928,3 +928,40 @@ fn d08_a_password_with_url_delimiters_never_leaks() {
     }
     assert!(stored >= 2, "the snapshot's manifest and chunks were read");
 }
+
+/// An ad-hoc `--url` target is named once, and the actor is a real user even when
+/// `USER` and `LOGNAME` are unset.
+#[test]
+fn also_url_targets_are_named_once_and_the_actor_is_never_unknown() {
+    let project = Project::sqlite();
+    three_changes(&project);
+    let out = ripcord_in(project.path())
+        .args(["deploy", "--url", "sqlite://other.db"])
+        .env_remove("RIPCORD_ACTOR")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .unwrap();
+    expect_exit(&out, 0);
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap_or_default();
+    assert_eq!(first.matches("other.db").count(), 1, "{text}");
+    let status = ok(&project, &["status", "--url", "sqlite://other.db"]);
+    let head = status.lines().next().unwrap_or_default();
+    assert_eq!(head.matches("other.db").count(), 1, "{status}");
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    assert!(!me.is_empty());
+    let db = Db::Sqlite(project.path().join("other.db"));
+    assert_eq!(
+        db.scalar("SELECT group_concat(DISTINCT deployed_by) FROM ripcord_changes"),
+        me
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM ripcord_events WHERE actor = 'unknown'"),
+        "0"
+    );
+}

@@ -393,6 +393,10 @@ pub trait Engine: Send {
     fn blockers(&mut self) -> Vec<Blocker> {
         Vec::new()
     }
+    /// The database role this session acts as, when the engine has roles.
+    fn session_role(&mut self) -> Option<String> {
+        None
+    }
     /// Row-change capture, when the engine has it.
     fn capture(&mut self) -> Option<Box<dyn crate::capture::Capture + '_>> {
         None

@@ -493,6 +493,13 @@ impl Engine for PostgresEngine {
             .collect())
     }
 
+    fn session_role(&mut self) -> Option<String> {
+        self.client
+            .query_one("SELECT session_user::text", &[])
+            .ok()
+            .map(|row| row.get(0))
+    }
+
     fn snapshots(&mut self) -> Option<Box<dyn ripcord_core::snapshot::TableSnapshots + '_>> {
         Some(Box::new(snapshot::PgSnapshots { engine: self }))
     }

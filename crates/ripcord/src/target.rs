@@ -50,12 +50,14 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
             )
         }
     };
+    let mut engine = engine;
+    let identity = Identity::from_env().or_role(|| engine.session_role());
     Ok(Target {
         name: name.to_string(),
         display_url,
         engine,
         limits: SessionLimits::default(),
-        identity: Identity::from_env(),
+        identity,
         project: None,
         url,
     })
