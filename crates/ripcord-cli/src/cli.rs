@@ -159,7 +159,7 @@ pub struct NewArgs {
     pub requires: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LintFormat {
     /// Diagnostics with the source highlighted.
     Human,

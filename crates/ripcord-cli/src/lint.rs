@@ -2,10 +2,8 @@
 //! highlighted, JSON, or SARIF 2.1.0 for code-scanning tools; and `ripcord plan`, the
 //! same verdicts per statement of a target's pending changes.
 
-use std::path::PathBuf;
-
 use ripcord_core::Change;
-use ripcord_guard::{Finding, Severity, lint_change, rule_info};
+use ripcord_guard::{ColumnTypes, Finding, Severity, lint_change_with, rule_info};
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, LintArgs, LintFormat, PlanArgs};
@@ -13,20 +11,32 @@ use crate::error::{CommandError, Exit};
 use crate::printer::Printer;
 use crate::settings::Project;
 
-fn changes_to_lint(args: &LintArgs, global: &GlobalArgs) -> Result<Vec<Change>, CommandError> {
+/// The changes to lint, in deploy order, with a finding for each file that cannot be
+/// read. Project files are read as change files; files named on the command line may
+/// also be other tools' plain migrations (one deploy section).
+fn changes_to_lint(
+    args: &LintArgs,
+    global: &GlobalArgs,
+) -> Result<(Vec<Change>, Vec<Finding>), CommandError> {
     if args.files.is_empty() {
         let project = Project::discover(global)?;
-        return Ok(project.plan()?.changes().to_vec());
+        let plan = project.plan()?;
+        let invalid = plan
+            .invalid()
+            .iter()
+            .map(|f| Finding::invalid_file(&f.error))
+            .collect();
+        return Ok((plan.changes().to_vec(), invalid));
     }
-    args.files
-        .iter()
-        .map(|path| {
-            ripcord_core::change::read_change(path).map_err(|e| {
-                CommandError::new(Exit::Usage, e.to_string())
-                    .hint("lint takes change files named `<ID>_<slug>.sql`")
-            })
-        })
-        .collect()
+    let mut changes = Vec::new();
+    let mut invalid = Vec::new();
+    for path in &args.files {
+        match ripcord_core::change::read_any_sql(path) {
+            Ok(change) => changes.push(change),
+            Err(error) => invalid.push(Finding::invalid_file(&error)),
+        }
+    }
+    Ok((changes, invalid))
 }
 
 /// One finding as `--format json` prints it.
@@ -130,22 +140,52 @@ fn diagnostic(finding: &Finding) -> CommandError {
 }
 
 pub fn run(args: &LintArgs, global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
-    let changes = changes_to_lint(args, global)?;
-    let findings: Vec<Finding> = changes.iter().flat_map(lint_change).collect();
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error || args.deny_warnings)
-        .count();
-    let warnings = findings.len() - errors;
     let format = if global.json {
         LintFormat::Json
     } else {
         args.format
     };
+    let (changes, mut findings) = match changes_to_lint(args, global) {
+        Ok(found) => found,
+        // json and sarif readers always get a document, also when nothing could be read.
+        Err(error) if format != LintFormat::Human => {
+            let location = error
+                .location
+                .clone()
+                .unwrap_or_else(|| ripcord_core::SourceLocation {
+                    name: ".".into(),
+                    text: "".into(),
+                    span: 0..0,
+                });
+            (
+                Vec::new(),
+                vec![Finding::problem(
+                    "invalid-file",
+                    error.message.clone(),
+                    error.hint.clone(),
+                    location,
+                )],
+            )
+        }
+        Err(error) => return Err(error),
+    };
+    // Column types as the changes before each one leave them, so that a type change is
+    // judged against the type it replaces.
+    let mut types = ColumnTypes::new();
+    for change in &changes {
+        findings.extend(lint_change_with(change, &types));
+        types.learn_change(change);
+    }
+    let files = changes.len() + findings.iter().filter(|f| f.rule == "invalid-file").count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error || args.deny_warnings)
+        .count();
+    let warnings = findings.len() - errors;
     match format {
         LintFormat::Json => {
             let doc = json!({
-                "files": changes.len(),
+                "files": files,
                 "errors": errors,
                 "warnings": warnings,
                 "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
@@ -162,15 +202,10 @@ pub fn run(args: &LintArgs, global: &GlobalArgs, printer: Printer) -> Result<Exi
             for finding in &findings {
                 printer.block(diagnostic(finding).render(printer.stdout_color()));
             }
-            let files: Vec<PathBuf> = changes.iter().map(|c| c.path.clone()).collect();
             printer.line(format!(
                 "{} {} checked: {errors} error{}, {warnings} warning{}.",
-                files.len(),
-                if files.len() == 1 {
-                    "change"
-                } else {
-                    "changes"
-                },
+                files,
+                if files == 1 { "change" } else { "changes" },
                 if errors == 1 { "" } else { "s" },
                 if warnings == 1 { "" } else { "s" },
             ));

@@ -104,13 +104,85 @@ fn sarif_output_names_rules_and_regions() {
     );
 }
 
+/// Other tools' migrations (no `-- ripcord:` markers, any file name) are one deploy
+/// section, with findings located in them (issue 14, defect 10).
 #[test]
-fn a_file_that_is_not_a_change_is_a_usage_error() {
+fn plain_migrations_of_other_tools_are_linted_with_locations() {
     let project = project_with_risky_changes();
-    let stray = project.path().join("notes.txt");
-    std::fs::write(&stray, "hello").unwrap();
-    let out = run(&project, &["lint", stray.to_str().unwrap()]);
-    expect_exit(&out, 2);
+    let dir = project.path().join("flyway");
+    std::fs::create_dir(&dir).unwrap();
+    let first = dir.join("V1__create.sql");
+    std::fs::write(
+        &first,
+        "CREATE TABLE identities (id uuid PRIMARY KEY, nid uuid);\n",
+    )
+    .unwrap();
+    let second = dir.join("V2__retype.sql");
+    std::fs::write(
+        &second,
+        "-- keep nid a uuid\nALTER TABLE identities ALTER COLUMN nid TYPE uuid;\nALTER TABLE identities DROP COLUMN nid;\n",
+    )
+    .unwrap();
+    let out = run(
+        &project,
+        &["lint", first.to_str().unwrap(), second.to_str().unwrap()],
+    );
+    expect_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(text.contains("V2__retype.sql:3:"), "{text}");
+    assert!(text.contains("ban-drop-column"), "{text}");
+    // The same type is not a lossy change, and its old type is known from V1.
+    assert!(!text.contains("lossy-type-change"), "{text}");
+    assert!(!text.contains("unknown-type-change"), "{text}");
+    let alone = run(&project, &["lint", second.to_str().unwrap()]);
+    assert!(
+        stdout(&alone).contains("unknown-type-change"),
+        "{}",
+        stdout(&alone)
+    );
+}
+
+/// json and sarif always print a document, also when a file cannot be read.
+#[test]
+fn json_and_sarif_print_a_document_for_unreadable_files() {
+    let project = project_with_risky_changes();
+    project.change("0009_broken", "-- ripcord:deploy\nSELECT 'oops;\n");
+    let out = run(&project, &["lint", "--format", "json"]);
+    expect_exit(&out, 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let broken = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "invalid-file")
+        .unwrap_or_else(|| panic!("{doc}"))
+        .clone();
+    assert_eq!(broken["line"], 2, "{broken}");
+    assert!(
+        broken["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("0009_broken.sql")
+    );
+    let out = run(&project, &["lint", "--format", "sarif"]);
+    expect_exit(&out, 1);
+    let sarif: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        sarif["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ruleId"] == "invalid-file")
+    );
+    // Even without a project at all.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = ripcord_in(elsewhere.path())
+        .args(["lint", "--format", "json"])
+        .output()
+        .unwrap();
+    expect_exit(&out, 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["errors"], 1, "{doc}");
 }
 
 #[test]

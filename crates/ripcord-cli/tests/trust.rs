@@ -965,3 +965,70 @@ fn also_url_targets_are_named_once_and_the_actor_is_never_unknown() {
         "0"
     );
 }
+
+/// A type change to the type a column already has loses nothing: neither lint nor plan
+/// call it lossy, and plan does not promise a vault it does not need; a real
+/// narrowing still is lossy; from an unknown type it says so.
+#[test]
+fn d10_type_changes_are_judged_against_the_old_type() {
+    let (project, _db) = Db::postgres_project();
+    project.simple_change(
+        "0001_identities",
+        "CREATE TABLE identities (id uuid PRIMARY KEY, nid uuid, label varchar(40));",
+        "DROP TABLE identities;",
+        "",
+    );
+    ok(&project, &["deploy"]);
+    project.simple_change(
+        "0002_same_type",
+        "ALTER TABLE identities ALTER COLUMN nid TYPE uuid;",
+        "SELECT 1;",
+        "",
+    );
+    project.simple_change(
+        "0003_narrow",
+        "ALTER TABLE identities ALTER COLUMN label TYPE varchar(10);",
+        "ALTER TABLE identities ALTER COLUMN label TYPE varchar(40);",
+        "",
+    );
+    let plan: serde_json::Value = serde_json::from_str(&ok(&project, &["plan", "--json"])).unwrap();
+    let same = &plan["changes"][0]["statements"][0];
+    assert_eq!(same["class"], "safe", "{same}");
+    assert!(!same["rules"].to_string().contains("lossy"), "{same}");
+    assert!(
+        !same["safety_net"].as_str().unwrap().contains("vault"),
+        "{same}"
+    );
+    let narrow = &plan["changes"][1]["statements"][0];
+    assert_eq!(narrow["class"], "preserving", "{narrow}");
+    assert!(
+        narrow["rules"].to_string().contains("lossy-type-change"),
+        "{narrow}"
+    );
+
+    let lint: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&project, &["lint", "--format", "json"]))).unwrap();
+    let rules: Vec<(String, String)> = lint["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        !rules.iter().any(|(file, rule)| file.contains("0002")
+            && rule.contains("type-change")
+            && rule != "changing-column-type"),
+        "{rules:?}"
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|(file, rule)| file.contains("0003") && rule == "lossy-type-change"),
+        "{rules:?}"
+    );
+}

@@ -251,12 +251,74 @@ pub fn read_change(path: &Path) -> Result<Change, ChangeFileError> {
     parse_change(path, &text)
 }
 
+/// Read any SQL file for linting: a change file as usual, and another tool's migration
+/// (no `-- ripcord:` markers) as one deploy section; a file name that is not
+/// `<ID>_<slug>.sql` names the change by its stem.
+pub fn read_any_sql(path: &Path) -> Result<Change, ChangeFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ChangeFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let (id, name) = parse_file_name(file_name).unwrap_or_else(|| {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(file_name);
+        (ChangeId("0".into()), stem.to_string())
+    });
+    let has_markers =
+        lines_with_offsets(&text).any(|(_, line)| section_marker(line.trim()).is_some());
+    if has_markers {
+        return parse_named(path, id, name, &text);
+    }
+    let text: Arc<str> = Arc::from(text.as_str());
+    let body = 0..text.len();
+    let statements = split_range(&text, body.clone()).map_err(|e| ChangeFileError::Syntax {
+        message: format!("{e}"),
+        hint: Some("close it; ripcord cannot tell where the statement ends".into()),
+        location: SourceLocation {
+            name: path.to_path_buf(),
+            text: text.clone(),
+            span: e.offset..e.offset + 1,
+        },
+    })?;
+    let checksum = change_checksum(&text, None, None);
+    Ok(Change {
+        id,
+        name,
+        path: path.to_path_buf(),
+        text,
+        requires: Vec::new(),
+        transaction: TransactionMode::PerChange,
+        irreversible: None,
+        flags: Vec::new(),
+        deploy: Section {
+            kind: SectionKind::Deploy,
+            body,
+            statements,
+        },
+        revert: None,
+        verify: None,
+        checksum,
+    })
+}
+
 /// Parse change file `text` read from `path` (whose file name gives ID and name).
 pub fn parse_change(path: &Path, text: &str) -> Result<Change, ChangeFileError> {
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let (id, name) = parse_file_name(file_name).ok_or_else(|| ChangeFileError::BadFileName {
         path: path.to_path_buf(),
     })?;
+    parse_named(path, id, name, text)
+}
+
+fn parse_named(
+    path: &Path,
+    id: ChangeId,
+    name: String,
+    text: &str,
+) -> Result<Change, ChangeFileError> {
     let text: Arc<str> = Arc::from(text);
     let syntax =
         |message: String, hint: Option<String>, span: Range<usize>| ChangeFileError::Syntax {
@@ -726,6 +788,24 @@ mod tests {
         let c = parse("-- ripcord:deploy\nselect 2;\n").unwrap();
         assert_eq!(a.checksum, b.checksum);
         assert_ne!(a.checksum, c.checksum);
+    }
+
+    #[test]
+    fn plain_sql_files_are_one_deploy_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("V2__add_nid.sql");
+        std::fs::write(&path, "-- Flyway migration\nALTER TABLE identities ADD COLUMN nid uuid;\nCREATE INDEX i ON identities (nid);\n").unwrap();
+        let change = read_any_sql(&path).unwrap();
+        assert_eq!(change.name, "V2__add_nid");
+        assert_eq!(change.deploy.statements.len(), 2);
+        assert!(change.revert.is_none());
+        let marked = dir.path().join("0001_x.sql");
+        std::fs::write(
+            &marked,
+            "-- ripcord:deploy\nSELECT 1;\n-- ripcord:revert\nSELECT 2;\n",
+        )
+        .unwrap();
+        assert!(read_any_sql(&marked).unwrap().revert.is_some());
     }
 
     #[test]

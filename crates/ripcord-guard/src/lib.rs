@@ -7,6 +7,7 @@
 //! must give a reason.
 #![forbid(unsafe_code)]
 
+pub mod column_types;
 mod effects;
 mod rules;
 mod suppress;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use squawk_linter::{Linter, Rule};
 use squawk_syntax::SourceFile;
 
+pub use column_types::ColumnTypes;
 pub use effects::statement_effects;
 pub use rules::{RuleInfo, known_rule, own_rules, rule_info, rules};
 
@@ -98,6 +100,55 @@ impl Finding {
     }
 }
 
+impl Finding {
+    /// A file that cannot be read as a change, as a finding (`invalid-file`), so that
+    /// `lint` reports it with the others in every format.
+    pub fn invalid_file(error: &ripcord_core::change::ChangeFileError) -> Finding {
+        use ripcord_core::change::ChangeFileError;
+        let (message, hint, location) = match error {
+            ChangeFileError::Syntax {
+                message,
+                hint,
+                location,
+            } => (message.clone(), hint.clone(), location.clone()),
+            ChangeFileError::BadFileName { path } | ChangeFileError::Io { path, .. } => (
+                error.to_string(),
+                None,
+                SourceLocation {
+                    name: path.clone(),
+                    text: std::fs::read_to_string(path).unwrap_or_default().into(),
+                    span: 0..0,
+                },
+            ),
+        };
+        Finding::problem("invalid-file", message, hint, location)
+    }
+
+    /// A finding of `rule` that is about the files rather than a statement.
+    pub fn problem(
+        rule: &str,
+        message: String,
+        hint: Option<String>,
+        location: SourceLocation,
+    ) -> Finding {
+        let info = rule_info(rule);
+        let start = location.start();
+        Finding {
+            rule: rule.into(),
+            severity: info.severity,
+            class: info.class,
+            lock: None,
+            rewrite: false,
+            message,
+            hint: hint.or_else(|| info.hint.map(str::to_string)),
+            at: location.display_short(),
+            line: start.line,
+            column: start.column,
+            location,
+        }
+    }
+}
+
 /// squawk rules that do not apply to ripcord changes.
 fn excluded() -> Vec<Rule> {
     vec![
@@ -117,12 +168,24 @@ fn excluded() -> Vec<Rule> {
 /// Lint the deploy section of `change`; suppressions (`-- ripcord:allow <rule> because
 /// <reason>`) are applied and checked.
 pub fn lint_change(change: &Change) -> Vec<Finding> {
-    suppress::apply(change, classify_change(change))
+    lint_change_with(change, &ColumnTypes::new())
+}
+
+/// [`lint_change`] knowing the column types before the change (from earlier changes or
+/// the target), so that a type change can be judged against the type it replaces.
+pub fn lint_change_with(change: &Change, known: &ColumnTypes) -> Vec<Finding> {
+    suppress::apply(change, classify_change_with(change, known))
 }
 
 /// Every finding on the deploy section of `change`, suppressions ignored: what the
 /// statements are, whatever the author accepted (for `plan` and safety nets).
 pub fn classify_change(change: &Change) -> Vec<Finding> {
+    classify_change_with(change, &ColumnTypes::new())
+}
+
+/// [`classify_change`] knowing the column types before the change.
+pub fn classify_change_with(change: &Change, known: &ColumnTypes) -> Vec<Finding> {
+    let mut types = known.clone();
     let body = change.deploy.body.clone();
     let sql = &change.text[body.clone()];
     let parsed = SourceFile::parse(sql);
@@ -161,8 +224,33 @@ pub fn classify_change(change: &Change) -> Vec<Finding> {
     }
     for span in &change.deploy.statements {
         let in_transaction = change.transaction == TransactionMode::PerChange;
-        for (rule, message) in rules::ripcord_rules(&change.text[span.clone()], in_transaction) {
+        let statement = &change.text[span.clone()];
+        for (rule, message) in rules::ripcord_rules(statement, in_transaction, &types) {
             findings.push(Finding::new(change, rule, message, None, span.clone()));
+        }
+        types.learn(statement);
+    }
+    if change.deploy.statements.is_empty() {
+        let marker = change.deploy.body.start.saturating_sub(1);
+        findings.push(Finding::new(
+            change,
+            "empty-deploy",
+            "the deploy section has no statements: deploy records the change as a no-op".into(),
+            None,
+            line_start(&change.text, marker)..marker,
+        ));
+    }
+    if let Some(verify) = &change.verify {
+        for span in &verify.statements {
+            if let Some(what) = rules::writes(&change.text[span.clone()]) {
+                findings.push(Finding::new(
+                    change,
+                    "verify-writes",
+                    format!("the verify section {what}: verify must not change anything, and ripcord undoes it"),
+                    None,
+                    span.clone(),
+                ));
+            }
         }
     }
     let statements: Vec<&str> = change
@@ -177,6 +265,12 @@ pub fn classify_change(change: &Change) -> Vec<Finding> {
     }
     findings.sort_by_key(|f| (f.location.span.start, f.rule.clone()));
     findings
+}
+
+fn line_start(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]

@@ -83,6 +83,15 @@ rule_case!(column_type_change, "changing-column-type", "",
 rule_case!(lossy_type_change, "lossy-type-change", "",
     bad: "ALTER TABLE t ALTER COLUMN c TYPE integer USING c::integer;",
     ok: "ALTER TABLE t ALTER COLUMN c TYPE text;");
+rule_case!(unknown_type_change, "unknown-type-change", "",
+    bad: "ALTER TABLE t ALTER COLUMN nid TYPE uuid;",
+    ok: "CREATE TABLE t (nid uuid);\nALTER TABLE t ALTER COLUMN nid TYPE uuid;");
+rule_case!(verify_writes, "verify-writes", "",
+    bad: "SELECT 1;\n-- ripcord:verify\nDELETE FROM t;",
+    ok: "SELECT 1;\n-- ripcord:verify\nSELECT a FROM t WHERE false;");
+rule_case!(empty_deploy, "empty-deploy", "",
+    bad: "-- emptied: the index moved to 0002",
+    ok: "SELECT 1;");
 rule_case!(volatile_default, "adding-field-with-default", "",
     bad: "ALTER TABLE t ADD COLUMN c timestamptz DEFAULT clock_timestamp();",
     ok: "ALTER TABLE t ADD COLUMN c text DEFAULT 'x';");

@@ -3,7 +3,7 @@
 //! deploy will use for it. Reads the target's ledger only.
 
 use ripcord_core::{Change, ChangeState, Plan, TransactionMode};
-use ripcord_guard::{Finding, Reversibility, classify_change};
+use ripcord_guard::{ColumnTypes, Finding, Reversibility, classify_change_with};
 use serde::Serialize;
 
 use crate::error::OpError;
@@ -158,13 +158,17 @@ pub fn plan(
     if let Some(error) = crate::error::invalid_files(plan.invalid_through(last_id)) {
         return Err(error);
     }
+    // A type change is judged against the column's type in the target as the pending
+    // changes before it leave it.
+    let mut types = column_types(target)?;
     let mut changes = Vec::new();
     for change in plan.changes() {
         let deployed = ledger
             .iter()
             .any(|d| d.name == change.name && d.state == ChangeState::Deployed);
         if !deployed {
-            changes.push(change_plan(change, nets, vault));
+            changes.push(change_plan(change, nets, vault, &types));
+            types.learn_change(change);
         }
         if last.as_deref() == Some(change.name.as_str()) {
             break;
@@ -177,13 +181,44 @@ pub fn plan(
     })
 }
 
+/// The column types of the target's tables, from its catalog.
+fn column_types(target: &mut Target) -> Result<ColumnTypes, OpError> {
+    let mut types = ColumnTypes::new();
+    let schemas = target.engine.kind() == ripcord_core::EngineKind::Postgres;
+    for object in target.engine.schema_objects()? {
+        if object.kind != "column" {
+            continue;
+        }
+        let Some(ty) = object
+            .definition
+            .lines()
+            .find_map(|line| line.strip_prefix("type: "))
+        else {
+            continue;
+        };
+        let (schema, rest) = if schemas {
+            match object.name.split_once('.') {
+                Some((schema, rest)) => (Some(schema), rest),
+                None => continue,
+            }
+        } else {
+            (None, object.name.as_str())
+        };
+        if let Some((table, column)) = rest.rsplit_once('.') {
+            types.insert_catalog(schema, table, column, ty);
+        }
+    }
+    Ok(types)
+}
+
 fn change_plan(
     change: &Change,
     nets: SafetyNets,
     vault: Option<ripcord_core::EngineKind>,
+    types: &ColumnTypes,
 ) -> ChangePlan {
     // Suppressions accept a risk; they do not change what a statement does.
-    let findings = classify_change(change);
+    let findings = classify_change_with(change, types);
     let statements = change
         .deploy
         .statements

@@ -140,6 +140,44 @@ const CATALOGUE: &[RuleInfo] = &[
         ),
     ),
     rule(
+        "unknown-type-change",
+        Warning,
+        Preserving,
+        ACCESS_EXCLUSIVE,
+        false,
+        Some(
+            "lint the whole project (it reads the types the changes create) or `ripcord plan` against the target (it reads them from the database); on deploy the vault keeps the old values",
+        ),
+    ),
+    rule(
+        "verify-writes",
+        Warning,
+        Safe,
+        None,
+        false,
+        Some(
+            "verify proves the change is in place; ripcord undoes whatever it writes, so move the write to the deploy section",
+        ),
+    ),
+    rule(
+        "invalid-file",
+        Error,
+        Safe,
+        None,
+        false,
+        Some("fix the file: ripcord cannot read it as a change, so deploy stops before it"),
+    ),
+    rule(
+        "empty-deploy",
+        Warning,
+        Safe,
+        None,
+        false,
+        Some(
+            "the change is recorded as a no-op; delete the file if it is not needed for numbering",
+        ),
+    ),
+    rule(
         "enum-add-value",
         Warning,
         Irreversible,
@@ -360,6 +398,10 @@ const OWN_RULES: &[&str] = &[
     "opaque-do-block",
     "unparsed-statement",
     "lossy-type-change",
+    "unknown-type-change",
+    "verify-writes",
+    "empty-deploy",
+    "invalid-file",
     "enum-add-value",
     "set-not-null-scan",
     "foreign-key-without-index",
@@ -398,7 +440,11 @@ pub fn rules() -> &'static [RuleInfo] {
 
 /// ripcord's own rules on one statement of a change (`in_transaction`: the change runs
 /// in one transaction): `(rule, message)`.
-pub(crate) fn ripcord_rules(statement: &str, in_transaction: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn ripcord_rules(
+    statement: &str,
+    in_transaction: bool,
+    types: &crate::column_types::ColumnTypes,
+) -> Vec<(&'static str, String)> {
     let checks: [(&'static str, Option<String>); 7] = [
         (
             "statement-needs-own-transaction",
@@ -416,8 +462,8 @@ pub(crate) fn ripcord_rules(statement: &str, in_transaction: bool) -> Vec<(&'sta
         .filter_map(|(rule, message)| message.map(|m| (rule, m)))
         .collect();
     if let Some(stmt) = parse_one(statement) {
-        if let Some(message) = lossy_type_change::check(&stmt) {
-            found.push(("lossy-type-change", message));
+        if let Some(finding) = lossy_type_change::check(&stmt, types) {
+            found.push(finding);
         }
         if let Some(message) = enum_add_value::check(&stmt) {
             found.push(("enum-add-value", message));
@@ -446,4 +492,34 @@ pub(crate) fn change_rules(statements: &[&str]) -> Vec<(usize, &'static str, Str
         found.push((index, "foreign-key-without-index", message));
     }
     found
+}
+
+/// What a statement of a verify section writes, in words (`None`: it only reads).
+pub(crate) fn writes(statement: &str) -> Option<String> {
+    let words = ripcord_core::splitter::leading_words(statement, 3);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let verb = match words.as_slice() {
+        ["INSERT", ..] => "inserts rows",
+        ["UPDATE", ..] => "updates rows",
+        ["DELETE", ..] => "deletes rows",
+        ["TRUNCATE", ..] => "truncates a table",
+        ["MERGE", ..] => "merges rows",
+        ["COPY", ..] if statement.to_ascii_uppercase().contains(" FROM ") => "loads rows",
+        [
+            "CREATE" | "ALTER" | "DROP" | "COMMENT" | "GRANT" | "REVOKE" | "REFRESH",
+            ..,
+        ] => "changes the schema",
+        ["WITH", ..] => {
+            let upper = statement.to_ascii_uppercase();
+            let modifies = ["INSERT ", "UPDATE ", "DELETE "]
+                .iter()
+                .any(|verb| upper.contains(verb));
+            if !modifies {
+                return None;
+            }
+            "modifies rows in a WITH query"
+        }
+        _ => return None,
+    };
+    Some(verb.to_string())
 }
