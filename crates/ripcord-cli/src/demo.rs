@@ -168,6 +168,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         std::fs::write(root.join("changes").join(format!("{name}.sql")), text).map_err(io)?;
     }
     let mut target = connect("dev", "sqlite://shop.db", root)?;
+    target.project = Some("shop".into());
     let mut progress = ProgressLines { printer };
     let mut n = 0;
 
@@ -454,6 +455,55 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     let chain = ripcord::audit::verify(&mut target)?;
     printer.block(render::audit_verify(&chain));
 
+    step(
+        &printer,
+        &mut n,
+        "A ledger edited behind ripcord's back",
+        "Someone with write access swaps the revert SQL recorded for 0004_order_status. The audit chain recorded a checksum of every ledger row, so `audit verify` names the row and `revert` refuses to run it (exit 4).",
+    );
+    let recorded = target
+        .engine
+        .changes()?
+        .into_iter()
+        .find(|c| c.name == "0004_order_status")
+        .and_then(|c| c.revert_sql)
+        .unwrap_or_default();
+    let set_revert = |sql: &str| {
+        format!(
+            "UPDATE ripcord_changes SET revert_sql = '{}' WHERE name = '0004_order_status'",
+            sql.replace('\'', "''")
+        )
+    };
+    target
+        .engine
+        .execute(&set_revert("DROP TABLE customers;"))?;
+    printer.line("  UPDATE ripcord_changes SET revert_sql = 'DROP TABLE customers;' …");
+    printer.block(render::audit_verify(&ripcord::audit::verify(&mut target)?));
+    let options = RevertOptions {
+        selection: Selection::Last(1),
+        dry_run: false,
+    };
+    match revert(&mut target, &plan, &options, &mut progress) {
+        Err(error) => {
+            let error = CommandError::from(error);
+            printer.line(format!(
+                "  ripcord revert  ->  refused (exit {}): {}",
+                error.exit.code(),
+                error.message
+            ));
+        }
+        Ok(_) => {
+            return Err(CommandError::new(
+                Exit::Failed,
+                "the demo's tampered revert was run; this is a bug in ripcord",
+            ));
+        }
+    }
+    target.engine.execute(&set_revert(&recorded))?;
+    printer.line("  with the row put back as recorded:");
+    let chain = ripcord::audit::verify(&mut target)?;
+    printer.block(render::audit_verify(&chain));
+
     printer.line("");
     printer.line(paint(style::HEAD, "What happened"));
     printer.line("  - 4 changes deployed, each verified inside its own transaction;");
@@ -470,7 +520,8 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     );
     printer.line("  - one bad data load was undone exactly, leaving a good load in place;");
     printer.line("  - an emptied table came back from a verified snapshot;");
-    printer.line("  - every step is in an audit chain whose integrity was just verified.");
+    printer.line("  - every step is in an audit chain whose integrity was just verified;");
+    printer.line("  - a ledger row edited by hand was caught, and its SQL was not run.");
     if args.keep {
         let kept = dir.keep();
         printer.line(format!(
@@ -479,8 +530,8 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
             kept.display()
         ));
     }
-    printer.json(&serde_json::json!({ "demo": "completed", "audit_events": chain.events, "chain_intact": chain.broken.is_none() }));
-    Ok(if chain.broken.is_none() {
+    printer.json(&serde_json::json!({ "demo": "completed", "audit_events": chain.events, "chain_intact": chain.intact() }));
+    Ok(if chain.intact() {
         Exit::Success
     } else {
         Exit::Failed
