@@ -58,7 +58,7 @@ pub enum Command {
     /// Read every deploy statement of change files and report its risks: lock, rewrite,
     /// destroyed data, reversibility class (exit 1 when a finding is an error).
     #[command(
-        after_help = "Example:\n  ripcord lint\n  ripcord lint changes/0007_drop_legacy.sql --format sarif > lint.sarif\n\nAccept a finding on the next statement with a reason:\n  -- ripcord:allow ban-drop-column because nothing reads it since 0005"
+        after_help = "Example:\n  ripcord lint\n  ripcord lint changes/0007_drop_legacy.sql --format sarif > lint.sarif\n  ripcord lint db/migration/V*.sql      # other tools' files: one deploy section each\n\nAccept a finding on the next statement with a reason:\n  -- ripcord:allow ban-drop-column because nothing reads it since 0005"
     )]
     Lint(LintArgs),
     /// Pending changes of the target, each deploy statement with its reversibility
@@ -82,9 +82,10 @@ pub enum Command {
     )]
     Revert(RevertArgs),
     /// Rehearse pending changes on a scratch database: deploy, revert, deploy again, and
-    /// prove the revert restores schema and data exactly (exit 1 when one does not).
+    /// prove the revert restores schema (column order included) and data exactly (exit 1
+    /// when one does not).
     #[command(
-        after_help = "Example:\n  ripcord drill\n  ripcord drill --changes 0004..0006 --keep-going\n  ripcord drill --scratch postgres://ci@localhost/scratch --json"
+        after_help = "Example:\n  ripcord drill\n  ripcord drill --changes 0004..0006 --keep-going\n  ripcord drill --scratch postgres://ci@localhost/scratch --json\n\nAccept columns that a revert puts back elsewhere, in ripcord.toml:\n  [drill]\n  column_order = \"ignore\""
     )]
     Drill(DrillArgs),
     /// Print the target's fingerprint as drill computes it: a schema digest and, per
@@ -171,7 +172,7 @@ pub enum LintFormat {
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// Change files (default: every change of the project).
+    /// Change files, or other tools' SQL migrations (default: every change of the project).
     pub files: Vec<PathBuf>,
     /// Output format (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value = "human")]
@@ -244,7 +245,9 @@ pub struct DrillArgs {
     /// Only these pending changes: `A..B`, `A..`, `..B` or one name.
     #[arg(long, value_name = "A..B")]
     pub changes: Option<String>,
-    /// Rehearse every change even after one fails.
+    /// Rehearse every change even after one fails, each from a state where the earlier
+    /// changes are deployed; failures caused by an earlier undeployable change are told
+    /// apart as knock-ons.
     #[arg(long)]
     pub keep_going: bool,
 }
@@ -270,8 +273,11 @@ pub enum AuditCommand {
     /// Every event of the chain.
     #[command(after_help = "Example:\n  ripcord audit log --json")]
     Log,
-    /// Recompute the chain and name the first broken link (exit 1 when broken).
-    #[command(after_help = "Example:\n  ripcord audit verify --target prod")]
+    /// Recompute the chain and name the first broken link, then check every ledger row
+    /// against the checksum the chain recorded for it (exit 1 when either is broken).
+    #[command(
+        after_help = "Example:\n  ripcord audit verify --target prod\n  ripcord audit verify --json"
+    )]
     Verify,
 }
 
