@@ -21,7 +21,9 @@ fn d01_qualified_names_longer_than_63_bytes_are_compared_whole() {
     let s = LONG_SCHEMA;
     let (cols, ca, cb) = ("cols", long("col", "a"), long("col", "b"));
     let mut base = format!(
-        "CREATE SCHEMA {s};\n\
+        "CREATE FOREIGN DATA WRAPPER ripcord_test_wrapper;\n\
+         CREATE SERVER ripcord_test_server FOREIGN DATA WRAPPER ripcord_test_wrapper;\n\
+         CREATE SCHEMA {s};\n\
          CREATE TABLE {s}.{cols} ({ca} int, {cb} int);\n\
          CREATE FUNCTION {s}.trigger_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n"
     );
@@ -43,7 +45,9 @@ fn d01_qualified_names_longer_than_63_bytes_are_compared_whole() {
              CREATE TYPE {s}.{} AS ENUM ('x');\n\
              CREATE DOMAIN {s}.{} AS int;\n\
              CREATE TYPE {s}.{} AS (x int);\n\
-             CREATE POLICY {} ON {s}.{cols} USING (true);\n",
+             CREATE POLICY {} ON {s}.{cols} USING (true);\n\
+             CREATE AGGREGATE {s}.{}(integer) (sfunc = int4pl, stype = integer);\n\
+             CREATE FOREIGN TABLE {s}.{} (x integer) SERVER ripcord_test_server;\n",
             n("tbl"),
             n("chk"),
             n("idx"),
@@ -57,6 +61,8 @@ fn d01_qualified_names_longer_than_63_bytes_are_compared_whole() {
             n("dom"),
             n("comp"),
             n("pol"),
+            n("agg"),
+            n("ftbl"),
         ));
     }
     base.push_str(&format!(
@@ -132,6 +138,17 @@ fn d01_qualified_names_longer_than_63_bytes_are_compared_whole() {
         format!("DROP POLICY {} ON {s}.{cols};", a("pol")),
         format!("policy {s}.{cols}.{} is missing after revert", a("pol")),
     );
+    add(
+        format!("DROP AGGREGATE {s}.{}(integer);", a("agg")),
+        format!(
+            "aggregate {s}.{}(integer) is missing after revert",
+            a("agg")
+        ),
+    );
+    add(
+        format!("COMMENT ON FOREIGN TABLE {s}.{} IS 'kept';", a("ftbl")),
+        format!("foreign table {s}.{}: comment kept (was unset)", a("ftbl")),
+    );
     project.simple_change("0001_base", &base, "SELECT 1;", "");
     ok(&project, &["deploy"]);
     for (index, (deploy, expected)) in cases.iter().enumerate() {
@@ -147,7 +164,11 @@ fn d01_qualified_names_longer_than_63_bytes_are_compared_whole() {
     let text = stdout(&out);
     for (index, (_, expected)) in cases.iter().enumerate() {
         let name = format!("{:04}_case", index + 2);
-        assert!(text.contains(&format!("FAIL {name}")), "{name}:\n{text}");
+        assert!(
+            text.contains(&format!("FAIL {name}")),
+            "{name}:\n{text}\n{}",
+            stderr(&out)
+        );
         assert!(
             text.contains(expected.as_str()),
             "expected `{expected}` in:\n{text}"

@@ -633,6 +633,16 @@ impl Engine for PostgresEngine {
                     FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP
                         EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
                     END LOOP;
+                    -- Objects of the database that live in no schema.
+                    FOR r IN SELECT fdwname FROM pg_foreign_data_wrapper LOOP
+                        EXECUTE format('DROP FOREIGN DATA WRAPPER IF EXISTS %I CASCADE', r.fdwname);
+                    END LOOP;
+                    FOR r IN SELECT pubname FROM pg_publication LOOP
+                        EXECUTE format('DROP PUBLICATION IF EXISTS %I', r.pubname);
+                    END LOOP;
+                    FOR r IN SELECT evtname FROM pg_event_trigger LOOP
+                        EXECUTE format('DROP EVENT TRIGGER IF EXISTS %I', r.evtname);
+                    END LOOP;
                     FOR r IN SELECT nspname FROM pg_namespace
                              WHERE nspname NOT IN ('pg_catalog', 'information_schema')
                                AND nspname NOT LIKE 'pg\_%' LOOP
