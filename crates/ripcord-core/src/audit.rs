@@ -105,16 +105,7 @@ impl AuditEvent {
             Some(&self.prev_hash),
         ];
         for field in fields {
-            match field {
-                Some(text) => {
-                    hasher.update(&[1]);
-                    hasher.update(&(text.len() as u64).to_le_bytes());
-                    hasher.update(text.as_bytes());
-                }
-                None => {
-                    hasher.update(&[0]);
-                }
-            }
+            crate::checksum::hash_field(&mut hasher, field);
         }
         hasher.finalize().to_hex().to_string()
     }

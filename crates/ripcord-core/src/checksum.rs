@@ -12,6 +12,22 @@ pub fn normalize_section(text: &str) -> String {
     text.replace("\r\n", "\n").trim().to_string()
 }
 
+/// Feed one optional text into `hasher` in the pinned, length-prefixed encoding shared
+/// by change checksums, definition checksums and the audit chain: `1 ‖ length as u64
+/// LE ‖ bytes`, or `0` when absent.
+pub(crate) fn hash_field(hasher: &mut blake3::Hasher, field: Option<&str>) {
+    match field {
+        Some(text) => {
+            hasher.update(&[1]);
+            hasher.update(&(text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+        }
+        None => {
+            hasher.update(&[0]);
+        }
+    }
+}
+
 /// Checksum of a change's three sections (absent sections hash as absent, not empty).
 pub fn change_checksum(deploy: &str, revert: Option<&str>, verify: Option<&str>) -> String {
     let mut hasher = blake3::Hasher::new();
@@ -22,17 +38,7 @@ pub fn change_checksum(deploy: &str, revert: Option<&str>, verify: Option<&str>)
         ("verify", verify),
     ] {
         hasher.update(name.as_bytes());
-        match body {
-            Some(body) => {
-                let body = normalize_section(body);
-                hasher.update(&[1]);
-                hasher.update(&(body.len() as u64).to_le_bytes());
-                hasher.update(body.as_bytes());
-            }
-            None => {
-                hasher.update(&[0]);
-            }
-        }
+        hash_field(&mut hasher, body.map(normalize_section).as_deref());
     }
     format!("{CHECKSUM_VERSION}:{}", hasher.finalize().to_hex())
 }
@@ -49,16 +55,7 @@ pub fn definition_checksum(fields: &[Option<&str>]) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"ripcord-ledger-row\0");
     for field in fields {
-        match field {
-            Some(text) => {
-                hasher.update(&[1]);
-                hasher.update(&(text.len() as u64).to_le_bytes());
-                hasher.update(text.as_bytes());
-            }
-            None => {
-                hasher.update(&[0]);
-            }
-        }
+        hash_field(&mut hasher, *field);
     }
     format!("{DEFINITION_VERSION}:{}", hasher.finalize().to_hex())
 }

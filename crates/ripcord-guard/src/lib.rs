@@ -81,22 +81,7 @@ impl Finding {
         hint: Option<String>,
         span: Range<usize>,
     ) -> Finding {
-        let info = rule_info(rule);
-        let location = change.location(span);
-        let start = location.start();
-        Finding {
-            rule: rule.to_string(),
-            severity: info.severity,
-            class: info.class,
-            lock: info.lock,
-            rewrite: info.rewrite,
-            message,
-            hint: hint.or_else(|| info.hint.map(str::to_string)),
-            at: location.display_short(),
-            line: start.line,
-            column: start.column,
-            location,
-        }
+        Finding::problem(rule, message, hint, change.location(span))
     }
 }
 
@@ -124,7 +109,7 @@ impl Finding {
         Finding::problem("invalid-file", message, hint, location)
     }
 
-    /// A finding of `rule` that is about the files rather than a statement.
+    /// A finding of `rule` at `location` (a statement, or a file that cannot be read).
     pub fn problem(
         rule: &str,
         message: String,
@@ -137,8 +122,8 @@ impl Finding {
             rule: rule.into(),
             severity: info.severity,
             class: info.class,
-            lock: None,
-            rewrite: false,
+            lock: info.lock,
+            rewrite: info.rewrite,
             message,
             hint: hint.or_else(|| info.hint.map(str::to_string)),
             at: location.display_short(),

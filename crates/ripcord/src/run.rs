@@ -61,6 +61,43 @@ fn start_chain_or_seal(target: &mut Target) -> Result<(), OpError> {
     crate::integrity::seal_old_rows(target, &rows, &events)
 }
 
+/// Write ledger `rows` and an event of `kind` recording their definition checksums
+/// (`detail.ledger_rows`), then `more`, in one transaction: the chain always vouches
+/// for what the rows say.
+pub(crate) fn put_rows_with_event(
+    target: &mut Target,
+    rows: &[ripcord_core::DeployedChange],
+    kind: &'static str,
+    mut detail: serde_json::Value,
+    more: impl FnOnce(&mut Target) -> Result<(), EngineError>,
+) -> Result<(), OpError> {
+    let limits = target.limits;
+    target.engine.begin(&limits)?;
+    let done = (|| {
+        let mut definitions = serde_json::Map::new();
+        for row in rows {
+            target.engine.put_change(row)?;
+            definitions.insert(row.name.clone(), row.definition_checksum().into());
+        }
+        detail["ledger_rows"] = definitions.into();
+        append_event(
+            target,
+            NewEvent {
+                kind,
+                change: None,
+                detail,
+            },
+        )?;
+        more(target)?;
+        target.engine.commit()
+    })();
+    if let Err(e) = done {
+        let _ = target.engine.rollback();
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Append an event inside the caller's open transaction.
 pub(crate) fn append_event(
     target: &mut Target,

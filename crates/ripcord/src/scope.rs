@@ -137,27 +137,12 @@ pub(crate) fn claim_old_rows(target: &mut Target, plan: &Plan) -> Result<Vec<Str
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let limits = target.limits;
-    target.engine.begin(&limits)?;
-    let result = (|| {
-        let mut definitions = serde_json::Map::new();
-        for row in &claimed {
-            target.engine.put_change(row)?;
-            definitions.insert(row.name.clone(), row.definition_checksum().into());
-        }
-        crate::run::append_event(
-            target,
-            ripcord_core::audit::NewEvent {
-                kind: "ledger_claimed",
-                change: None,
-                detail: serde_json::json!({ "project": me, "ledger_rows": definitions }),
-            },
-        )?;
-        target.engine.commit()
-    })();
-    if let Err(e) = result {
-        let _ = target.engine.rollback();
-        return Err(e.into());
-    }
+    crate::run::put_rows_with_event(
+        target,
+        &claimed,
+        "ledger_claimed",
+        serde_json::json!({ "project": me }),
+        |_| Ok(()),
+    )?;
     Ok(claimed.into_iter().map(|r| r.name).collect())
 }

@@ -392,30 +392,16 @@ pub fn prune(target: &mut Target, also_live: &[String]) -> Result<VaultReport, O
             })
             .collect();
         // Rows, their event and the removal of the data commit together.
-        target.engine.begin(&target.limits)?;
-        let done = (|| {
-            let mut definitions = serde_json::Map::new();
-            for row in &rows {
-                target.engine.put_change(row)?;
-                definitions.insert(row.name.clone(), row.definition_checksum().into());
-            }
-            crate::run::append_event(
-                target,
-                ripcord_core::audit::NewEvent {
-                    kind: "vault_pruned",
-                    change: None,
-                    detail: serde_json::json!({ "entries": ids, "ledger_rows": definitions }),
-                },
-            )?;
-            if let Some(mut vault) = target.engine.vault() {
-                vault.prune(&ids)?;
-            }
-            target.engine.commit()
-        })();
-        if let Err(e) = done {
-            let _ = target.engine.rollback();
-            return Err(e.into());
-        }
+        crate::run::put_rows_with_event(
+            target,
+            &rows,
+            "vault_pruned",
+            serde_json::json!({ "entries": ids }),
+            |target| match target.engine.vault() {
+                Some(mut vault) => vault.prune(&ids),
+                None => Ok(()),
+            },
+        )?;
         Ok(VaultReport {
             target: target.name.clone(),
             entries: pruned,
