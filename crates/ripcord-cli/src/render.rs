@@ -121,8 +121,24 @@ pub fn status(report: &StatusReport) -> String {
 
 /// The other projects' changes on a status's target, in one line each.
 fn other_projects(report: &StatusReport) -> String {
+    let mut out = others_note(&report.other_projects);
+    if !report.other_projects.is_empty() && report.project.as_deref() == Some("") {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                style::DIM,
+                "This project has no name: set `name` under [project] in ripcord.toml so that projects sharing a database stay apart."
+            )
+        );
+    }
+    out
+}
+
+/// One line per other project with changes on the target.
+fn others_note(others: &[ripcord::scope::OtherProject]) -> String {
     let mut out = String::new();
-    for other in &report.other_projects {
+    for other in others {
         let whose = match other.project.as_deref() {
             Some("") => "an unnamed project".to_string(),
             Some(name) => format!("project {name}"),
@@ -142,16 +158,6 @@ fn other_projects(report: &StatusReport) -> String {
                         "them"
                     }
                 )
-            )
-        );
-    }
-    if !report.other_projects.is_empty() && report.project.as_deref() == Some("") {
-        let _ = writeln!(
-            out,
-            "{}",
-            paint(
-                style::DIM,
-                "This project has no name: set `name` under [project] in ripcord.toml so that projects sharing a database stay apart."
             )
         );
     }
@@ -200,18 +206,20 @@ pub fn deploy_dry_run(report: &DeployReport) -> String {
 
 /// The summary after a deploy (the per-change lines are printed as they finish).
 pub fn deploy_summary(report: &DeployReport) -> String {
-    if report.deployed.is_empty() {
-        return format!(
+    let summary = if report.deployed.is_empty() {
+        format!(
             "Nothing to deploy on {}: every change is deployed.\n",
             report.target
-        );
-    }
-    format!(
-        "Deployed {} to {} in {} ms.\n",
-        plural(report.deployed.len(), "change", "changes"),
-        report.target,
-        report.duration_ms
-    )
+        )
+    } else {
+        format!(
+            "Deployed {} to {} in {} ms.\n",
+            plural(report.deployed.len(), "change", "changes"),
+            report.target,
+            report.duration_ms
+        )
+    };
+    summary + &others_note(&report.other_projects)
 }
 
 /// `ripcord revert --dry-run`.
@@ -219,6 +227,7 @@ pub fn revert_dry_run(report: &RevertReport) -> String {
     let mut out = String::new();
     if report.planned.is_empty() {
         let _ = writeln!(out, "Nothing to revert on {}.", report.target);
+        out.push_str(&others_note(&report.other_projects));
         return out;
     }
     let _ = writeln!(
@@ -242,15 +251,17 @@ pub fn revert_dry_run(report: &RevertReport) -> String {
 
 /// The summary after a revert.
 pub fn revert_summary(report: &RevertReport) -> String {
-    if report.reverted.is_empty() {
-        return format!("Nothing to revert on {}.\n", report.target);
-    }
-    format!(
-        "Reverted {} on {} in {} ms.\n",
-        plural(report.reverted.len(), "change", "changes"),
-        report.target,
-        report.duration_ms
-    )
+    let summary = if report.reverted.is_empty() {
+        format!("Nothing to revert on {}.\n", report.target)
+    } else {
+        format!(
+            "Reverted {} on {} in {} ms.\n",
+            plural(report.reverted.len(), "change", "changes"),
+            report.target,
+            report.duration_ms
+        )
+    };
+    summary + &others_note(&report.other_projects)
 }
 
 /// `ripcord verify`.

@@ -121,6 +121,8 @@ pub struct DeployReport {
     pub deployed: Vec<DeployedOutcome>,
     /// The snapshot taken before the changes ran.
     pub snapshot: Option<crate::snapshot::SnapshotSummary>,
+    /// Other projects' changes on the target (left alone).
+    pub other_projects: Vec<crate::scope::OtherProject>,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -345,6 +347,7 @@ pub fn deploy(
             planned: pending.iter().map(planned).collect(),
             deployed: Vec::new(),
             snapshot: None,
+            other_projects: scoped.other_projects(),
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
@@ -368,6 +371,7 @@ pub fn deploy(
             planned: pending.iter().map(planned).collect(),
             deployed: Vec::new(),
             snapshot: None,
+            other_projects: scoped.other_projects(),
             duration_ms: 0,
         };
         if let (Some(policy), Some(first)) = (&options.snapshot, pending.first()) {

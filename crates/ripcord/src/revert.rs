@@ -77,6 +77,8 @@ pub struct RevertReport {
     pub planned: Vec<PlannedRevert>,
     /// What was reverted.
     pub reverted: Vec<RevertedOutcome>,
+    /// Other projects' changes on the target (left alone).
+    pub other_projects: Vec<crate::scope::OtherProject>,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -180,9 +182,10 @@ pub fn revert(
             .collect::<Vec<_>>()
     };
     if options.dry_run {
-        let ledger = crate::scope::scoped(target, plan)?.mine;
-        let chosen = select(&ledger, &options.selection)?;
+        let scoped = crate::scope::scoped(target, plan)?;
+        let chosen = select(&scoped.mine, &options.selection)?;
         return Ok(RevertReport {
+            other_projects: scoped.other_projects(),
             target: target.name.clone(),
             url: target.display_url.clone(),
             dry_run: true,
@@ -193,8 +196,8 @@ pub fn revert(
     }
     with_lock(target, "revert", |target| {
         crate::scope::claim_old_rows(target, plan)?;
-        let ledger = crate::scope::scoped(target, plan)?.mine;
-        let chosen = select(&ledger, &options.selection)?;
+        let scoped = crate::scope::scoped(target, plan)?;
+        let chosen = select(&scoped.mine, &options.selection)?;
         // Every revert about to run must be the one ripcord recorded.
         let names: Vec<&str> = chosen.iter().map(|d| d.name.as_str()).collect();
         crate::integrity::require_intact(target, &names)?;
@@ -204,6 +207,7 @@ pub fn revert(
             dry_run: false,
             planned: planned(&chosen),
             reverted: Vec::new(),
+            other_projects: scoped.other_projects(),
             duration_ms: 0,
         };
         for deployed in &chosen {
