@@ -705,6 +705,7 @@ on_both_engines!(
     d07_a_wiped_chain_or_a_row_without_events_fails,
     d09_no_op_changes_deploy_and_broken_files_block_only_what_they_must,
     d06_an_old_ledger_is_sealed_and_claimed_on_upgrade,
+    d06_an_upgrade_killed_at_any_step_converges,
 );
 
 /// Turn the target's ledger into one written by ripcord before ledger version 4: no
@@ -1054,5 +1055,49 @@ fn d10_type_changes_are_judged_against_the_old_type() {
             .iter()
             .any(|(file, rule)| file.contains("0003") && rule == "lossy-type-change"),
         "{rules:?}"
+    );
+}
+
+/// A deploy killed (like `kill -9`) right after the upgrade, after the seal, or before
+/// the claim: the rerun converges, and the chain vouches for every row.
+fn d06_an_upgrade_killed_at_any_step_converges((project, db): (Project, Db)) {
+    three_changes(&project);
+    ok(&project, &["deploy", "--to", "0002"]);
+    make_old_ledger(&project, &db);
+    for point in ["before_seal", "ledger_ready", "before_claim"] {
+        let out = ripcord_in(project.path())
+            .args(["deploy"])
+            .env("RIPCORD_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{point} was reached");
+        let verify = ok(&project, &["audit", "verify"]);
+        assert!(verify.starts_with("OK"), "{point}: {verify}");
+        assert!(
+            !db.has_column("orders", "coupon"),
+            "{point}: nothing deployed yet"
+        );
+    }
+    ok(&project, &["deploy"]);
+    assert!(db.has_column("orders", "coupon"));
+    let verify = ok(&project, &["audit", "verify"]);
+    assert!(
+        verify.contains("3 deployed changes of the ledger match it"),
+        "{verify}"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {} WHERE kind = 'ledger_sealed'",
+            db.ledger("events")
+        )),
+        "1",
+        "old rows are sealed once"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {} WHERE project = 'test'",
+            db.ledger("changes")
+        )),
+        "3"
     );
 }

@@ -230,6 +230,7 @@ pub(crate) fn seal_old_rows(
     if report.unsealed.is_empty() {
         return Ok(());
     }
+    crate::failpoint::hit("before_seal");
     let mut definitions = serde_json::Map::new();
     for row in rows.iter().filter(|r| report.unsealed.contains(&r.name)) {
         definitions.insert(row.name.clone(), row.definition_checksum().into());

@@ -58,7 +58,9 @@ fn start_chain_or_seal(target: &mut Target) -> Result<(), OpError> {
         )?;
         return Ok(());
     }
-    crate::integrity::seal_old_rows(target, &rows, &events)
+    crate::integrity::seal_old_rows(target, &rows, &events)?;
+    crate::failpoint::hit("ledger_ready");
+    Ok(())
 }
 
 /// Write ledger `rows` and an event of `kind` recording their definition checksums

@@ -137,6 +137,7 @@ pub(crate) fn claim_old_rows(target: &mut Target, plan: &Plan) -> Result<Vec<Str
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
+    crate::failpoint::hit("before_claim");
     crate::run::put_rows_with_event(
         target,
         &claimed,
