@@ -72,7 +72,7 @@ pub enum Command {
     Status,
     /// Apply pending changes: deploy + verify + ledger + audit, one transaction per change.
     #[command(
-        after_help = "Example:\n  ripcord deploy --dry-run\n  ripcord deploy --to 0004_orders_status\n  ripcord deploy --snapshot\n  ripcord deploy --accept-irreversible 0007_drop_legacy"
+        after_help = "Example:\n  ripcord deploy --dry-run\n  ripcord deploy --to 0004_orders_status\n  ripcord deploy --snapshot\n  ripcord deploy --accept-irreversible 0007_drop_legacy\n  ripcord deploy --no-gate\n\nWith [[checks]] in ripcord.toml, deploy saves a baseline before the first change, runs\nthe checks after the last, and reverts this run's changes when an error-severity check\nfails (exit 1)."
     )]
     Deploy(DeployArgs),
     /// Revert deployed changes in reverse deploy order (default: the last one).
@@ -94,6 +94,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord fingerprint --data-only\n  ripcord fingerprint --url postgres://ro@replica/shop --json"
     )]
     Fingerprint(FingerprintArgs),
+    /// Run the `[[checks]]` of ripcord.toml: each query with its expectations, some
+    /// against a saved baseline (exit 1 when an error-severity check fails).
+    #[command(
+        after_help = "Example:\n  ripcord check\n  ripcord check --save-baseline before-cleanup\n  ripcord check --against before-cleanup --json\n  ripcord check --list-baselines\n\nIn ripcord.toml:\n  [[checks]]\n  name = \"no negative totals\"\n  sql = \"select id from orders where total < 0\"\n  expect = { zero_rows = true }\n  tables = [\"orders\"]"
+    )]
+    Check(CheckArgs),
     /// Run the verify SQL of every deployed change (nothing is changed).
     #[command(after_help = "Example:\n  ripcord verify --target staging")]
     Verify,
@@ -207,6 +213,24 @@ pub struct DeployArgs {
     /// is recorded in the audit chain and the change cannot be reverted.
     #[arg(long, value_name = "CHANGE")]
     pub accept_irreversible: Vec<String>,
+    /// Deploy without the gate of `[[checks]]` (no baseline, no checks afterwards, no
+    /// automatic revert); recorded in the audit chain.
+    #[arg(long)]
+    pub no_gate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Save what the checks measure as a baseline of this name (a new version each time).
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Compare with this baseline (`NAME` for its latest version, or `NAME@VERSION`;
+    /// default: the latest baseline saved).
+    #[arg(long, value_name = "NAME")]
+    pub against: Option<String>,
+    /// List the saved baselines instead of running the checks.
+    #[arg(long, conflicts_with_all = ["save_baseline", "against"])]
+    pub list_baselines: bool,
 }
 
 #[derive(Debug, Args)]

@@ -206,11 +206,37 @@ pub fn deploy_cmd(
         dry_run: args.dry_run,
         snapshot,
         accept_irreversible: args.accept_irreversible.clone(),
+        checks: project
+            .config
+            .as_ref()
+            .map(|c| c.config.checks.clone())
+            .unwrap_or_default(),
+        no_gate: args.no_gate,
     };
     if !args.dry_run {
         printer.line(format!("Deploying to {}", label(&target)));
     }
-    let report = deploy(&mut target, &plan, &options, &mut ProgressLines { printer })?;
+    let report = match deploy(&mut target, &plan, &options, &mut ProgressLines { printer }) {
+        Err(ripcord::OpError::GateFailed {
+            check,
+            reason,
+            reverted,
+            report,
+        }) => {
+            // What the checks saw, then the refusal naming the failing check.
+            if !printer.json {
+                printer.block(crate::checks::report(&report, "Checks after the deploy"));
+            }
+            return Err(ripcord::OpError::GateFailed {
+                check,
+                reason,
+                reverted,
+                report,
+            }
+            .into());
+        }
+        other => other?,
+    };
     if args.dry_run {
         printer.json(&report);
         printer.block(render::deploy_dry_run(&report));
@@ -234,6 +260,9 @@ pub fn deploy_cmd(
             snapshot.rows,
             snapshot.id
         ));
+    }
+    if let Some(gate) = &report.gate {
+        printer.block(crate::checks::report(gate, "Checks after the deploy"));
     }
     printer.block(render::deploy_summary(&report));
     for capture in captures.iter().filter(|c| c.result != "already") {
@@ -284,6 +313,11 @@ pub fn revert_cmd(
     let options = RevertOptions {
         selection,
         dry_run: args.dry_run,
+        checks: project
+            .config
+            .as_ref()
+            .map(|c| c.config.checks.clone())
+            .unwrap_or_default(),
     };
     let report = revert(&mut target, &plan, &options, &mut ProgressLines { printer })?;
     printer.json(&report);
@@ -291,6 +325,24 @@ pub fn revert_cmd(
         printer.block(render::revert_dry_run(&report));
     } else {
         printer.block(render::revert_summary(&report));
+    }
+    if let Some(checked) = &report.checked {
+        let heading = match &checked.against {
+            Some(_) => "Checks after the revert, compared with the state before its deploy",
+            None => "Checks after the revert",
+        };
+        printer.block(crate::checks::report(checked, heading));
+        if !checked.passed {
+            return Err(CommandError::new(
+                Exit::Failed,
+                format!(
+                    "the revert ran, but the data did not come back: check `{}` failed ({})",
+                    checked.failures()[0].name,
+                    checked.failures()[0].reasons.join("; ")
+                ),
+            )
+            .hint("`ripcord check --against` the baseline shows the checks again; a snapshot restore or `batch revert` may bring the rest back"));
+        }
     }
     Ok(Exit::Success)
 }

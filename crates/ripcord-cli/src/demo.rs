@@ -267,6 +267,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     let options = RevertOptions {
         selection: Selection::Last(1),
         dry_run: false,
+        checks: Vec::new(),
     };
     let report = revert(&mut target, &plan, &options, &mut progress)?;
     printer.block(render::revert_summary(&report));
@@ -337,6 +338,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         &RevertOptions {
             selection: Selection::Last(1),
             dry_run: false,
+            checks: Vec::new(),
         },
         &mut progress,
     )?;
@@ -482,6 +484,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     let options = RevertOptions {
         selection: Selection::Last(1),
         dry_run: false,
+        checks: Vec::new(),
     };
     match revert(&mut target, &plan, &options, &mut progress) {
         Err(error) => {

@@ -369,6 +369,13 @@ impl From<OpError> for CommandError {
                 }
                 error
             }
+            OpError::UnknownBaseline { known, .. } => CommandError::new(Exit::Usage, message).hint(if known.is_empty() {
+                "no baseline is saved yet: `ripcord check --save-baseline NAME` saves one".to_string()
+            } else {
+                format!("saved baselines: {} (`ripcord check --list-baselines`)", known.join(", "))
+            }),
+            OpError::GateFailed { .. } => CommandError::new(Exit::Failed, message)
+                .hint("the target is as before this deploy; fix the change (or the check), then deploy again; `--no-gate` deploys without the checks"),
             OpError::UnmetRequirement { required, .. } => {
                 CommandError::new(Exit::Usage, message).hint(format!("deploy {required} first (drop `--to`, or pick a later one)"))
             }

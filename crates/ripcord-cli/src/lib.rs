@@ -2,6 +2,7 @@
 //! ([`settings`]), output ([`printer`], [`render`]) and the mapping of every failure
 //! to a documented exit code ([`error`]). The work itself lives in the `ripcord` crate.
 
+pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod demo;
@@ -51,6 +52,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Revert(args) => commands::revert_cmd(args, global, printer),
         Command::Drill(args) => commands::drill(args, global, printer),
         Command::Fingerprint(args) => commands::fingerprint(args, global, printer),
+        Command::Check(args) => checks::run(args, global, printer),
         Command::Verify => commands::verify(global, printer),
         Command::Log => commands::log(global, printer),
         Command::Rehash(args) => commands::rehash(args, global, printer),

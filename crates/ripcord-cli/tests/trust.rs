@@ -719,6 +719,8 @@ fn make_old_ledger(project: &Project, db: &Db) {
     let events = target.engine.events().unwrap();
     let (changes, meta, events_table) =
         (db.ledger("changes"), db.ledger("meta"), db.ledger("events"));
+    // Tables of newer ledger steps go too.
+    db.exec(&format!("DROP TABLE {}", db.ledger("check_baselines")));
     match db {
         Db::Postgres(_) => db.exec(&format!(
             "SET session_replication_role = replica; DELETE FROM {events_table}; \

@@ -150,16 +150,107 @@ pub struct SnapshotsConfig {
     pub store: Option<String>,
 }
 
-/// `[[checks]]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[[checks]]`: a query and what its result must be.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckConfig {
-    /// Shown in reports.
+    /// Shown in reports; unique in the project.
     pub name: String,
-    /// The query.
-    pub sql: String,
-    /// The expectation, e.g. `{ within_pct_of_baseline = 1.0 }`.
-    pub expect: Option<toml::Table>,
+    /// The query: one row whose first column is the value, or a set of rows (for
+    /// `zero_rows` and the distribution expectations). Not needed for
+    /// `checksum_equals_baseline`, which hashes `tables`.
+    pub sql: Option<String>,
+    /// The expectations, e.g. `{ within_pct_of_baseline = 1.0 }`.
+    pub expect: Expectation,
+    /// Tables the check is about: deploy's gate runs it only when a pending change
+    /// touches one of them (every time when empty).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// `error` (default: fails `ripcord check`, and deploy's gate reverts) or `warn`.
+    #[serde(default)]
+    pub severity: CheckSeverity,
+    /// The column distribution expectations look at (default: the query's first).
+    pub column: Option<String>,
+}
+
+/// How much a failed check matters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSeverity {
+    /// Fails the check run (exit 1) and deploy's gate.
+    #[default]
+    Error,
+    /// Reported only.
+    Warn,
+}
+
+/// What a check's result must be; a check may hold several expectations.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// The value equals this (number, string or boolean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub equals: Option<serde_json::Value>,
+    /// The value is at least this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The value is at most this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The value lies in `[low, high]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub between: Option<[f64; 2]>,
+    /// The value is within this many percent of the baseline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub within_pct_of_baseline: Option<f64>,
+    /// The query returns no rows (an invariant: orphans, duplicates, negative totals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zero_rows: Option<bool>,
+    /// Each of `tables` has the row count and content hash of the baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_equals_baseline: Option<bool>,
+    /// At most this fraction (0–1) of the column is NULL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub null_fraction_max: Option<f64>,
+    /// The column's number of distinct values is within this many percent of the
+    /// baseline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_count_within_pct: Option<f64>,
+    /// The column's median and 95th percentile are each within this many percent of
+    /// the baseline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantiles_within_pct: Option<f64>,
+}
+
+impl Expectation {
+    /// Whether any expectation compares with a saved baseline.
+    pub fn needs_baseline(&self) -> bool {
+        self.within_pct_of_baseline.is_some()
+            || self.checksum_equals_baseline == Some(true)
+            || self.distinct_count_within_pct.is_some()
+            || self.quantiles_within_pct.is_some()
+    }
+
+    /// Whether an expectation looks at one column's distribution.
+    pub fn on_distribution(&self) -> bool {
+        self.null_fraction_max.is_some()
+            || self.distinct_count_within_pct.is_some()
+            || self.quantiles_within_pct.is_some()
+    }
+
+    /// Whether an expectation looks at the query's single value.
+    pub fn on_value(&self) -> bool {
+        self.equals.is_some()
+            || self.min.is_some()
+            || self.max.is_some()
+            || self.between.is_some()
+            || self.within_pct_of_baseline.is_some()
+    }
+
+    /// No expectation at all.
+    pub fn is_empty(&self) -> bool {
+        self == &Expectation::default()
+    }
 }
 
 /// `[fleets.NAME]`.
@@ -349,6 +440,7 @@ impl Config {
                 _ => {}
             }
         }
+        self.validate_checks(&at)?;
         if let Some(default) = &self.project.default_target
             && !self.targets.contains_key(default)
         {
@@ -358,6 +450,101 @@ impl Config {
                     .map(|s| format!("did you mean `{s}`?")),
                 location: at("default_target"),
             });
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_checks(
+        &self,
+        at: &dyn Fn(&str) -> Option<SourceLocation>,
+    ) -> Result<(), ConfigError> {
+        for (index, check) in self.checks.iter().enumerate() {
+            let invalid = |message: String, hint: &str| ConfigError::Invalid {
+                message,
+                hint: Some(hint.to_string()),
+                location: at(&format!("\"{}\"", check.name)).or_else(|| at("[[checks]]")),
+            };
+            let name = &check.name;
+            if name.trim().is_empty() {
+                return Err(invalid(
+                    "a check has an empty name".into(),
+                    "name every check: reports and baselines use the name",
+                ));
+            }
+            if self.checks[..index].iter().any(|c| c.name == *name) {
+                return Err(invalid(
+                    format!("two checks are named `{name}`"),
+                    "names identify checks in reports and baselines: make them unique",
+                ));
+            }
+            let expect = &check.expect;
+            if expect.is_empty() {
+                return Err(invalid(
+                    format!("check `{name}` expects nothing"),
+                    "give `expect` one of equals, min, max, between, within_pct_of_baseline, zero_rows, checksum_equals_baseline, null_fraction_max, distinct_count_within_pct, quantiles_within_pct",
+                ));
+            }
+            let needs_sql =
+                expect.on_value() || expect.on_distribution() || expect.zero_rows.is_some();
+            if needs_sql && check.sql.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                return Err(invalid(
+                    format!("check `{name}` has no `sql`"),
+                    "write the query whose result the expectation is about",
+                ));
+            }
+            if expect.checksum_equals_baseline == Some(true) && check.tables.is_empty() {
+                return Err(invalid(
+                    format!("check `{name}` compares checksums but names no `tables`"),
+                    "list the tables to hash, e.g. `tables = [\"orders\"]`",
+                ));
+            }
+            if expect.zero_rows.is_some() && (expect.on_value() || expect.on_distribution()) {
+                return Err(invalid(
+                    format!("check `{name}` mixes `zero_rows` with expectations on a value"),
+                    "write one check for the invariant and another for the value",
+                ));
+            }
+            if expect.on_value() && expect.on_distribution() {
+                return Err(invalid(
+                    format!(
+                        "check `{name}` mixes expectations on a value and on a column's distribution"
+                    ),
+                    "write one check for each",
+                ));
+            }
+            if let Some(fraction) = expect.null_fraction_max
+                && !(0.0..=1.0).contains(&fraction)
+            {
+                return Err(invalid(
+                    format!("check `{name}`: null_fraction_max {fraction} is not between 0 and 1"),
+                    "write the largest fraction of NULLs allowed, e.g. 0.01 for 1%",
+                ));
+            }
+            if let Some([low, high]) = expect.between
+                && low > high
+            {
+                return Err(invalid(
+                    format!("check `{name}`: between [{low}, {high}] is empty"),
+                    "write the lower bound first",
+                ));
+            }
+            for pct in [
+                expect.within_pct_of_baseline,
+                expect.distinct_count_within_pct,
+                expect.quantiles_within_pct,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if pct < 0.0 {
+                    return Err(invalid(
+                        format!("check `{name}`: a percentage cannot be negative ({pct})"),
+                        "write how far from the baseline the value may be, e.g. 1.0 for 1%",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -489,6 +676,87 @@ signing_key_env = "RIPCORD_SIGNING_KEY"
             Some("PROD_DATABASE_URL")
         );
         assert_eq!(config.fleets["prod"].waves.len(), 2);
+    }
+
+    #[test]
+    fn checks_parse_with_every_expectation() {
+        let config = parse(
+            r#"
+[[checks]]
+name = "no negative totals"
+sql = "select id from orders where total < 0"
+expect = { zero_rows = true }
+tables = ["orders"]
+
+[[checks]]
+name = "orders row count"
+sql = "select count(*) from orders"
+expect = { within_pct_of_baseline = 1.0 }
+severity = "warn"
+
+[[checks]]
+name = "status"
+sql = "select status from settings"
+expect = { equals = "open" }
+
+[[checks]]
+name = "totals"
+sql = "select total from orders"
+column = "total"
+expect = { null_fraction_max = 0.01, distinct_count_within_pct = 5, quantiles_within_pct = 10 }
+
+[[checks]]
+name = "orders unchanged"
+expect = { checksum_equals_baseline = true }
+tables = ["orders"]
+
+[[checks]]
+name = "count bounds"
+sql = "select count(*) from orders"
+expect = { min = 1, max = 1e6, between = [1, 100] }
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.checks.len(), 6);
+        assert_eq!(config.checks[0].expect.zero_rows, Some(true));
+        assert_eq!(config.checks[1].severity, CheckSeverity::Warn);
+        assert_eq!(
+            config.checks[2].expect.equals,
+            Some(serde_json::json!("open"))
+        );
+        assert!(config.checks[3].expect.needs_baseline());
+        assert!(!config.checks[0].expect.needs_baseline());
+        assert_eq!(config.checks[5].expect.between, Some([1.0, 100.0]));
+    }
+
+    #[test]
+    fn bad_checks_are_errors_with_their_line() {
+        let (message, hint, at) =
+            invalid("[[checks]]\nname = \"a\"\nsql = \"select 1\"\nexpect = { zero_row = true }\n");
+        assert_eq!(message, "unknown key `zero_row` in ripcord.toml");
+        assert_eq!(hint.as_deref(), Some("did you mean `zero_rows`?"));
+        assert_eq!(at.as_deref(), Some("ripcord.toml:4:12"));
+        let (message, _, _) =
+            invalid("[[checks]]\nname = \"a\"\nsql = \"select 1\"\nexpect = { min = \"ten\" }\n");
+        assert!(message.contains("invalid type"), "{message}");
+        let (message, _, at) = invalid("[[checks]]\nname = \"a\"\nexpect = { min = 1 }\n");
+        assert_eq!(message, "check `a` has no `sql`");
+        assert_eq!(at.as_deref(), Some("ripcord.toml:2:8"));
+        let (message, _, _) =
+            invalid("[[checks]]\nname = \"a\"\nexpect = { checksum_equals_baseline = true }\n");
+        assert_eq!(
+            message,
+            "check `a` compares checksums but names no `tables`"
+        );
+        let (message, _, _) = invalid(
+            "[[checks]]\nname = \"a\"\nsql = \"x\"\nexpect = { min = 1 }\n[[checks]]\nname = \"a\"\nsql = \"x\"\nexpect = { max = 1 }\n",
+        );
+        assert_eq!(message, "two checks are named `a`");
+        let (message, _, _) = invalid("[[checks]]\nname = \"a\"\nsql = \"x\"\nexpect = {}\n");
+        assert_eq!(message, "check `a` expects nothing");
+        let (message, _, _) =
+            invalid("[[checks]]\nname = \"a\"\nsql = \"x\"\nexpect = { null_fraction_max = 5 }\n");
+        assert!(message.contains("not between 0 and 1"), "{message}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::change::TransactionMode;
 use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
-pub const LEDGER_VERSION: u32 = 4;
+pub const LEDGER_VERSION: u32 = 5;
 
 /// Which engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -214,6 +214,50 @@ impl DeployedChange {
     }
 }
 
+/// The rows a query returned, as JSON values: the first `max_rows` of `total`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueryRows {
+    /// Column names, in order (empty when no row came back).
+    pub columns: Vec<String>,
+    /// The first rows, each a value per column.
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// How many rows the query returned in all.
+    pub total: u64,
+}
+
+/// One column's distribution over the rows of a query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Distribution {
+    /// The column.
+    pub column: String,
+    /// Rows.
+    pub rows: u64,
+    /// Rows where the column is NULL.
+    pub nulls: u64,
+    /// Distinct non-NULL values.
+    pub distinct: u64,
+    /// The median: the first value whose cumulative share reaches 0.5
+    /// (`percentile_disc`), as a number; `None` without values.
+    pub p50: Option<f64>,
+    /// The 95th percentile, the same way.
+    pub p95: Option<f64>,
+}
+
+/// Measurements of the checks saved under a name, to compare later runs with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    /// Its name (`pre-deploy`, `before-migration-7`, …).
+    pub name: String,
+    /// 1 for the first baseline of that name, then up.
+    pub version: i64,
+    /// When it was saved.
+    pub created_at: DateTime<Utc>,
+    /// Who saved it.
+    pub created_by: String,
+    /// Check name → what it measured (a JSON object).
+    pub measures: serde_json::Value,
+}
+
 /// Per-transaction limits from `[safety]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionLimits {
@@ -362,6 +406,37 @@ pub trait Engine: Send {
     /// Per user table: row count and an order-independent hash of its rows, computed
     /// inside the database.
     fn table_data(&mut self) -> Result<Vec<(String, TableData)>, EngineError>;
+    /// Row count and content hash of the user tables named in `tables` (as SQL would
+    /// name them), and of their partitions; a name that is no table is left out.
+    fn table_data_of(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Vec<(String, TableData)>, EngineError> {
+        let wanted: Vec<String> = tables.iter().map(|t| t.trim().to_string()).collect();
+        Ok(self
+            .table_data()?
+            .into_iter()
+            .filter(|(name, _)| {
+                wanted.iter().any(|w| {
+                    name == w || name.rsplit_once('.').is_some_and(|(_, short)| short == w)
+                })
+            })
+            .collect())
+    }
+    /// Run a query (a check's SQL) and return its first `max_rows` rows as JSON values,
+    /// with the number of rows it returned in all.
+    fn query_rows(&mut self, sql: &str, max_rows: usize) -> Result<QueryRows, EngineError>;
+    /// The distributions of `columns` (the query's first column when empty) over the
+    /// rows of `sql`, computed in the database in as few scans as the engine can.
+    fn distributions(
+        &mut self,
+        sql: &str,
+        columns: &[String],
+    ) -> Result<Vec<Distribution>, EngineError>;
+    /// Store a baseline (inside the caller's transaction).
+    fn save_baseline(&mut self, baseline: &Baseline) -> Result<(), EngineError>;
+    /// Every saved baseline, oldest first (empty without a ledger).
+    fn baselines(&mut self) -> Result<Vec<Baseline>, EngineError>;
     /// Relation locks held by this session (empty without `lock_trace`).
     fn held_locks(&mut self) -> Result<Vec<RelationLock>, EngineError>;
     /// Table name -> storage file id, to see rewrites (empty without `lock_trace`).

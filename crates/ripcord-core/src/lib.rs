@@ -24,8 +24,8 @@ pub mod vault;
 
 pub use change::{Change, ChangeId, SectionKind, TransactionMode};
 pub use engine::{
-    Blocker, Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind,
-    LockHolder, RelationLock, SessionLimits, SqlError,
+    Baseline, Blocker, Capabilities, ChangeState, DeployedChange, Distribution, Engine,
+    EngineError, EngineKind, LockHolder, QueryRows, RelationLock, SessionLimits, SqlError,
 };
 pub use location::{LineCol, SourceLocation};
 pub use plan::{Plan, PlanError};

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod checks;
 mod fingerprint;
 mod ledger;
 mod snapshot;
@@ -137,6 +138,46 @@ impl PostgresEngine {
 
     fn has_ledger(&mut self) -> Result<bool, EngineError> {
         Ok(self.ledger_version()?.is_some())
+    }
+
+    /// Row count and content hash of every user table, or of `only` (qualified names).
+    fn hash_tables(
+        &mut self,
+        only: Option<&[String]>,
+    ) -> Result<Vec<(String, TableData)>, EngineError> {
+        let tables = self.query(fingerprint::TABLES_QUERY, &[])?;
+        let mut out = Vec::with_capacity(tables.len());
+        for table in tables {
+            let (name, quoted, columns): (String, String, String) =
+                (table.get(0), table.get(1), table.get(2));
+            if only.is_some_and(|only| !only.contains(&name)) {
+                continue;
+            }
+
+            let row = match self
+                .client
+                .query_one(&fingerprint::table_hash_query(&quoted, &columns), &[])
+            {
+                Ok(row) => row,
+                // Some column type has no extended hash (json, point, …): hash text forms.
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => self
+                    .client
+                    .query_one(
+                        &fingerprint::table_hash_fallback_query(&quoted, &columns),
+                        &[],
+                    )
+                    .map_err(map_error)?,
+                Err(e) => return Err(map_error(e)),
+            };
+            out.push((
+                name,
+                TableData {
+                    rows: row.get(0),
+                    hash: row.get(1),
+                },
+            ));
+        }
+        Ok(out)
     }
 
     fn lock_holder(&mut self) -> Result<Option<LockHolder>, EngineError> {
@@ -529,35 +570,42 @@ impl Engine for PostgresEngine {
     }
 
     fn table_data(&mut self) -> Result<Vec<(String, TableData)>, EngineError> {
-        let tables = self.query(fingerprint::TABLES_QUERY, &[])?;
-        let mut out = Vec::with_capacity(tables.len());
-        for table in tables {
-            let (name, quoted, columns): (String, String, String) =
-                (table.get(0), table.get(1), table.get(2));
-            let row = match self
-                .client
-                .query_one(&fingerprint::table_hash_query(&quoted, &columns), &[])
-            {
-                Ok(row) => row,
-                // Some column type has no extended hash (json, point, …): hash text forms.
-                Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => self
-                    .client
-                    .query_one(
-                        &fingerprint::table_hash_fallback_query(&quoted, &columns),
-                        &[],
-                    )
-                    .map_err(map_error)?,
-                Err(e) => return Err(map_error(e)),
-            };
-            out.push((
-                name,
-                TableData {
-                    rows: row.get(0),
-                    hash: row.get(1),
-                },
-            ));
+        self.hash_tables(None)
+    }
+
+    fn table_data_of(
+        &mut self,
+        tables: &[String],
+    ) -> Result<Vec<(String, TableData)>, EngineError> {
+        let names = checks::tables_named(&mut self.client, tables)?;
+        self.hash_tables(Some(&names))
+    }
+
+    fn query_rows(
+        &mut self,
+        sql: &str,
+        max_rows: usize,
+    ) -> Result<ripcord_core::QueryRows, EngineError> {
+        checks::query_rows(&mut self.client, sql, max_rows)
+    }
+
+    fn distributions(
+        &mut self,
+        sql: &str,
+        columns: &[String],
+    ) -> Result<Vec<ripcord_core::Distribution>, EngineError> {
+        checks::distributions(&mut self.client, sql, columns)
+    }
+
+    fn save_baseline(&mut self, baseline: &ripcord_core::Baseline) -> Result<(), EngineError> {
+        checks::save_baseline(&mut self.client, baseline)
+    }
+
+    fn baselines(&mut self) -> Result<Vec<ripcord_core::Baseline>, EngineError> {
+        if self.ledger_version()?.is_none_or(|v| v < 5) {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        checks::baselines(&mut self.client)
     }
 
     fn held_locks(&mut self) -> Result<Vec<RelationLock>, EngineError> {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod checks;
 mod snapshot;
 mod vault;
 
@@ -185,7 +186,13 @@ fn unquote_plain_names(sql: &str) -> String {
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
 /// Ledger steps: step N brings version N-1 to N. Never edit a released step.
-const STEPS: &[&str] = &[STEP_1, capture::LEDGER_STEP, VAULT_STEP, STEP_4];
+const STEPS: &[&str] = &[
+    STEP_1,
+    capture::LEDGER_STEP,
+    VAULT_STEP,
+    STEP_4,
+    checks::LEDGER_STEP,
+];
 
 /// Version 4: changes carry the project that deployed them (NULL: deployed before
 /// ripcord recorded projects).
@@ -901,6 +908,33 @@ impl Engine for SqliteEngine {
         vault_suffix: &str,
     ) -> Result<Vec<String>, EngineError> {
         snapshot::restore_from_copy(&mut self.conn, copy, tables, vault_suffix)
+    }
+
+    fn query_rows(
+        &mut self,
+        sql: &str,
+        max_rows: usize,
+    ) -> Result<ripcord_core::QueryRows, EngineError> {
+        checks::query_rows(&mut self.conn, sql, max_rows)
+    }
+
+    fn distributions(
+        &mut self,
+        sql: &str,
+        columns: &[String],
+    ) -> Result<Vec<ripcord_core::Distribution>, EngineError> {
+        checks::distributions(&mut self.conn, sql, columns)
+    }
+
+    fn save_baseline(&mut self, baseline: &ripcord_core::Baseline) -> Result<(), EngineError> {
+        checks::save_baseline(&mut self.conn, baseline)
+    }
+
+    fn baselines(&mut self) -> Result<Vec<ripcord_core::Baseline>, EngineError> {
+        if self.ledger_version()?.is_none_or(|v| v < 5) {
+            return Ok(Vec::new());
+        }
+        checks::baselines(&mut self.conn)
     }
 
     fn clear_scratch(&mut self) -> Result<(), EngineError> {

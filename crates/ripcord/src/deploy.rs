@@ -35,6 +35,11 @@ pub struct DeployOptions {
     /// not declare themselves irreversible: the operator's consent, recorded in the
     /// audit chain.
     pub accept_irreversible: Vec<String>,
+    /// The project's checks: a baseline before the first change, the checks after the
+    /// last, and this run's changes reverted when an error-severity check fails.
+    pub checks: Vec<ripcord_core::config::CheckConfig>,
+    /// Deploy without the checks' gate (recorded in the audit chain).
+    pub no_gate: bool,
 }
 
 /// A change that cannot be reverted and does not say why needs consent to deploy;
@@ -123,6 +128,8 @@ pub struct DeployReport {
     pub snapshot: Option<crate::snapshot::SnapshotSummary>,
     /// Other projects' changes on the target (left alone).
     pub other_projects: Vec<crate::scope::OtherProject>,
+    /// The checks run after the changes (deploy's gate).
+    pub gate: Option<crate::check::CheckReport>,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -348,6 +355,7 @@ pub fn deploy(
             deployed: Vec::new(),
             snapshot: None,
             other_projects: scoped.other_projects(),
+            gate: None,
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
@@ -372,10 +380,12 @@ pub fn deploy(
             deployed: Vec::new(),
             snapshot: None,
             other_projects: scoped.other_projects(),
+            gate: None,
             duration_ms: 0,
         };
+        let changes: Vec<&Change> = pending.iter().map(|p| p.change).collect();
+        let gate = Gate::open(target, options, &changes)?;
         if let (Some(policy), Some(first)) = (&options.snapshot, pending.first()) {
-            let changes: Vec<&Change> = pending.iter().map(|p| p.change).collect();
             report.snapshot = snapshot_before(target, policy, &changes, &first.change.name)?;
         }
         for p in &pending {
@@ -442,9 +452,146 @@ pub fn deploy(
                 }
             }
         }
+        if let Some(gate) = gate {
+            report.gate = Some(gate.close(target, plan, &report, observer)?);
+        }
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     })
+}
+
+/// Name of the baseline deploy's gate saves before the first change.
+pub const PRE_DEPLOY: &str = "pre-deploy";
+
+/// Deploy's gate: the checks about the tables pending changes write to, with a baseline
+/// saved before the first change and the checks run after the last.
+struct Gate {
+    checks: Vec<ripcord_core::config::CheckConfig>,
+    baseline: Option<crate::check::BaselineRef>,
+}
+
+impl Gate {
+    /// Before the first change: `None` when there is nothing to check (or `--no-gate`,
+    /// which is recorded).
+    fn open(
+        target: &mut Target,
+        options: &DeployOptions,
+        changes: &[&Change],
+    ) -> Result<Option<Gate>, OpError> {
+        if changes.is_empty() || options.checks.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
+        if options.no_gate {
+            append_event_in_own_tx(
+                target,
+                NewEvent {
+                    kind: "gate_skipped",
+                    change: None,
+                    detail: json!({ "changes": names, "by": target.identity.actor, "checks": options.checks.len() }),
+                },
+            )?;
+            return Ok(None);
+        }
+        let mut touching: Vec<String> = Vec::new();
+        for change in changes {
+            let sql = change.section_sql(SectionKind::Deploy).unwrap_or_default();
+            for span in ripcord_core::splitter::split(&sql).unwrap_or_default() {
+                for table in ripcord_core::snapshot::touched_tables(&sql[span]) {
+                    if !touching.contains(&table.name) {
+                        touching.push(table.name);
+                    }
+                }
+            }
+        }
+        let relevant: Vec<ripcord_core::config::CheckConfig> = options
+            .checks
+            .iter()
+            .filter(|c| crate::check::concerns(c, &touching))
+            .cloned()
+            .collect();
+        if relevant.is_empty() {
+            return Ok(None);
+        }
+        let baseline = if relevant.iter().any(|c| c.expect.needs_baseline()) {
+            let saved = crate::check::run_locked(
+                target,
+                &relevant,
+                &crate::check::CheckOptions {
+                    save_baseline: Some(PRE_DEPLOY.into()),
+                    only_baseline_checks: true,
+                    before_changes: names,
+                    ..Default::default()
+                },
+            )?;
+            saved.saved
+        } else {
+            None
+        };
+        Ok(Some(Gate {
+            checks: relevant,
+            baseline,
+        }))
+    }
+
+    /// After the last change: run the checks; when an error-severity one fails, revert
+    /// what this run deployed, newest first, and fail naming the check.
+    fn close(
+        self,
+        target: &mut Target,
+        plan: &Plan,
+        report: &DeployReport,
+        observer: &mut dyn Observer,
+    ) -> Result<crate::check::CheckReport, OpError> {
+        let checks = crate::check::run_locked(
+            target,
+            &self.checks,
+            &crate::check::CheckOptions {
+                against: self.baseline.clone(),
+                no_default_baseline: true,
+                ..Default::default()
+            },
+        )?;
+        let deployed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
+        let Some(first) = checks.failures().first().map(|f| (*f).clone()) else {
+            append_event_in_own_tx(
+                target,
+                NewEvent {
+                    kind: "gate_passed",
+                    change: None,
+                    detail: json!({
+                        "changes": deployed,
+                        "checks": checks.checks.len(),
+                        "baseline": self.baseline.as_ref().map(|b| b.to_string()),
+                    }),
+                },
+            )?;
+            return Ok(checks);
+        };
+        let reason = first.reasons.join("; ");
+        let reverted = crate::revert::revert_within_lock(target, plan, &deployed, observer)?;
+        append_event_in_own_tx(
+            target,
+            NewEvent {
+                kind: "gate_failed",
+                change: None,
+                detail: json!({
+                    "check": first.name,
+                    "value": first.value,
+                    "expect": first.expect,
+                    "reasons": first.reasons,
+                    "reverted": reverted,
+                    "baseline": self.baseline.as_ref().map(|b| b.to_string()),
+                }),
+            },
+        )?;
+        Err(OpError::GateFailed {
+            check: first.name.clone(),
+            reason,
+            reverted,
+            report: Box::new(checks),
+        })
+    }
 }
 
 /// Snapshot the existing tables that `changes` write to (all of them, or only when a

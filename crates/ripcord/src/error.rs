@@ -3,6 +3,14 @@
 use ripcord_core::{EngineError, SourceLocation, SqlError};
 use serde::Serialize;
 
+fn plural_changes(n: usize) -> String {
+    if n == 1 {
+        "change".into()
+    } else {
+        format!("{n} changes")
+    }
+}
+
 /// Refuse to act past unreadable change files (`None` when there are none).
 pub fn invalid_files(files: Vec<&ripcord_core::plan::InvalidFile>) -> Option<OpError> {
     (!files.is_empty()).then(|| OpError::InvalidFiles {
@@ -206,6 +214,27 @@ pub enum OpError {
     InvalidFiles {
         /// Every unreadable file, with why.
         files: Vec<std::sync::Arc<ripcord_core::change::ChangeFileError>>,
+    },
+    /// No baseline of that name (and version).
+    #[error("no baseline {name}")]
+    UnknownBaseline {
+        /// What was asked for.
+        name: String,
+        /// The baselines there are (`name@version`).
+        known: Vec<String>,
+    },
+    /// Deploy's gate: a check failed after the changes ran, and the changes of this run
+    /// were reverted.
+    #[error("check `{check}` failed after the deploy ({reason}); the {} deployed by this run {} reverted", plural_changes(reverted.len()), if reverted.len() == 1 { "was" } else { "were" })]
+    GateFailed {
+        /// The first failing check.
+        check: String,
+        /// Why, in words (value and expectation).
+        reason: String,
+        /// The changes reverted, newest first.
+        reverted: Vec<String>,
+        /// The whole check report.
+        report: Box<crate::check::CheckReport>,
     },
     /// A statement failed; everything of that change was rolled back (unless it runs
     /// with `transaction: none`, see `kept_statements`).

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod capture;
+pub mod check;
 pub mod deploy;
 pub mod drill;
 pub mod env_vars;

@@ -38,6 +38,9 @@ pub struct RevertOptions {
     pub selection: Selection,
     /// Only report what would run.
     pub dry_run: bool,
+    /// The project's checks, run after the revert against the baseline saved before
+    /// the deploy of the oldest change reverted ("did we get back?").
+    pub checks: Vec<ripcord_core::config::CheckConfig>,
 }
 
 /// One change that revert runs (or would run).
@@ -79,6 +82,8 @@ pub struct RevertReport {
     pub reverted: Vec<RevertedOutcome>,
     /// Other projects' changes on the target (left alone).
     pub other_projects: Vec<crate::scope::OtherProject>,
+    /// The checks after the revert, against the baseline before the deploy reverted.
+    pub checked: Option<crate::check::CheckReport>,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -186,6 +191,7 @@ pub fn revert(
         let chosen = select(&scoped.mine, &options.selection)?;
         return Ok(RevertReport {
             other_projects: scoped.other_projects(),
+            checked: None,
             target: target.name.clone(),
             url: target.display_url.clone(),
             dry_run: true,
@@ -208,31 +214,132 @@ pub fn revert(
             planned: planned(&chosen),
             reverted: Vec::new(),
             other_projects: scoped.other_projects(),
+            checked: None,
             duration_ms: 0,
         };
-        for deployed in &chosen {
-            let completed: Vec<String> = report.reverted.iter().map(|r| r.change.clone()).collect();
-            let reverted = if deployed.transaction == TransactionMode::None {
-                revert_one(target, plan, deployed, observer, &completed)
-            } else {
-                retry_on_lock_timeout(target, &deployed.name, observer, |target, observer| {
-                    revert_one(target, plan, deployed, observer, &completed)
-                })
-            };
-            match reverted {
-                Ok(outcome) => {
-                    observer.change_finished(&outcome.change, Phase::Revert, outcome.duration_ms);
-                    report.reverted.push(outcome);
-                }
-                Err(error) => {
-                    record_change_failure(target, &error);
-                    return Err(error);
-                }
-            }
+        report.reverted = revert_rows(target, plan, &chosen, observer)?;
+        if !options.checks.is_empty() && !chosen.is_empty() {
+            report.checked = Some(check_after(target, &options.checks, &chosen)?);
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     })
+}
+
+/// After a revert: the checks about the tables the reverted changes wrote to, against
+/// the baseline deploy saved before the oldest of them (when one was), recorded in the
+/// audit chain.
+fn check_after(
+    target: &mut Target,
+    checks: &[ripcord_core::config::CheckConfig],
+    reverted: &[DeployedChange],
+) -> Result<crate::check::CheckReport, OpError> {
+    let oldest = reverted.last().map(|d| d.name.clone()).unwrap_or_default();
+    let mut touching = Vec::new();
+    for row in reverted {
+        for span in ripcord_core::splitter::split(&row.deploy_sql).unwrap_or_default() {
+            for table in ripcord_core::snapshot::touched_tables(&row.deploy_sql[span]) {
+                if !touching.contains(&table.name) {
+                    touching.push(table.name);
+                }
+            }
+        }
+    }
+    let before_deploy = target
+        .engine
+        .events()?
+        .into_iter()
+        .rev()
+        .find(|e| {
+            e.kind == "baseline_saved"
+                && e.detail_json()["before"]
+                    .as_array()
+                    .is_some_and(|names| names.iter().any(|n| n == oldest.as_str()))
+        })
+        .map(|e| {
+            let detail = e.detail_json();
+            crate::check::BaselineRef {
+                name: detail["name"].as_str().unwrap_or_default().to_string(),
+                version: detail["version"].as_i64(),
+            }
+        });
+    let report = crate::check::run_locked(
+        target,
+        checks,
+        &crate::check::CheckOptions {
+            against: before_deploy.clone(),
+            touching: Some(touching),
+            no_default_baseline: true,
+            ..Default::default()
+        },
+    )?;
+    crate::run::append_event_in_own_tx(
+        target,
+        NewEvent {
+            kind: "revert_checked",
+            change: None,
+            detail: json!({
+                "reverted": reverted.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+                "baseline": before_deploy.map(|b| b.to_string()),
+                "passed": report.passed,
+                "failed": report.failures().iter().map(|f| json!({ "check": f.name, "reasons": f.reasons })).collect::<Vec<_>>(),
+            }),
+        },
+    )?;
+    Ok(report)
+}
+
+/// Revert `chosen` (newest first) inside the caller's lock.
+fn revert_rows(
+    target: &mut Target,
+    plan: &Plan,
+    chosen: &[DeployedChange],
+    observer: &mut dyn Observer,
+) -> Result<Vec<RevertedOutcome>, OpError> {
+    let mut reverted_so_far: Vec<RevertedOutcome> = Vec::new();
+    for deployed in chosen {
+        let completed: Vec<String> = reverted_so_far.iter().map(|r| r.change.clone()).collect();
+        let reverted = if deployed.transaction == TransactionMode::None {
+            revert_one(target, plan, deployed, observer, &completed)
+        } else {
+            retry_on_lock_timeout(target, &deployed.name, observer, |target, observer| {
+                revert_one(target, plan, deployed, observer, &completed)
+            })
+        };
+        match reverted {
+            Ok(outcome) => {
+                observer.change_finished(&outcome.change, Phase::Revert, outcome.duration_ms);
+                reverted_so_far.push(outcome);
+            }
+            Err(error) => {
+                record_change_failure(target, &error);
+                return Err(error);
+            }
+        }
+    }
+    Ok(reverted_so_far)
+}
+
+/// Revert the changes `names` of this project, newest first, inside the caller's lock
+/// (deploy's gate undoing its own run); the names reverted.
+pub(crate) fn revert_within_lock(
+    target: &mut Target,
+    plan: &Plan,
+    names: &[String],
+    observer: &mut dyn Observer,
+) -> Result<Vec<String>, OpError> {
+    let mut chosen: Vec<DeployedChange> = crate::scope::scoped(target, plan)?
+        .mine
+        .into_iter()
+        .filter(|d| names.contains(&d.name))
+        .collect();
+    chosen.sort_by_key(|d| std::cmp::Reverse(d.deploy_seq));
+    let refs: Vec<&str> = chosen.iter().map(|d| d.name.as_str()).collect();
+    crate::integrity::require_intact(target, &refs)?;
+    Ok(revert_rows(target, plan, &chosen, observer)?
+        .into_iter()
+        .map(|r| r.change)
+        .collect())
 }
 
 fn revert_one(
