@@ -15,7 +15,17 @@ use crate::error::{CommandError, Exit};
 use crate::printer::{Printer, paint, style};
 use crate::render;
 
-const CONFIG: &str = "[project]\nname = \"shop\"\ndefault_target = \"dev\"\n\n[targets.dev]\nurl = \"sqlite://shop.db\"\n";
+const CONFIG: &str = "[project]\nname = \"shop\"\ndefault_target = \"dev\"\n\n[targets.dev]\nurl = \"sqlite://shop.db\"\n\n\
+[[checks]]\nname = \"no free orders\"\nsql = \"select id, total_cents from orders where total_cents <= 0\"\nexpect = { zero_rows = true }\ntables = [\"orders\"]\n\n\
+[[checks]]\nname = \"orders row count\"\nsql = \"select count(*) from orders\"\nexpect = { within_pct_of_baseline = 50.0 }\n";
+
+/// A promotion that gives orders away: deploy's gate catches it and reverts it.
+const GATED_CHANGE: (&str, &str) = (
+    "0005_promo",
+    "-- requires: 0004_order_status\n\
+-- ripcord:deploy\n\
+UPDATE orders SET total_cents = 0 WHERE customer_id = 2;\n",
+);
 
 const CHANGES: &[(&str, &str)] = &[
     (
@@ -356,6 +366,64 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     step(
         &printer,
         &mut n,
+        "Checks guard a deploy",
+        "ripcord.toml holds two [[checks]]: no order may be free, and the number of orders may move by at most 50% from a baseline. `ripcord check --save-baseline` records what they measure; `deploy` saves a baseline before its first change, runs the checks after its last, and reverts its own changes when one fails (exit 1).",
+    );
+    let checks = Config::load(&root.join("ripcord.toml"))?.config.checks;
+    let saved = ripcord::check::run(
+        &mut target,
+        &checks,
+        &ripcord::check::CheckOptions {
+            save_baseline: Some("before-promo".into()),
+            ..Default::default()
+        },
+    )?;
+    printer.block(crate::checks::report(
+        &saved,
+        "  ripcord check --save-baseline before-promo",
+    ));
+    let gated = root.join("changes").join(format!("{}.sql", GATED_CHANGE.0));
+    std::fs::write(&gated, GATED_CHANGE.1).map_err(io)?;
+    let plan = load_plan(root)?;
+    let before = orders_summary(&mut target)?;
+    let options = DeployOptions {
+        checks: checks.clone(),
+        ..DeployOptions::default()
+    };
+    match deploy(&mut target, &plan, &options, &mut progress) {
+        Err(ripcord::OpError::GateFailed {
+            check,
+            reason,
+            reverted,
+            report,
+        }) => {
+            printer.block(crate::checks::report(&report, "  checks after 0005_promo"));
+            printer.line(format!(
+                "  ripcord deploy  ->  exit 1: check `{check}` failed ({reason}); reverted {}",
+                reverted.join(", ")
+            ));
+        }
+        Err(other) => return Err(other.into()),
+        Ok(_) => {
+            return Err(CommandError::new(
+                Exit::Failed,
+                "demo: the gate let a change through that its check forbids; this is a bug in ripcord",
+            ));
+        }
+    }
+    let after = orders_summary(&mut target)?;
+    printer.line(format!("  orders before and after: {before} / {after}"));
+    if after != before {
+        return Err(CommandError::new(
+            Exit::Failed,
+            "demo: the gate did not put the orders back; that is a bug in ripcord",
+        ));
+    }
+    std::fs::remove_file(&gated).map_err(io)?;
+
+    step(
+        &printer,
+        &mut n,
         "Undo one bad load, and only that one",
         "Capture records what an undo needs. A good load and a bad one write to orders; `ripcord batch revert` undoes the bad one set-wise and keeps the good one.",
     );
@@ -521,6 +589,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     printer.line(
         "  - a clean-up without a revert section was undone by the revert ripcord wrote, from the vault;",
     );
+    printer.line("  - a change that broke a check was reverted by deploy's own gate;");
     printer.line("  - one bad data load was undone exactly, leaving a good load in place;");
     printer.line("  - an emptied table came back from a verified snapshot;");
     printer.line("  - every step is in an audit chain whose integrity was just verified;");
