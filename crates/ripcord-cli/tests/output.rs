@@ -87,7 +87,20 @@ fn demo_runs_end_to_end_without_a_server() {
         "{text}"
     );
     assert!(
-        text.contains("audit chain of dev: 15 events intact"),
+        text.contains("check `no free orders` failed (the query returned 1 row (expected none)); reverted 0005_promo"),
+        "the gate reverts the bad promo: {text}"
+    );
+    assert!(
+        text.contains("the ledger row of 0004_order_status was altered"),
+        "the tampered ledger row is caught: {text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .filter(|l| l.starts_with("OK audit chain of dev:"))
+            .count()
+            == 2
+            && text.contains("events intact"),
         "{text}"
     );
 }
