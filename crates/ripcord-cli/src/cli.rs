@@ -100,6 +100,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord check\n  ripcord check --save-baseline before-cleanup\n  ripcord check --against before-cleanup --json\n  ripcord check --list-baselines\n\nIn ripcord.toml:\n  [[checks]]\n  name = \"no negative totals\"\n  sql = \"select id from orders where total < 0\"\n  expect = { zero_rows = true }\n  tables = [\"orders\"]"
     )]
     Check(CheckArgs),
+    /// Compare the rows of two databases table by table, by key: which rows were added,
+    /// removed or changed, and in which columns (exit 1 when they differ).
+    #[command(
+        after_help = "Example:\n  ripcord diff prod staging\n  ripcord diff postgres://a@db/shop postgres://a@db/shop_restored --table orders\n  ripcord diff sqlite://before.db sqlite://after.db --key id --json\n  ripcord diff prod staging --table orders --sql > make-staging-equal.sql\n\nA and B are target names of ripcord.toml or database URLs of the same engine."
+    )]
+    Diff(DiffArgs),
     /// Run the verify SQL of every deployed change (nothing is changed).
     #[command(after_help = "Example:\n  ripcord verify --target staging")]
     Verify,
@@ -217,6 +223,27 @@ pub struct DeployArgs {
     /// automatic revert); recorded in the audit chain.
     #[arg(long)]
     pub no_gate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Side A: a target name or a database URL.
+    pub a: String,
+    /// Side B: a target name or a database URL (added = in B only, removed = in A only).
+    pub b: String,
+    /// Only this table (repeatable; default: every table of either side).
+    #[arg(long, value_name = "TABLE")]
+    pub table: Vec<String>,
+    /// The columns that identify a row, comma-separated (default: the primary key, else
+    /// a unique index over NOT NULL columns).
+    #[arg(long, value_name = "COLS", value_delimiter = ',')]
+    pub key: Vec<String>,
+    /// Rows listed per table (every difference is counted).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print the statements that make B equal A instead of the report.
+    #[arg(long)]
+    pub sql: bool,
 }
 
 #[derive(Debug, Args)]

@@ -879,3 +879,40 @@ pub fn snapshot(
         }
     }
 }
+
+pub fn diff(
+    args: &crate::cli::DiffArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut a = project.source(&args.a)?;
+    let mut b = project.source(&args.b)?;
+    let options = ripcord::diff::DiffOptions {
+        tables: args.table.clone(),
+        key: (!args.key.is_empty()).then(|| args.key.clone()),
+        row_limit: args.limit,
+        repair_sql: args.sql,
+    };
+    let report = ripcord::diff::diff(&mut a, &mut b, &options)?;
+    if args.sql {
+        println!(
+            "-- ripcord diff: statements that make {} equal {}",
+            report.b, report.a
+        );
+        for table in &report.tables {
+            for statement in &table.repair {
+                println!("{statement}");
+            }
+        }
+        eprint!("{}", render::diff(&report));
+    } else {
+        printer.json(&report);
+        printer.block(render::diff(&report));
+    }
+    Ok(if report.total_differences == 0 {
+        Exit::Success
+    } else {
+        Exit::Failed
+    })
+}

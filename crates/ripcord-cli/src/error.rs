@@ -369,6 +369,7 @@ impl From<OpError> for CommandError {
                 }
                 error
             }
+            OpError::DiffInput { hint, .. } => CommandError::new(Exit::Usage, message).hint(hint),
             OpError::UnknownBaseline { known, .. } => CommandError::new(Exit::Usage, message).hint(if known.is_empty() {
                 "no baseline is saved yet: `ripcord check --save-baseline NAME` saves one".to_string()
             } else {

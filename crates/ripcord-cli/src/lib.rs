@@ -53,6 +53,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Drill(args) => commands::drill(args, global, printer),
         Command::Fingerprint(args) => commands::fingerprint(args, global, printer),
         Command::Check(args) => checks::run(args, global, printer),
+        Command::Diff(args) => commands::diff(args, global, printer),
         Command::Verify => commands::verify(global, printer),
         Command::Log => commands::log(global, printer),
         Command::Rehash(args) => commands::rehash(args, global, printer),

@@ -754,3 +754,81 @@ pub fn vault(report: &ripcord::vault::VaultReport, pruned: bool) -> String {
     }
     out
 }
+
+/// `ripcord diff`.
+pub fn diff(report: &ripcord::diff::DiffReport) -> String {
+    let mut out = String::new();
+    for table in &report.tables {
+        let total = table.added + table.removed + table.changed;
+        let counts = format!(
+            "{} added, {} removed, {} changed",
+            table.added, table.removed, table.changed
+        );
+        let _ = writeln!(
+            out,
+            "{} {} (key {}): {}",
+            if total == 0 && table.schema.is_empty() {
+                paint(style::OK, "same")
+            } else {
+                paint(style::BAD, "DIFF")
+            },
+            table.table,
+            table.key.join(", "),
+            counts
+        );
+        for note in &table.schema {
+            let _ = writeln!(out, "       {note}");
+        }
+        if table.duplicate_keys > 0 {
+            let _ = writeln!(
+                out,
+                "       {} keys appear more than once on a side",
+                table.duplicate_keys
+            );
+        }
+        for row in &table.rows {
+            let key: Vec<String> = row
+                .key
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            let columns = if row.columns.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", row.columns.join(", "))
+            };
+            let _ = writeln!(out, "       {:<7} {}{columns}", row.kind, key.join(" "));
+        }
+        if (table.rows.len() as u64) < total {
+            let _ = writeln!(
+                out,
+                "       … and {} more rows (--limit shows more)",
+                total - table.rows.len() as u64
+            );
+        }
+    }
+    if report.total_differences == 0 {
+        let _ = writeln!(
+            out,
+            "{} {} and {} hold the same rows ({} ms).",
+            paint(style::OK, "No differences:"),
+            report.a,
+            report.b,
+            report.duration_ms
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} {} between {} (A) and {} (B) in {} ms.",
+            paint(style::BAD, "Differences:"),
+            report.total_differences,
+            report.a,
+            report.b,
+            report.duration_ms
+        );
+    }
+    out
+}

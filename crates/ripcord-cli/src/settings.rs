@@ -107,6 +107,19 @@ impl Project {
         Ok(target)
     }
 
+    /// A database named on the command line: a URL, or a target of ripcord.toml.
+    pub fn source(&self, text: &str) -> Result<Target, CommandError> {
+        if text.contains("://") || text.starts_with("sqlite:") {
+            return Ok(connect(&redact(text), text, Path::new("."))?);
+        }
+        let config = self.config.as_ref().ok_or_else(|| {
+            CommandError::new(Exit::Usage, format!("`{text}` is neither a URL nor a target"))
+                .hint("give a URL (postgres://… or sqlite://…), or run in a project whose ripcord.toml names targets")
+        })?;
+        let url = named_target_url(config, text)?;
+        Ok(connect(text, &url, &config.root)?)
+    }
+
     fn resolve_url(&self, global: &GlobalArgs) -> Result<(String, String, PathBuf), CommandError> {
         let cwd = PathBuf::from(".");
         if let Some(url) = &global.url {

@@ -476,6 +476,14 @@ pub trait Engine: Send {
     fn capture(&mut self) -> Option<Box<dyn crate::capture::Capture + '_>> {
         None
     }
+    /// Table diffs: bucket hashes and rows of buckets.
+    fn diff(&mut self) -> Option<Box<dyn crate::diff::DiffSource + '_>> {
+        None
+    }
+    /// Start a read-only transaction whose reads all see one snapshot.
+    fn begin_snapshot(&mut self) -> Result<(), EngineError> {
+        self.begin(&SessionLimits::default())
+    }
     /// The vault, where the engine supports it.
     fn vault(&mut self) -> Option<Box<dyn crate::vault::Vault + '_>> {
         None

@@ -12,6 +12,7 @@ pub mod capture;
 pub mod change;
 pub mod checksum;
 pub mod config;
+pub mod diff;
 pub mod engine;
 pub mod fingerprint;
 pub mod location;

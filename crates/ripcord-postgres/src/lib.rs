@@ -8,6 +8,7 @@
 
 mod capture;
 mod checks;
+mod diff;
 mod fingerprint;
 mod ledger;
 mod snapshot;
@@ -543,6 +544,18 @@ impl Engine for PostgresEngine {
 
     fn snapshots(&mut self) -> Option<Box<dyn ripcord_core::snapshot::TableSnapshots + '_>> {
         Some(Box::new(snapshot::PgSnapshots { engine: self }))
+    }
+
+    fn diff(&mut self) -> Option<Box<dyn ripcord_core::diff::DiffSource + '_>> {
+        Some(Box::new(diff::PgDiff {
+            client: &mut self.client,
+        }))
+    }
+
+    fn begin_snapshot(&mut self) -> Result<(), EngineError> {
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(map_error)
     }
 
     fn vault(&mut self) -> Option<Box<dyn ripcord_core::vault::Vault + '_>> {

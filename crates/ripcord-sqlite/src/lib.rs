@@ -8,6 +8,7 @@
 
 mod capture;
 mod checks;
+mod diff;
 mod snapshot;
 mod vault;
 
@@ -935,6 +936,17 @@ impl Engine for SqliteEngine {
             return Ok(Vec::new());
         }
         checks::baselines(&mut self.conn)
+    }
+
+    fn diff(&mut self) -> Option<Box<dyn ripcord_core::diff::DiffSource + '_>> {
+        Some(Box::new(diff::SqliteDiff {
+            conn: &mut self.conn,
+        }))
+    }
+
+    fn begin_snapshot(&mut self) -> Result<(), EngineError> {
+        // A deferred transaction reads one snapshot once it has read.
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(map_error)
     }
 
     fn clear_scratch(&mut self) -> Result<(), EngineError> {

@@ -215,6 +215,15 @@ pub enum OpError {
         /// Every unreadable file, with why.
         files: Vec<std::sync::Arc<ripcord_core::change::ChangeFileError>>,
     },
+    /// A diff cannot be run as asked (no key, mismatched key types, no such table);
+    /// nothing was read beyond what told so.
+    #[error("{reason}")]
+    DiffInput {
+        /// What is wrong.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
     /// No baseline of that name (and version).
     #[error("no baseline {name}")]
     UnknownBaseline {

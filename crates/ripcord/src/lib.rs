@@ -10,6 +10,7 @@ pub mod audit;
 pub mod capture;
 pub mod check;
 pub mod deploy;
+pub mod diff;
 pub mod drill;
 pub mod env_vars;
 pub mod error;

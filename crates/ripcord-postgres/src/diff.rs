@@ -1,0 +1,229 @@
+//! Table diffs on PostgreSQL: bucket hashes computed by the server in one scan per
+//! table, and the rows of the buckets that differ as text.
+//!
+//! A row's hash is `hash_record_extended` over its columns, where columns whose type's
+//! hash forgets what its text shows (`numeric` scale, `-0` of floats) or that has no
+//! extended hash (json, point, …) are hashed by their text form: two rows hash alike
+//! only when every value reads alike.
+
+use postgres::Client;
+use ripcord_core::EngineError;
+use ripcord_core::diff::{BUCKETS, BucketSummary, DiffSource, KeyedRow, TableShape};
+
+use crate::map_error;
+
+pub(crate) struct PgDiff<'a> {
+    pub(crate) client: &'a mut Client,
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Types whose extended hash tells apart exactly the values whose text differs.
+const HASHED_AS_IS: &[&str] = &[
+    "smallint",
+    "integer",
+    "bigint",
+    "text",
+    "boolean",
+    "uuid",
+    "date",
+    "bytea",
+    "timestamp without time zone",
+    "timestamp with time zone",
+    "time without time zone",
+    "interval",
+    "oid",
+];
+
+/// The hash expression for one column of `t`.
+fn hashed(column: &str, ty: &str) -> String {
+    let base = ty.split('(').next().unwrap_or(ty).trim();
+    let exact = HASHED_AS_IS.contains(&base) || base == "character varying";
+    if exact {
+        format!("t.{}", quote_ident(column))
+    } else {
+        format!("t.{}::text", quote_ident(column))
+    }
+}
+
+impl PgDiff<'_> {
+    /// Column types of `table` (as SQL would name it) by name.
+    fn types(&mut self, table: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
+                 WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                &[&table],
+            )
+            .map_err(map_error)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// `table` is the catalog's `schema.table`.
+    fn row_hash(&mut self, table: &str, columns: &[String]) -> Result<String, EngineError> {
+        let types = self.types(&quoted_table(table))?;
+        let parts: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let ty = types
+                    .iter()
+                    .find(|(name, _)| name == c)
+                    .map_or("unknown", |(_, ty)| ty.as_str());
+                hashed(c, ty)
+            })
+            .collect();
+        Ok(format!(
+            "hash_record_extended(ROW({}), 0)",
+            parts.join(", ")
+        ))
+    }
+
+    fn bucket_of(&mut self, table: &str, key: &[String]) -> Result<String, EngineError> {
+        Ok(format!(
+            "({} & {})",
+            self.row_hash(table, key)?,
+            BUCKETS - 1
+        ))
+    }
+}
+
+fn texts(columns: &[String]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| format!("t.{}::text", quote_ident(c)))
+        .collect();
+    format!("ARRAY[{}]::text[]", parts.join(", "))
+}
+
+impl DiffSource for PgDiff<'_> {
+    fn tables(&mut self) -> Result<Vec<String>, EngineError> {
+        let rows = self
+            .client
+            .query(crate::fingerprint::TABLES_QUERY, &[])
+            .map_err(map_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn shape(&mut self, table: &str) -> Result<Option<TableShape>, EngineError> {
+        let found = self
+            .client
+            .query(
+                "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'm', 'f')",
+                &[&table],
+            )
+            .map_err(map_error)?;
+        let Some(name) = found.first().map(|r| r.get::<_, String>(0)) else {
+            return Ok(None);
+        };
+        let columns = self.types(table)?;
+        // The primary key, else the first unique index over NOT NULL plain columns.
+        let key: Option<Vec<String>> = self
+            .client
+            .query(
+                "SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM pg_index i
+                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 JOIN pg_class ic ON ic.oid = i.indexrelid
+                 WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL
+                   AND i.indexprs IS NULL
+                 GROUP BY i.indexrelid, i.indisprimary, ic.relname
+                 HAVING bool_and(a.attnotnull)
+                 ORDER BY i.indisprimary DESC, ic.relname
+                 LIMIT 1",
+                &[&table],
+            )
+            .map_err(map_error)?
+            .first()
+            .map(|r| r.get(0));
+        Ok(Some(TableShape { name, columns, key }))
+    }
+
+    fn null_keys(&mut self, table: &str, key: &[String]) -> Result<i64, EngineError> {
+        let condition: Vec<String> = key
+            .iter()
+            .map(|k| format!("t.{} IS NULL", quote_ident(k)))
+            .collect();
+        let row = self
+            .client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {} t WHERE {}",
+                    quoted_table(table),
+                    condition.join(" OR ")
+                ),
+                &[],
+            )
+            .map_err(map_error)?;
+        Ok(row.get(0))
+    }
+
+    fn bucket_summaries(
+        &mut self,
+        table: &str,
+        key: &[String],
+        columns: &[String],
+    ) -> Result<Vec<BucketSummary>, EngineError> {
+        let bucket = self.bucket_of(table, key)?;
+        let hash = self.row_hash(table, columns)?;
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {bucket} AS b, count(*), sum({hash})::text FROM {} t GROUP BY 1",
+                    quoted_table(table)
+                ),
+                &[],
+            )
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| BucketSummary {
+                bucket: r.get(0),
+                rows: r.get(1),
+                hash: r.get(2),
+            })
+            .collect())
+    }
+
+    fn rows_in_buckets(
+        &mut self,
+        table: &str,
+        key: &[String],
+        columns: &[String],
+        buckets: &[i64],
+    ) -> Result<Vec<KeyedRow>, EngineError> {
+        let bucket = self.bucket_of(table, key)?;
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {}, {} FROM {} t WHERE {bucket} = ANY($1::bigint[])",
+                    texts(key),
+                    texts(columns),
+                    quoted_table(table)
+                ),
+                &[&buckets],
+            )
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| KeyedRow {
+                key: r.get(0),
+                values: r.get(1),
+            })
+            .collect())
+    }
+}
+
+/// `schema.table` (as the catalog spells it) quoted for SQL.
+fn quoted_table(name: &str) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => quote_ident(name),
+    }
+}
