@@ -782,7 +782,7 @@ pub fn diff(report: &ripcord::diff::DiffReport) -> String {
         if table.duplicate_keys > 0 {
             let _ = writeln!(
                 out,
-                "       {} keys appear more than once on a side",
+                "       {} key values appear on more than one row (the key does not identify rows)",
                 table.duplicate_keys
             );
         }

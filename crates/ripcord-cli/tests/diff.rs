@@ -265,6 +265,18 @@ fn bad_input_is_a_clear_error_that_changes_nothing() {
         expect_exit(&out, code);
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }
+    // A --key that repeats is reported, not crashed on.
+    for db in [&a, &b] {
+        db.connect()
+            .batch_execute("CREATE TABLE dup (x integer NOT NULL, y text); INSERT INTO dup VALUES (1, 'a'), (1, 'b'), (2, 'c');")
+            .unwrap();
+    }
+    let report = diff_json(&a.url, &b.url, &["--table", "dup", "--key", "x"], 0);
+    assert_eq!(
+        table(&report, "public.dup")["duplicate_keys"],
+        2,
+        "{report}"
+    );
     let dead = a.url.replacen("127.0.0.1:", "127.0.0.1:1", 1);
     let out = run_diff(&[&dead, &b.url]);
     expect_exit(&out, 5);

@@ -8,8 +8,10 @@
 
 use serde::Serialize;
 
-/// Hash buckets of a table's keys in pass 1 (a power of two).
-pub const BUCKETS: u32 = 1 << 16;
+/// Hash buckets of a table's keys in pass 1 (a power of two): few enough that the
+/// database groups them in a small hash table, many enough that a scattered difference
+/// makes only its bucket's keys travel in pass 2.
+pub const BUCKETS: u32 = 1 << 12;
 
 /// A table as a diff sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,7 +31,7 @@ pub struct BucketSummary {
     pub bucket: i64,
     /// Rows in it.
     pub rows: i64,
-    /// Order-independent hash of its rows (a sum, as text).
+    /// Order-independent hash of its rows (xor or sum of row hashes, as text).
     pub hash: String,
 }
 
@@ -48,8 +50,13 @@ pub trait DiffSource {
     fn tables(&mut self) -> Result<Vec<String>, crate::EngineError>;
     /// The shape of `table` (as SQL names it), `None` when there is no such table.
     fn shape(&mut self, table: &str) -> Result<Option<TableShape>, crate::EngineError>;
-    /// Rows whose key has a NULL (a `--key` that is not a key).
-    fn null_keys(&mut self, table: &str, key: &[String]) -> Result<i64, crate::EngineError>;
+    /// For a `--key` that may not be a key: rows whose key has a NULL, and key values
+    /// found on more than one row.
+    fn key_problems(
+        &mut self,
+        table: &str,
+        key: &[String],
+    ) -> Result<(i64, i64), crate::EngineError>;
     /// Pass 1: per non-empty bucket of `key`, the rows and the hash of `columns`.
     fn bucket_summaries(
         &mut self,
@@ -57,12 +64,29 @@ pub trait DiffSource {
         key: &[String],
         columns: &[String],
     ) -> Result<Vec<BucketSummary>, crate::EngineError>;
-    /// Pass 2: the rows of `buckets`.
-    fn rows_in_buckets(
+    /// Pass 2: the key and row hash of every row of `buckets`.
+    fn keys_in_buckets(
         &mut self,
         table: &str,
         key: &[String],
         columns: &[String],
         buckets: &[i64],
+    ) -> Result<Vec<KeyHash>, crate::EngineError>;
+    /// Pass 3: the rows of `keys` (rows whose hash or presence differs).
+    fn rows_by_keys(
+        &mut self,
+        table: &str,
+        key: &[String],
+        columns: &[String],
+        keys: &[Vec<Option<String>>],
     ) -> Result<Vec<KeyedRow>, crate::EngineError>;
+}
+
+/// A row's key (as text) and the hash of its values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyHash {
+    /// Key values, in key order.
+    pub key: Vec<Option<String>>,
+    /// The row's hash, as text.
+    pub hash: String,
 }

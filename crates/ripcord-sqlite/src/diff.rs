@@ -5,7 +5,7 @@
 //! NULL and `''`; an integer and a text of the same digits read alike.
 
 use ripcord_core::EngineError;
-use ripcord_core::diff::{BUCKETS, BucketSummary, DiffSource, KeyedRow, TableShape};
+use ripcord_core::diff::{BUCKETS, BucketSummary, DiffSource, KeyHash, KeyedRow, TableShape};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
@@ -170,20 +170,20 @@ impl DiffSource for SqliteDiff<'_> {
         }))
     }
 
-    fn null_keys(&mut self, table: &str, key: &[String]) -> Result<i64, EngineError> {
-        let condition: Vec<String> = key
-            .iter()
-            .map(|k| format!("{} IS NULL", quote_ident(k)))
-            .collect();
+    fn key_problems(&mut self, table: &str, key: &[String]) -> Result<(i64, i64), EngineError> {
+        let columns: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
+        let nulls: Vec<String> = columns.iter().map(|c| format!("{c} IS NULL")).collect();
+        let table = quote_ident(table);
         self.conn
             .query_row(
                 &format!(
-                    "SELECT count(*) FROM {} WHERE {}",
-                    quote_ident(table),
-                    condition.join(" OR ")
+                    "SELECT (SELECT count(*) FROM {table} WHERE {}),
+                            (SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {} HAVING count(*) > 1))",
+                    nulls.join(" OR "),
+                    columns.join(", ")
                 ),
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(map_error)
     }
@@ -210,17 +210,37 @@ impl DiffSource for SqliteDiff<'_> {
             .collect())
     }
 
-    fn rows_in_buckets(
+    fn keys_in_buckets(
         &mut self,
         table: &str,
         key: &[String],
         columns: &[String],
         buckets: &[i64],
-    ) -> Result<Vec<KeyedRow>, EngineError> {
+    ) -> Result<Vec<KeyHash>, EngineError> {
         let wanted: std::collections::HashSet<i64> = buckets.iter().copied().collect();
         let mut out = Vec::new();
         self.each_row(table, key, columns, |key, values| {
             if wanted.contains(&bucket(&key)) {
+                out.push(KeyHash {
+                    key,
+                    hash: hash(&values).to_string(),
+                });
+            }
+        })?;
+        Ok(out)
+    }
+
+    fn rows_by_keys(
+        &mut self,
+        table: &str,
+        key: &[String],
+        columns: &[String],
+        keys: &[Vec<Option<String>>],
+    ) -> Result<Vec<KeyedRow>, EngineError> {
+        let wanted: std::collections::HashSet<&Vec<Option<String>>> = keys.iter().collect();
+        let mut out = Vec::new();
+        self.each_row(table, key, columns, |key, values| {
+            if wanted.contains(&key) {
                 out.push(KeyedRow { key, values });
             }
         })?;
