@@ -16,6 +16,9 @@ CREATE TABLE ints (id integer PRIMARY KEY, v text, n numeric, f float8, at times
 CREATE TABLE pairs (a integer, b text, x text, PRIMARY KEY (a, b));
 CREATE TABLE uuids (u uuid PRIMARY KEY, s text);
 CREATE TABLE texts (k text COLLATE \"C\" PRIMARY KEY, v integer);
+CREATE TABLE kinds (id integer PRIMARY KEY, d date, b bytea, ok boolean, j json, r real, s smallint, tz timestamptz);
+INSERT INTO kinds VALUES (1, 'infinity', '\\x00ff', true, '{\"a\": 1}', 1.5, 1, 'infinity'),
+                         (2, '2026-01-01', '', false, '[]', '-0', 2, '2026-01-01 00:00+00');
 INSERT INTO ints SELECT g, 'v' || g, g * 1.5, g, timestamp '2026-01-01 10:00:00.123456' + g * interval '1 minute'
   FROM generate_series(1, 500) g;
 INSERT INTO pairs VALUES (1, '11', 'x'), (11, '1', 'y'), (2, 'b', 'z');
@@ -94,7 +97,9 @@ fn every_visible_difference_is_found_for_every_key_type() {
              UPDATE pairs SET x = 'w' WHERE a = 11 AND b = '1';
              UPDATE uuids SET s = NULL WHERE u = '00000000-0000-0000-0000-000000000007';
              DELETE FROM texts WHERE k = 'a ';
-             UPDATE texts SET v = 20 WHERE k = 'A';",
+             UPDATE texts SET v = 20 WHERE k = 'A';
+             UPDATE kinds SET d = '2026-01-02', b = '\\x00fe', ok = NULL, j = '{\"a\":1}', r = 0, s = 3,
+                              tz = '2026-01-01 00:00:00.000001+00' WHERE id = 2;",
         )
         .unwrap();
     a.connect()
@@ -145,7 +150,24 @@ fn every_visible_difference_is_found_for_every_key_type() {
             ("removed".into(), "a ".into(), vec![]),
         ]
     );
-    assert_eq!(report["total_differences"], 12);
+    let kinds = table(&report, "public.kinds");
+    assert_eq!(
+        rows(kinds),
+        vec![(
+            "changed".into(),
+            "2".into(),
+            vec![
+                "d".into(),
+                "b".into(),
+                "ok".into(),
+                "j".into(),
+                "r".into(),
+                "s".into(),
+                "tz".into()
+            ]
+        )]
+    );
+    assert_eq!(report["total_differences"], 13);
 
     // The repair script makes B equal A.
     let dir = tempfile::tempdir().unwrap();

@@ -20,32 +20,37 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Types whose extended hash tells apart exactly the values whose text differs.
-const HASHED_AS_IS: &[&str] = &[
-    "smallint",
-    "integer",
-    "bigint",
-    "text",
-    "boolean",
-    "uuid",
-    "date",
-    "bytea",
-    "timestamp without time zone",
-    "timestamp with time zone",
-    "time without time zone",
-    "interval",
-    "oid",
-];
-
-/// The hash expression for one column of `t`.
-fn hashed(column: &str, ty: &str) -> String {
+/// A 64-bit hash of one column of `t`, seeded by its position, that tells apart
+/// exactly the values whose text differs: the type's own extended hash where it does
+/// (integers, text, uuid, dates and times), plus the scale for `numeric` (whose hash
+/// forgets it), and the text form for everything else (floats, whose hash forgets `-0`;
+/// json and other types without a hash).
+fn column_hash(column: &str, ty: &str, seed: usize) -> String {
+    let c = format!("t.{}", quote_ident(column));
     let base = ty.split('(').next().unwrap_or(ty).trim();
-    let exact = HASHED_AS_IS.contains(&base) || base == "character varying";
-    if exact {
-        format!("t.{}", quote_ident(column))
-    } else {
-        format!("t.{}::text", quote_ident(column))
-    }
+    let s = seed as i64 * 2 + 1;
+    let hash = match base {
+        "smallint" => format!("hashint2extended({c}, {s})"),
+        "integer" => format!("hashint4extended({c}, {s})"),
+        "bigint" => format!("hashint8extended({c}, {s})"),
+        "text" | "character varying" => format!("hashtextextended({c}::text, {s})"),
+        "uuid" => format!("uuid_hash_extended({c}, {s})"),
+        "boolean" => format!("hashint4extended({c}::int, {s})"),
+        // Midnight of the date (infinite dates too).
+        "date" => format!("timestamp_hash_extended({c}::timestamp, {s})"),
+        "timestamp without time zone" => format!("timestamp_hash_extended({c}, {s})"),
+        // In UTC, so that the sessions' time zones do not matter.
+        "timestamp with time zone" => {
+            format!("timestamp_hash_extended({c} AT TIME ZONE 'UTC', {s})")
+        }
+        "numeric" => format!(
+            "(hash_numeric_extended({c}, {s}) # hashint4extended(scale({c}), {}))",
+            s + 1
+        ),
+        _ => format!("hashtextextended({c}::text, {s})"),
+    };
+    // NULL gets its own value per position.
+    format!("coalesce({hash}, {})", -s)
 }
 
 impl PgDiff<'_> {
@@ -62,23 +67,23 @@ impl PgDiff<'_> {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// A row's hash over `columns`: the columns' hashes combined, then mixed once
+    /// more, so that values swapped between rows of a bucket do not cancel out.
     /// `table` is the catalog's `schema.table`.
     fn row_hash(&mut self, table: &str, columns: &[String]) -> Result<String, EngineError> {
         let types = self.types(&quoted_table(table))?;
         let parts: Vec<String> = columns
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(position, c)| {
                 let ty = types
                     .iter()
                     .find(|(name, _)| name == c)
                     .map_or("unknown", |(_, ty)| ty.as_str());
-                hashed(c, ty)
+                column_hash(c, ty, position)
             })
             .collect();
-        Ok(format!(
-            "hash_record_extended(ROW({}), 0)",
-            parts.join(", ")
-        ))
+        Ok(format!("hashint8extended({}, 0)", parts.join(" # ")))
     }
 
     fn bucket_of(&mut self, table: &str, key: &[String]) -> Result<String, EngineError> {
