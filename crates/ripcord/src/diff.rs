@@ -18,10 +18,10 @@ use serde_json::Value;
 use crate::error::OpError;
 use crate::target::Target;
 
-/// Dirty buckets whose keys are fetched per query in pass 2 (one scan of the table
-/// each): a scattered handful of differences takes one; memory stays bounded when
-/// everything differs.
-const BUCKETS_PER_FETCH: usize = 256;
+/// Rows (by pass 1's counts) whose keys are fetched per query in pass 2, one scan of
+/// the table each: a scattered handful of differences takes one scan, and memory stays
+/// bounded however large the table and however much of it differs.
+const ROWS_PER_FETCH: i64 = 500_000;
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -356,7 +356,20 @@ fn diff_table(
         duplicate_keys,
         repair: Vec::new(),
     };
-    for chunk in dirty.chunks(BUCKETS_PER_FETCH) {
+    // Group the dirty buckets so that each fetch brings at most ROWS_PER_FETCH rows.
+    let mut chunks: Vec<Vec<i64>> = Vec::new();
+    let mut rows_in_chunk = 0;
+    for bucket in &dirty {
+        let rows = map_a.get(bucket).map_or(0, |s| s.0) + map_b.get(bucket).map_or(0, |s| s.0);
+        if chunks.is_empty() || rows_in_chunk + rows > ROWS_PER_FETCH {
+            chunks.push(Vec::new());
+            rows_in_chunk = 0;
+        }
+        rows_in_chunk += rows;
+        chunks.last_mut().expect("pushed").push(*bucket);
+    }
+    for chunk in &chunks {
+        let chunk = chunk.as_slice();
         // Pass 2: keys and row hashes of the dirty buckets.
         let hashes = |t: &mut Target, here: bool| -> Result<Vec<KeyHash>, EngineError> {
             if here {
