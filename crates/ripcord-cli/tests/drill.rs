@@ -138,6 +138,14 @@ fn revert_that_deletes_rows((project, db): (Project, Db)) {
         ),
         &format!("table {table}: rows differ (count 3 → 2)"),
     );
+    // The rows are named (issue 15): the state before the change is built again and diffed.
+    let text = stdout(&run(&project, &["drill"]));
+    assert!(
+        text.contains(&format!(
+            "table {table}: row id=3 is missing after revert (it existed before the change)"
+        )),
+        "{text}"
+    );
 }
 
 fn revert_that_modifies_unrelated_values((project, db): (Project, Db)) {
@@ -150,6 +158,16 @@ fn revert_that_modifies_unrelated_values((project, db): (Project, Db)) {
         ),
         &format!("table {table}: contents differ (same count 3, different values)"),
     );
+    let text = stdout(&run(&project, &["drill"]));
+    for id in [2, 3] {
+        assert!(
+            text.contains(&format!(
+                "table {table}: row id={id} differs after revert in n"
+            )),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("row id=1 "), "{text}");
 }
 
 fn leftover_view((project, db): (Project, Db)) {

@@ -262,7 +262,10 @@ pub fn drill(
         let mut applied: Vec<&Change> = Vec::new();
         let mut undeployable: Vec<String> = Vec::new();
         for (position, change) in pending.iter().enumerate() {
-            let (mut outcome, left) = rehearse(&mut scratch, change, options)?;
+            let mut name_rows = |scratch: &mut Target, tables: &[String]| {
+                rows_behind(target, scratch, options, &applied, tables)
+            };
+            let (mut outcome, left) = rehearse(&mut scratch, change, options, &mut name_rows)?;
             if outcome.deploy_failed {
                 outcome.knock_on_of = undeployable.first().cloned();
             }
@@ -366,6 +369,69 @@ fn prepare(
         seeded = true;
     }
     Ok(("replay", ledger.len(), seeded))
+}
+
+/// Rows per table named in a drill report.
+const ROWS_NAMED: usize = 5;
+
+/// The rows behind data differences after a revert, in words: the state before the
+/// change is built again on a second scratch (starting state plus `applied`), and
+/// `ripcord diff` compares it with the reverted scratch. Best effort: when the second
+/// scratch cannot be built, the counts drill already gave stand alone.
+fn rows_behind(
+    target: &mut Target,
+    scratch: &mut Target,
+    options: &DrillOptions,
+    applied: &[&Change],
+    tables: &[String],
+) -> Vec<Difference> {
+    let Ok(url) = target.engine.create_scratch() else {
+        return Vec::new();
+    };
+    let named = (|| -> Result<Vec<Difference>, OpError> {
+        let mut before = connect("before", &url, &PathBuf::from("."))?;
+        let replay = DrillOptions {
+            scratch: Some(url.clone()),
+            ..options.clone()
+        };
+        prepare(target, &mut before, &replay)?;
+        for change in applied {
+            deploy_traced(&mut before, change, false, None)?;
+        }
+        let report = crate::diff::diff(
+            &mut before,
+            scratch,
+            &crate::diff::DiffOptions {
+                tables: tables.to_vec(),
+                row_limit: ROWS_NAMED,
+                ..Default::default()
+            },
+        )?;
+        let mut out = Vec::new();
+        for table in report.tables {
+            for row in &table.rows {
+                let key: Vec<String> = row
+                    .key
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("NULL")))
+                    .collect();
+                let what = match row.kind {
+                    "added" => "is there after revert but was not before the change".to_string(),
+                    "removed" => {
+                        "is missing after revert (it existed before the change)".to_string()
+                    }
+                    _ => format!("differs after revert in {}", row.columns.join(", ")),
+                };
+                out.push(Difference {
+                    category: "data".into(),
+                    text: format!("table {}: row {} {what}", table.table, key.join(" ")),
+                });
+            }
+        }
+        Ok(out)
+    })();
+    let _ = target.engine.drop_scratch(&url);
+    named.unwrap_or_default()
 }
 
 /// Empty the scratch, bring it to the starting state again and deploy `applied` on it;
@@ -595,6 +661,7 @@ fn rehearse(
     scratch: &mut Target,
     change: &Change,
     options: &DrillOptions,
+    name_rows: &mut dyn FnMut(&mut Target, &[String]) -> Vec<Difference>,
 ) -> Result<(DrillOutcome, Left), OpError> {
     let mut outcome = DrillOutcome::new(&change.name);
     let vault = crate::vault::vault_engine(scratch);
@@ -675,6 +742,18 @@ fn rehearse(
         "before the change",
         options,
     );
+    // Name the rows behind a data difference, while the scratch is as the revert left it.
+    let tables: Vec<String> = before
+        .data
+        .iter()
+        .filter(|(table, data)| reverted.data.get(*table).is_some_and(|now| now != *data))
+        .map(|(table, _)| table.clone())
+        .collect();
+    if !tables.is_empty() {
+        outcome
+            .revert_differences
+            .extend(name_rows(scratch, &tables));
+    }
     if !outcome.revert_differences.is_empty() {
         // Only to go on from the deployed state: deploying over a half-reverted state
         // would tell nothing new about this change.
