@@ -103,7 +103,7 @@ pub enum Command {
     /// Compare the rows of two databases table by table, by key: which rows were added,
     /// removed or changed, and in which columns (exit 1 when they differ).
     #[command(
-        after_help = "Example:\n  ripcord diff prod staging\n  ripcord diff postgres://a@db/shop postgres://a@db/shop_restored --table orders\n  ripcord diff sqlite://before.db sqlite://after.db --key id --json\n  ripcord diff prod staging --table orders --sql > make-staging-equal.sql\n\nA and B are target names of ripcord.toml or database URLs of the same engine."
+        after_help = "Example:\n  ripcord diff prod staging\n  ripcord diff postgres://a@db/shop postgres://a@db/shop_restored --table orders\n  ripcord diff sqlite://before.db sqlite://after.db --key id --json\n  ripcord diff prod staging --table orders --sql > make-staging-equal.sql\n  ripcord diff 20261204T101500Z-3f2a1c prod      # a snapshot against the live database\n\nA and B are target names of ripcord.toml, database URLs of the same engine, or (one of\nthem) a snapshot id of the store."
     )]
     Diff(DiffArgs),
     /// Run the verify SQL of every deployed change (nothing is changed).
@@ -227,9 +227,10 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Side A: a target name or a database URL.
+    /// Side A: a target name, a database URL, or a snapshot id.
     pub a: String,
-    /// Side B: a target name or a database URL (added = in B only, removed = in A only).
+    /// Side B: a target name, a database URL, or a snapshot id (added = in B only,
+    /// removed = in A only).
     pub b: String,
     /// Only this table (repeatable; default: every table of either side).
     #[arg(long, value_name = "TABLE")]
@@ -244,6 +245,9 @@ pub struct DiffArgs {
     /// Print the statements that make B equal A instead of the report.
     #[arg(long)]
     pub sql: bool,
+    /// Where snapshot ids given as A or B are found.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

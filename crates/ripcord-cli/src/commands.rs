@@ -886,15 +886,51 @@ pub fn diff(
     printer: Printer,
 ) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
-    let mut a = project.source(&args.a)?;
-    let mut b = project.source(&args.b)?;
     let options = ripcord::diff::DiffOptions {
         tables: args.table.clone(),
         key: (!args.key.is_empty()).then(|| args.key.clone()),
         row_limit: args.limit,
         repair_sql: args.sql,
     };
-    let report = ripcord::diff::diff(&mut a, &mut b, &options)?;
+    // A side that is neither a URL nor a target may be a snapshot of the store.
+    let snapshot_id =
+        |text: &str| -> Result<Option<(ripcord::snapshot::Store, String)>, CommandError> {
+            if text.contains("://") || text.starts_with("sqlite:") {
+                return Ok(None);
+            }
+            if project
+                .config
+                .as_ref()
+                .is_some_and(|c| c.config.targets.contains_key(text))
+            {
+                return Ok(None);
+            }
+            let store = project.snapshot_store(args.store.store.as_deref())?;
+            let known = ripcord::snapshot::list(&store).unwrap_or_default();
+            Ok(known
+                .iter()
+                .any(|s| s.id == text)
+                .then(|| (store, text.to_string())))
+        };
+    let report = match (snapshot_id(&args.a)?, snapshot_id(&args.b)?) {
+        (Some(_), Some(_)) => {
+            return Err(CommandError::new(Exit::Usage, "both sides are snapshots")
+                .hint("compare a snapshot with a database: restore one of them first (`ripcord snapshot restore ID --into URL`)"));
+        }
+        (Some((store, id)), None) => {
+            let mut live = project.source(&args.b)?;
+            ripcord::diff::diff_snapshot(&mut live, &store, &id, ripcord::diff::Side::A, &options)?
+        }
+        (None, Some((store, id))) => {
+            let mut live = project.source(&args.a)?;
+            ripcord::diff::diff_snapshot(&mut live, &store, &id, ripcord::diff::Side::B, &options)?
+        }
+        (None, None) => {
+            let mut a = project.source(&args.a)?;
+            let mut b = project.source(&args.b)?;
+            ripcord::diff::diff(&mut a, &mut b, &options)?
+        }
+    };
     if args.sql {
         println!(
             "-- ripcord diff: statements that make {} equal {}",

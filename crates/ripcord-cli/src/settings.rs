@@ -113,8 +113,8 @@ impl Project {
             return Ok(connect(&redact(text), text, Path::new("."))?);
         }
         let config = self.config.as_ref().ok_or_else(|| {
-            CommandError::new(Exit::Usage, format!("`{text}` is neither a URL nor a target"))
-                .hint("give a URL (postgres://… or sqlite://…), or run in a project whose ripcord.toml names targets")
+            CommandError::new(Exit::Usage, format!("`{text}` is neither a URL, a target nor a snapshot"))
+                .hint("give a URL (postgres://… or sqlite://…), a snapshot id (`ripcord snapshot list`), or run in a project whose ripcord.toml names targets")
         })?;
         let url = named_target_url(config, text)?;
         Ok(connect(text, &url, &config.root)?)

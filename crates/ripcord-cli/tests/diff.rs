@@ -279,7 +279,7 @@ fn bad_input_is_a_clear_error_that_changes_nothing() {
         (
             vec![&a.url, "nowhere"],
             2,
-            "`nowhere` is neither a URL nor a target",
+            "`nowhere` is neither a URL, a target nor a snapshot",
         ),
     ];
     for (args, code, message) in cases {
@@ -402,5 +402,66 @@ proptest! {
         let code = if expected.is_empty() { 0 } else { 1 };
         let report = diff_json(&a.url, &b.url, &["--table", "ints"], code);
         prop_assert_eq!(rows(table(&report, "public.ints")), expected);
+    }
+}
+
+/// A snapshot id is a side of a diff: the rows since the snapshot, named by key.
+fn a_snapshot_against_the_live_database((project, db): (Project, Db)) {
+    project.simple_change(
+        "0001_t",
+        "CREATE TABLE t (id integer PRIMARY KEY, v text);\nINSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
+        "DROP TABLE t;",
+        "",
+    );
+    ok(&project, &["deploy"]);
+    let created: serde_json::Value = serde_json::from_str(&ok(
+        &project,
+        &["snapshot", "create", "--tables", "t", "--json"],
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    db.exec("UPDATE t SET v = 'B' WHERE id = 2; DELETE FROM t WHERE id = 3; INSERT INTO t VALUES (4, 'd');");
+    let out = run(&project, &["diff", &id, "test", "--json"]);
+    expect_exit(&out, 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["a"], format!("snapshot {id}"));
+    assert_eq!(
+        report["tables"].as_array().unwrap().len(),
+        1,
+        "only the snapshot's tables: {report}"
+    );
+    assert_eq!(
+        rows(&report["tables"][0]),
+        vec![
+            ("changed".into(), "2".into(), vec!["v".into()]),
+            ("removed".into(), "3".into(), vec![]),
+            ("added".into(), "4".into(), vec![]),
+        ]
+    );
+    let reversed = run(&project, &["diff", "test", &id, "--json"]);
+    expect_exit(&reversed, 1);
+    let reversed: serde_json::Value = serde_json::from_str(&stdout(&reversed)).unwrap();
+    assert_eq!(reversed["tables"][0]["added"], 1);
+    assert_eq!(reversed["tables"][0]["removed"], 1);
+    if db.is_postgres() {
+        assert_eq!(
+            db.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'ripcord\\_drill\\_%'"),
+            "0",
+            "the scratch the snapshot was restored into is gone"
+        );
+    }
+}
+
+mod engines {
+    use super::*;
+
+    #[test]
+    fn sqlite_snapshot_against_the_live_database() {
+        a_snapshot_against_the_live_database(Db::sqlite_project());
+    }
+
+    #[test]
+    fn postgres_snapshot_against_the_live_database() {
+        a_snapshot_against_the_live_database(Db::postgres_project());
     }
 }

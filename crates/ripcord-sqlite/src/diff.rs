@@ -105,6 +105,8 @@ impl DiffSource for SqliteDiff<'_> {
     }
 
     fn shape(&mut self, table: &str) -> Result<Option<TableShape>, EngineError> {
+        // `main.t` is `t`: SQLite's own name for the database's schema.
+        let table = table.strip_prefix("main.").unwrap_or(table);
         let name = ripcord_core::vault::identifier_value(table);
         let columns: Vec<(String, String, bool, i64)> = {
             let mut statement = self

@@ -146,6 +146,89 @@ pub fn diff(a: &mut Target, b: &mut Target, options: &DiffOptions) -> Result<Dif
     Ok(report)
 }
 
+/// Which side of a diff a snapshot stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Side A.
+    A,
+    /// Side B.
+    B,
+}
+
+/// Compare snapshot `id` of `store` with the live database `live`: the snapshot is
+/// restored into a scratch database next to `live` (PostgreSQL) or written out as its
+/// database file (SQLite), compared, and dropped. Without `--table`, the snapshot's
+/// tables are compared.
+pub fn diff_snapshot(
+    live: &mut Target,
+    store: &crate::snapshot::Store,
+    id: &str,
+    snapshot_is: Side,
+    options: &DiffOptions,
+) -> Result<DiffReport, OpError> {
+    let manifest = crate::snapshot::manifest(store, id)?;
+    if manifest.engine != live.engine.kind() {
+        return Err(invalid(
+            format!(
+                "snapshot {id} is of a {:?} database; the other side is {:?}",
+                manifest.engine,
+                live.engine.kind()
+            ),
+            "diff compares databases of one engine",
+        ));
+    }
+    let mut options = options.clone();
+    if options.tables.is_empty() {
+        options.tables = manifest
+            .tables
+            .iter()
+            .map(|t| t.definition.display_name())
+            .collect();
+    }
+    let label = format!("snapshot {id}");
+    let compare = |copy: &mut Target, live: &mut Target| -> Result<DiffReport, OpError> {
+        let mut report = match snapshot_is {
+            Side::A => diff(copy, live, &options)?,
+            Side::B => diff(live, copy, &options)?,
+        };
+        match snapshot_is {
+            Side::A => report.a = label.clone(),
+            Side::B => report.b = label.clone(),
+        }
+        Ok(report)
+    };
+    if manifest.file.is_some() {
+        let dir = tempfile::tempdir().map_err(|e| OpError::Store {
+            store: store.uri().to_string(),
+            reason: format!("cannot make a temporary directory: {e}"),
+        })?;
+        let path = dir.path().join("snapshot.db");
+        crate::snapshot::write_file_copy(store, id, &path)?;
+        let mut copy =
+            crate::target::connect(&label, &format!("sqlite://{}", path.display()), dir.path())?;
+        return compare(&mut copy, live);
+    }
+    let url = live.engine.create_scratch()?;
+    let result = (|| {
+        let mut copy = crate::target::connect(&label, &url, std::path::Path::new("."))?;
+        crate::snapshot::restore(
+            &mut copy,
+            store,
+            id,
+            &crate::snapshot::RestoreOptions {
+                tables: Vec::new(),
+                as_new_tables: false,
+                into_other_database: true,
+                parallel: 2,
+                progress: crate::snapshot::no_progress(),
+            },
+        )?;
+        compare(&mut copy, live)
+    })();
+    let _ = live.engine.drop_scratch(&url);
+    result
+}
+
 fn diff_in_snapshots(
     a: &mut Target,
     b: &mut Target,

@@ -1118,6 +1118,17 @@ fn restore_streamed(
     })
 }
 
+/// Write the database file a SQLite snapshot holds to `path`, checking every chunk.
+pub fn write_file_copy(store: &Store, id: &str, path: &std::path::Path) -> Result<(), OpError> {
+    let manifest = manifest(store, id)?;
+    let mut file = std::fs::File::create(path).map_err(|e| local_io("writing the copy", e))?;
+    for chunk in manifest.file.iter().flat_map(|f| f.chunks.iter()) {
+        let raw = check_chunk(store, &manifest.id, chunk)?;
+        std::io::Write::write_all(&mut file, &raw).map_err(|e| local_io("writing the copy", e))?;
+    }
+    std::io::Write::flush(&mut file).map_err(|e| local_io("writing the copy", e))
+}
+
 fn restore_file_copy(
     target: &mut Target,
     store: &Store,
