@@ -63,6 +63,8 @@ pub struct PostgresEngine {
     watch: bool,
     /// What the watch saw during the latest statement.
     seen_blockers: Vec<ripcord_core::Blocker>,
+    /// A transaction of ours is open (begin … commit/rollback).
+    in_transaction: bool,
 }
 
 impl PostgresEngine {
@@ -96,6 +98,7 @@ impl PostgresEngine {
             prepared: Default::default(),
             watch: false,
             seen_blockers: Vec::new(),
+            in_transaction: false,
         })
     }
 
@@ -146,39 +149,86 @@ impl PostgresEngine {
         &mut self,
         only: Option<&[String]>,
     ) -> Result<Vec<(String, TableData)>, EngineError> {
-        let tables = self.query(fingerprint::TABLES_QUERY, &[])?;
-        let mut out = Vec::with_capacity(tables.len());
-        for table in tables {
-            let (name, quoted, columns): (String, String, String) =
-                (table.get(0), table.get(1), table.get(2));
-            if only.is_some_and(|only| !only.contains(&name)) {
-                continue;
-            }
-
-            let row = match self
-                .client
-                .query_one(&fingerprint::table_hash_query(&quoted, &columns), &[])
-            {
-                Ok(row) => row,
-                // Some column type has no extended hash (json, point, …): hash text forms.
-                Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => self
-                    .client
-                    .query_one(
-                        &fingerprint::table_hash_fallback_query(&quoted, &columns),
-                        &[],
-                    )
-                    .map_err(map_error)?,
-                Err(e) => return Err(map_error(e)),
-            };
-            out.push((
-                name,
-                TableData {
-                    rows: row.get(0),
-                    hash: row.get(1),
-                },
-            ));
+        let tables: Vec<(String, String, String)> = self
+            .query(fingerprint::TABLES_QUERY, &[])?
+            .iter()
+            .map(|t| (t.get(0), t.get(1), t.get(2)))
+            .filter(|(name, _, _): &(String, String, String)| {
+                only.is_none_or(|only| only.contains(name))
+            })
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(tables.len());
+        if workers <= 1 || self.in_transaction {
+            return tables
+                .iter()
+                .map(|(name, quoted, columns)| {
+                    Ok((
+                        name.clone(),
+                        hash_one(&mut self.client, quoted, columns, self.in_transaction)?,
+                    ))
+                })
+                .collect();
         }
-        Ok(out)
+        // Several connections read one exported snapshot, so the tables are hashed at
+        // once and still as of the same moment.
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(map_error)?;
+        let result = (|| {
+            let snapshot: String = self
+                .client
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .map_err(map_error)?
+                .get(0);
+            let shares: Vec<Vec<usize>> = (0..workers)
+                .map(|w| (w..tables.len()).step_by(workers).collect())
+                .collect();
+            let url = self.url.clone();
+            let mut hashed: Vec<Option<TableData>> = vec![None; tables.len()];
+            std::thread::scope(|scope| -> Result<(), EngineError> {
+                let handles: Vec<_> = shares[1..]
+                    .iter()
+                    .map(|share| {
+                        let (url, snapshot, tables) = (&url, &snapshot, &tables);
+                        scope.spawn(move || -> Result<Vec<(usize, TableData)>, EngineError> {
+                            let mut worker = PostgresEngine::connect(url)?;
+                            worker
+                                .client
+                                .batch_execute(&format!(
+                                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot}'"
+                                ))
+                                .map_err(map_error)?;
+                            let mut out = Vec::new();
+                            for &i in share {
+                                let (_, quoted, columns) = &tables[i];
+                                out.push((i, hash_one(&mut worker.client, quoted, columns, true)?));
+                            }
+                            let _ = worker.client.batch_execute("COMMIT");
+                            Ok(out)
+                        })
+                    })
+                    .collect();
+                for &i in &shares[0] {
+                    let (_, quoted, columns) = &tables[i];
+                    hashed[i] = Some(hash_one(&mut self.client, quoted, columns, true)?);
+                }
+                for handle in handles {
+                    for (i, data) in handle.join().expect("hashing worker")? {
+                        hashed[i] = Some(data);
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(tables
+                .iter()
+                .zip(hashed)
+                .map(|((name, _, _), data)| (name.clone(), data.expect("every table hashed")))
+                .collect())
+        })();
+        let _ = self.client.batch_execute("COMMIT");
+        result
     }
 
     fn lock_holder(&mut self) -> Result<Option<LockHolder>, EngineError> {
@@ -365,14 +415,18 @@ impl Engine for PostgresEngine {
                 millis(timeout)
             ));
         }
-        self.client.batch_execute(&sql).map_err(map_error)
+        self.client.batch_execute(&sql).map_err(map_error)?;
+        self.in_transaction = true;
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), EngineError> {
+        self.in_transaction = false;
         self.client.batch_execute("COMMIT").map_err(map_error)
     }
 
     fn rollback(&mut self) -> Result<(), EngineError> {
+        self.in_transaction = false;
         self.client.batch_execute("ROLLBACK").map_err(map_error)
     }
 
@@ -555,7 +609,9 @@ impl Engine for PostgresEngine {
     fn begin_snapshot(&mut self) -> Result<(), EngineError> {
         self.client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(map_error)
+            .map_err(map_error)?;
+        self.in_transaction = true;
+        Ok(())
     }
 
     fn vault(&mut self) -> Option<Box<dyn ripcord_core::vault::Vault + '_>> {
@@ -744,6 +800,53 @@ impl Engine for PostgresEngine {
         source.client.batch_execute("COMMIT").map_err(map_error)?;
         Ok(())
     }
+}
+
+/// Count and hash of one table (`quoted` name, `columns` as [`fingerprint::TABLES_QUERY`]
+/// lists them); inside a transaction the attempt with the extended hash runs under a
+/// savepoint, so that its failure on a type without one can fall back to text.
+fn hash_one(
+    client: &mut Client,
+    quoted: &str,
+    columns: &str,
+    in_transaction: bool,
+) -> Result<TableData, EngineError> {
+    if in_transaction {
+        client
+            .batch_execute("SAVEPOINT ripcord_hash")
+            .map_err(map_error)?;
+    }
+    let row = match client.query_one(&fingerprint::table_hash_query(quoted, columns), &[]) {
+        Ok(row) => {
+            if in_transaction {
+                client
+                    .batch_execute("RELEASE SAVEPOINT ripcord_hash")
+                    .map_err(map_error)?;
+            }
+            row
+        }
+        // Some column type has no extended hash (json, point, …): hash text forms.
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_FUNCTION) => {
+            if in_transaction {
+                client
+                    .batch_execute(
+                        "ROLLBACK TO SAVEPOINT ripcord_hash; RELEASE SAVEPOINT ripcord_hash",
+                    )
+                    .map_err(map_error)?;
+            }
+            client
+                .query_one(
+                    &fingerprint::table_hash_fallback_query(quoted, columns),
+                    &[],
+                )
+                .map_err(map_error)?
+        }
+        Err(e) => return Err(map_error(e)),
+    };
+    Ok(TableData {
+        rows: row.get(0),
+        hash: row.get(1),
+    })
 }
 
 /// Poll which sessions block `pid` until `done`; the last non-empty answer.
