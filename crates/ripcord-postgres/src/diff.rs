@@ -39,10 +39,12 @@ fn column_hash(column: &str, ty: &str, seed: usize) -> String {
         // Midnight of the date (infinite dates too).
         "date" => format!("timestamp_hash_extended({c}::timestamp, {s})"),
         "timestamp without time zone" => format!("timestamp_hash_extended({c}, {s})"),
-        // In UTC, so that the sessions' time zones do not matter.
-        "timestamp with time zone" => {
-            format!("timestamp_hash_extended({c} AT TIME ZONE 'UTC', {s})")
-        }
+        // The distance from the epoch: independent of the session's time zone, and
+        // several times cheaper than `AT TIME ZONE`; infinities by their text.
+        "timestamp with time zone" => format!(
+            "CASE WHEN isfinite({c}) THEN interval_hash_extended({c} - timestamptz 'epoch', {s}) \
+             ELSE hashtextextended({c}::text, {s}) END"
+        ),
         "numeric" => format!(
             "(hash_numeric_extended({c}, {s}) # hashint4extended(scale({c}), {}))",
             s + 1
