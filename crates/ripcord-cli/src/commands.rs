@@ -217,25 +217,16 @@ pub fn deploy_cmd(
         printer.line(format!("Deploying to {}", label(&target)));
     }
     let report = match deploy(&mut target, &plan, &options, &mut ProgressLines { printer }) {
-        Err(ripcord::OpError::GateFailed {
-            check,
-            reason,
-            reverted,
-            report,
-        }) => {
+        Ok(report) => report,
+        Err(error) => {
             // What the checks saw, then the refusal naming the failing check.
-            if !printer.json {
-                printer.block(crate::checks::report(&report, "Checks after the deploy"));
+            if let ripcord::OpError::GateFailed { report, .. } = &error
+                && !printer.json
+            {
+                printer.block(crate::checks::report(report, "Checks after the deploy"));
             }
-            return Err(ripcord::OpError::GateFailed {
-                check,
-                reason,
-                reverted,
-                report,
-            }
-            .into());
+            return Err(error.into());
         }
-        other => other?,
     };
     if args.dry_run {
         printer.json(&report);

@@ -15,7 +15,7 @@ pub fn normalize_section(text: &str) -> String {
 /// Feed one optional text into `hasher` in the pinned, length-prefixed encoding shared
 /// by change checksums, definition checksums and the audit chain: `1 ‖ length as u64
 /// LE ‖ bytes`, or `0` when absent.
-pub(crate) fn hash_field(hasher: &mut blake3::Hasher, field: Option<&str>) {
+pub fn hash_field(hasher: &mut blake3::Hasher, field: Option<&str>) {
     match field {
         Some(text) => {
             hasher.update(&[1]);

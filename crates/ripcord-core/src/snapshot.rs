@@ -417,6 +417,14 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `schema.table` (as the catalog spells it, or a bare name) quoted for SQL.
+pub fn quote_qualified(name: &str) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => quote_ident(name),
+    }
+}
+
 /// A new snapshot id, sorting by time.
 pub fn new_snapshot_id(now: DateTime<Utc>) -> String {
     let nanos = now.timestamp_subsec_nanos();
@@ -590,6 +598,23 @@ fn as_written(token: &str) -> String {
         out.push(if in_quotes { c } else { c.to_ascii_lowercase() });
     }
     out
+}
+
+/// Tables the statements of `scripts` (whole sections of SQL) write to, each once, in
+/// the order first seen; destructive when any statement destroys its data.
+pub fn tables_written<'a>(scripts: impl IntoIterator<Item = &'a str>) -> Vec<TouchedTable> {
+    let mut touched: Vec<TouchedTable> = Vec::new();
+    for sql in scripts {
+        for span in crate::splitter::split(sql).unwrap_or_default() {
+            for table in touched_tables(&sql[span]) {
+                match touched.iter_mut().find(|t| t.name == table.name) {
+                    Some(seen) => seen.destructive |= table.destructive,
+                    None => touched.push(table),
+                }
+            }
+        }
+    }
+    touched
 }
 
 /// Tables an SQL statement writes to, recognized from its leading words. Statements it

@@ -321,6 +321,12 @@ pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
     out
 }
 
+/// `sql` without the semicolons and blanks that would end a subquery early (a check's
+/// query wrapped in `SELECT … FROM (<sql>) q`).
+pub fn as_subquery(sql: &str) -> &str {
+    sql.trim().trim_end_matches(';').trim_end()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

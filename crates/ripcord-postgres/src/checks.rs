@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
+use ripcord_core::snapshot::quote_ident;
+use ripcord_core::splitter::as_subquery;
 use ripcord_core::{Baseline, Distribution, EngineError, QueryRows};
 
 use crate::map_error;
@@ -19,11 +21,6 @@ CREATE TABLE ripcord.check_baselines (
 );
 COMMENT ON TABLE ripcord.check_baselines IS 'ripcord check baselines: what each check measured, saved by name. `ripcord check --list-baselines`.';
 "#;
-
-/// `sql` without the semicolons and blanks that would end a subquery early.
-pub(crate) fn as_subquery(sql: &str) -> &str {
-    sql.trim().trim_end_matches(';').trim_end()
-}
 
 pub(crate) fn query_rows(
     client: &mut Client,
@@ -59,10 +56,6 @@ pub(crate) fn query_rows(
         }
     }
     Ok(out)
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 pub(crate) fn distributions(

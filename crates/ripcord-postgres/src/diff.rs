@@ -9,15 +9,12 @@
 use postgres::Client;
 use ripcord_core::EngineError;
 use ripcord_core::diff::{BUCKETS, BucketSummary, DiffSource, KeyHash, KeyedRow, TableShape};
+use ripcord_core::snapshot::{quote_ident, quote_qualified as quoted_table};
 
 use crate::map_error;
 
 pub(crate) struct PgDiff<'a> {
     pub(crate) client: &'a mut Client,
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A 64-bit hash of one column of `t`, seeded by its position, that tells apart
@@ -298,13 +295,5 @@ impl DiffSource for PgDiff<'_> {
             }));
         }
         Ok(out)
-    }
-}
-
-/// `schema.table` (as the catalog spells it) quoted for SQL.
-fn quoted_table(name: &str) -> String {
-    match name.split_once('.') {
-        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
-        None => quote_ident(name),
     }
 }

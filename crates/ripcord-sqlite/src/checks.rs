@@ -1,6 +1,8 @@
 //! What checks need from SQLite: a query's rows as JSON, column distributions, and the
 //! baselines table of the ledger.
 
+use ripcord_core::snapshot::quote_ident;
+use ripcord_core::splitter::as_subquery;
 use ripcord_core::{Baseline, Distribution, EngineError, QueryRows};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -18,10 +20,6 @@ CREATE TABLE ripcord_check_baselines (
     PRIMARY KEY (name, version)
 );
 "#;
-
-fn as_subquery(sql: &str) -> &str {
-    sql.trim().trim_end_matches(';').trim_end()
-}
 
 fn json(value: ValueRef<'_>) -> serde_json::Value {
     match value {
@@ -71,10 +69,6 @@ pub(crate) fn query_rows(
         }
     }
     Ok(out)
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 pub(crate) fn distributions(

@@ -6,6 +6,7 @@
 
 use ripcord_core::EngineError;
 use ripcord_core::diff::{BUCKETS, BucketSummary, DiffSource, KeyHash, KeyedRow, TableShape};
+use ripcord_core::snapshot::quote_ident;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
@@ -13,10 +14,6 @@ use crate::map_error;
 
 pub(crate) struct SqliteDiff<'a> {
     pub(crate) conn: &'a mut Connection,
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn text(value: ValueRef<'_>) -> Option<String> {
@@ -37,16 +34,7 @@ fn text(value: ValueRef<'_>) -> Option<String> {
 fn hash(values: &[Option<String>]) -> u64 {
     let mut hasher = blake3::Hasher::new();
     for value in values {
-        match value {
-            Some(text) => {
-                hasher.update(&[1]);
-                hasher.update(&(text.len() as u64).to_le_bytes());
-                hasher.update(text.as_bytes());
-            }
-            None => {
-                hasher.update(&[0]);
-            }
-        }
+        ripcord_core::checksum::hash_field(&mut hasher, value.as_deref());
     }
     let bytes = hasher.finalize();
     u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
@@ -89,19 +77,7 @@ fn bucket(key: &[Option<String>]) -> i64 {
 
 impl DiffSource for SqliteDiff<'_> {
     fn tables(&mut self) -> Result<Vec<String>, EngineError> {
-        let mut statement = self
-            .conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table'
-                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\'
-                 ORDER BY name",
-            )
-            .map_err(map_error)?;
-        statement
-            .query_map([], |r| r.get(0))
-            .map_err(map_error)?
-            .collect::<Result<_, _>>()
-            .map_err(map_error)
+        crate::user_tables(self.conn)
     }
 
     fn shape(&mut self, table: &str) -> Result<Option<TableShape>, EngineError> {

@@ -183,6 +183,22 @@ fn unquote_plain_names(sql: &str) -> String {
     out
 }
 
+/// The user tables (not SQLite's, not the ledger's), by name.
+pub(crate) fn user_tables(conn: &Connection) -> Result<Vec<String>, EngineError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\'
+             ORDER BY name",
+        )
+        .map_err(map_error)?;
+    statement
+        .query_map([], |r| r.get(0))
+        .map_err(map_error)?
+        .collect::<Result<_, _>>()
+        .map_err(map_error)
+}
+
 /// Scratch database files made by drill start with this.
 const SCRATCH_PREFIX: &str = "ripcord_drill_";
 
@@ -778,20 +794,7 @@ impl Engine for SqliteEngine {
     }
 
     fn table_data(&mut self) -> Result<Vec<(String, TableData)>, EngineError> {
-        let tables: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'
-                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\'
-                     ORDER BY name",
-                )
-                .map_err(map_error)?;
-            stmt.query_map([], |r| r.get(0))
-                .map_err(map_error)?
-                .collect::<Result<_, _>>()
-                .map_err(map_error)?
-        };
+        let tables = user_tables(&self.conn)?;
         let mut out = Vec::new();
         for table in tables {
             // SQLite runs in this process, so hashing here is hashing "in the database".

@@ -291,9 +291,7 @@ pub(crate) fn run_locked(
 }
 
 fn save(target: &mut Target, baseline: &Baseline, before: &[String]) -> Result<(), OpError> {
-    let limits = target.limits;
-    target.engine.begin(&limits)?;
-    let done = (|| {
+    crate::run::in_transaction(target, |target| {
         target.engine.save_baseline(baseline)?;
         crate::run::append_event(
             target,
@@ -308,13 +306,8 @@ fn save(target: &mut Target, baseline: &Baseline, before: &[String]) -> Result<(
                 }),
             },
         )?;
-        target.engine.commit()
-    })();
-    if let Err(e) = done {
-        let _ = target.engine.rollback();
-        return Err(e.into());
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn failed_query(check: &CheckConfig, error: &str) -> CheckOutcome {

@@ -493,17 +493,15 @@ impl Gate {
             )?;
             return Ok(None);
         }
-        let mut touching: Vec<String> = Vec::new();
-        for change in changes {
-            let sql = change.section_sql(SectionKind::Deploy).unwrap_or_default();
-            for span in ripcord_core::splitter::split(&sql).unwrap_or_default() {
-                for table in ripcord_core::snapshot::touched_tables(&sql[span]) {
-                    if !touching.contains(&table.name) {
-                        touching.push(table.name);
-                    }
-                }
-            }
-        }
+        let sections: Vec<String> = changes
+            .iter()
+            .map(|c| c.section_sql(SectionKind::Deploy).unwrap_or_default())
+            .collect();
+        let touching: Vec<String> =
+            ripcord_core::snapshot::tables_written(sections.iter().map(String::as_str))
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
         let relevant: Vec<ripcord_core::config::CheckConfig> = options
             .checks
             .iter()
@@ -602,19 +600,11 @@ fn snapshot_before(
     changes: &[&Change],
     first: &str,
 ) -> Result<Option<crate::snapshot::SnapshotSummary>, OpError> {
-    let mut touched: Vec<ripcord_core::snapshot::TouchedTable> = Vec::new();
-    for change in changes {
-        let sql = change.section_sql(SectionKind::Deploy).unwrap_or_default();
-        let spans = ripcord_core::splitter::split(&sql).unwrap_or_default();
-        for span in spans {
-            for table in ripcord_core::snapshot::touched_tables(&sql[span]) {
-                match touched.iter_mut().find(|t| t.name == table.name) {
-                    Some(seen) => seen.destructive |= table.destructive,
-                    None => touched.push(table),
-                }
-            }
-        }
-    }
+    let sections: Vec<String> = changes
+        .iter()
+        .map(|c| c.section_sql(SectionKind::Deploy).unwrap_or_default())
+        .collect();
+    let touched = ripcord_core::snapshot::tables_written(sections.iter().map(String::as_str));
     if policy.only_destructive && !touched.iter().any(|t| t.destructive) {
         return Ok(None);
     }

@@ -7,6 +7,7 @@
 //! compares them value by value as text. Memory follows the differing buckets, not the
 //! table.
 
+use ripcord_core::snapshot::{quote_ident, quote_qualified as quoted_table};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
@@ -630,17 +631,6 @@ fn compare_rows(
             out.rows.push(row);
         }
         out.repair.extend(repair);
-    }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn quoted_table(name: &str) -> String {
-    match name.split_once('.') {
-        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
-        None => quote_ident(name),
     }
 }
 

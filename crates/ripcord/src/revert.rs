@@ -235,16 +235,11 @@ fn check_after(
     reverted: &[DeployedChange],
 ) -> Result<crate::check::CheckReport, OpError> {
     let oldest = reverted.last().map(|d| d.name.clone()).unwrap_or_default();
-    let mut touching = Vec::new();
-    for row in reverted {
-        for span in ripcord_core::splitter::split(&row.deploy_sql).unwrap_or_default() {
-            for table in ripcord_core::snapshot::touched_tables(&row.deploy_sql[span]) {
-                if !touching.contains(&table.name) {
-                    touching.push(table.name);
-                }
-            }
-        }
-    }
+    let touching: Vec<String> =
+        ripcord_core::snapshot::tables_written(reverted.iter().map(|d| d.deploy_sql.as_str()))
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
     let before_deploy = target
         .engine
         .events()?

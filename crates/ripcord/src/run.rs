@@ -73,9 +73,7 @@ pub(crate) fn put_rows_with_event(
     mut detail: serde_json::Value,
     more: impl FnOnce(&mut Target) -> Result<(), EngineError>,
 ) -> Result<(), OpError> {
-    let limits = target.limits;
-    target.engine.begin(&limits)?;
-    let done = (|| {
+    in_transaction(target, |target| {
         let mut definitions = serde_json::Map::new();
         for row in rows {
             target.engine.put_change(row)?;
@@ -90,14 +88,25 @@ pub(crate) fn put_rows_with_event(
                 detail,
             },
         )?;
-        more(target)?;
-        target.engine.commit()
-    })();
-    if let Err(e) = done {
-        let _ = target.engine.rollback();
-        return Err(e.into());
+        more(target)
+    })
+}
+
+/// Run `work` in one transaction with the target's limits: committed when it succeeds,
+/// rolled back when it fails.
+pub(crate) fn in_transaction(
+    target: &mut Target,
+    work: impl FnOnce(&mut Target) -> Result<(), EngineError>,
+) -> Result<(), OpError> {
+    let limits = target.limits;
+    target.engine.begin(&limits)?;
+    match work(target).and_then(|()| target.engine.commit()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = target.engine.rollback();
+            Err(e.into())
+        }
     }
-    Ok(())
 }
 
 /// Append an event inside the caller's open transaction.
