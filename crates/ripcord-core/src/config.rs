@@ -45,6 +45,11 @@ pub struct Config {
     /// `[health]`.
     #[serde(default)]
     pub health: HealthConfig,
+    /// `[[notify]]`.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
+    /// `[coordinator]`.
+    pub coordinator: Option<CoordinatorConfig>,
     /// `[audit]`.
     #[serde(default)]
     pub audit: AuditConfig,
@@ -253,44 +258,157 @@ impl Expectation {
     }
 }
 
-/// `[fleets.NAME]`.
+/// `[fleets.NAME]`: targets deployed together, in waves.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
-    /// Member targets.
+    /// Member targets (names of `[targets.*]`).
     #[serde(default)]
     pub targets: Vec<String>,
-    /// Deploy waves; the first is the canary.
+    /// More members from a file of URLs (`file:tenants.txt`, one `URL` or `NAME URL`
+    /// per line, `#` comments), relative to ripcord.toml.
+    pub targets_from: Option<String>,
+    /// Deploy waves; the first is the canary. Default: the first target alone, then
+    /// the rest.
     #[serde(default)]
     pub waves: Vec<Vec<String>>,
-    /// Parallel targets within a wave.
+    /// Parallel targets within a wave (default 8).
     pub max_parallel: Option<u32>,
+    /// What a failed deploy or a breached probe does: `rollback` (default) or `stop`.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Probes of this fleet (instead of `[health]`).
+    pub health: Option<HealthConfig>,
 }
 
-/// `[health]`.
+/// `on_failure` of a fleet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Revert every target changed by the rollout, in reverse order of change.
+    #[default]
+    Rollback,
+    /// Stop where it is, leaving changed targets as they are.
+    Stop,
+}
+
+/// `[coordinator]`: the database holding rollout records and two-phase commit
+/// decisions (default: the fleet's first target).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// A target of `[targets.*]`.
+    pub target: Option<String>,
+    /// Or a URL.
+    pub url: Option<String>,
+    /// Or the environment variable holding one.
+    pub url_env: Option<String>,
+}
+
+/// `[health]`: probes watched after each wave.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// Health probes.
     #[serde(default)]
     pub probes: Vec<ProbeConfig>,
-    /// How long to watch after each wave.
+    /// How long to watch after each wave (bake time; default: one sample).
     pub watch: Option<DurationSetting>,
+    /// Default time between samples (5s).
+    pub interval: Option<DurationSetting>,
+    /// Default consecutive failures allowed (0: the first failure breaches).
+    pub failure_limit: Option<u32>,
+    /// Default consecutive inconclusive samples allowed (1).
+    pub inconclusive_limit: Option<u32>,
+    /// Default time one sample may take (10s).
+    pub timeout: Option<DurationSetting>,
 }
 
-/// One health probe.
-#[derive(Debug, Clone, Deserialize)]
+/// One health probe: exactly one of `sql`, `http`, `prometheus`, `command`, `check`.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Shown in reports.
     pub name: String,
-    /// Query returning one number.
-    pub sql: String,
+    /// Query returning one number, on every target changed so far (or on `url`).
+    pub sql: Option<String>,
+    /// GET this URL; bound the number at `json_pointer`, or expect `status`.
+    pub http: Option<String>,
+    /// A Prometheus HTTP API base URL; `query` is an instant query.
+    pub prometheus: Option<String>,
+    /// A shell command; exit 0 passes.
+    pub command: Option<String>,
+    /// A check of `[[checks]]` by name, run on every target changed so far.
+    pub check: Option<String>,
+    /// The PromQL query of a `prometheus` probe.
+    pub query: Option<String>,
+    /// Where the number is in an `http` probe's JSON answer (RFC 6901).
+    pub json_pointer: Option<String>,
+    /// The status an `http` probe expects (default: any 2xx).
+    pub status: Option<u16>,
+    /// A monitoring database for a `sql` probe (instead of the targets).
+    pub url: Option<String>,
+    /// The environment variable holding that URL.
+    pub url_env: Option<String>,
     /// Breach above this.
     pub max: Option<f64>,
     /// Breach below this.
     pub min: Option<f64>,
+    /// Breach unless equal.
+    pub equals: Option<f64>,
+    /// Time between samples.
+    pub interval: Option<DurationSetting>,
+    /// Consecutive failures allowed.
+    pub failure_limit: Option<u32>,
+    /// Consecutive inconclusive samples allowed.
+    pub inconclusive_limit: Option<u32>,
+    /// Time one sample may take.
+    pub timeout: Option<DurationSetting>,
 }
+
+impl ProbeConfig {
+    /// Which kind of probe (`sql`, `http`, …), when exactly one is set.
+    pub fn kind(&self) -> Option<&'static str> {
+        let kinds: Vec<&'static str> = [
+            ("sql", self.sql.is_some()),
+            ("http", self.http.is_some()),
+            ("prometheus", self.prometheus.is_some()),
+            ("command", self.command.is_some()),
+            ("check", self.check.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| k)
+        .collect();
+        (kinds.len() == 1).then(|| kinds[0])
+    }
+}
+
+/// `[[notify]]`: where rollout events are sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// POST the body to this URL.
+    pub webhook: Option<String>,
+    /// Or run this shell command with the body on stdin.
+    pub command: Option<String>,
+    /// Events sent (all when empty): rollout_started, wave_completed, probe_failed,
+    /// rollback_started, rollback_completed, rollout_completed.
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// A minijinja template of the body; default: Slack-style `{"text": …}`.
+    pub template: Option<String>,
+}
+
+/// The events `[[notify]] on` can name.
+pub const NOTIFY_EVENTS: [&str; 6] = [
+    "rollout_started",
+    "wave_completed",
+    "probe_failed",
+    "rollback_started",
+    "rollback_completed",
+    "rollout_completed",
+];
 
 /// `[audit]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -441,6 +559,7 @@ impl Config {
             }
         }
         self.validate_checks(&at)?;
+        self.validate_fleets(&at)?;
         if let Some(default) = &self.project.default_target
             && !self.targets.contains_key(default)
         {
@@ -456,6 +575,206 @@ impl Config {
 }
 
 impl Config {
+    fn validate_fleets(
+        &self,
+        at: &dyn Fn(&str) -> Option<SourceLocation>,
+    ) -> Result<(), ConfigError> {
+        let known = |name: &str| self.targets.contains_key(name);
+        for (fleet, config) in &self.fleets {
+            let location = || at(&format!("[fleets.{fleet}]"));
+            if config.targets.is_empty() && config.targets_from.is_none() {
+                return Err(ConfigError::Invalid {
+                    message: format!("fleet `{fleet}` has no targets"),
+                    hint: Some("list them: `targets = [\"s1\", \"s2\"]`, or `targets_from = \"file:tenants.txt\"`".into()),
+                    location: location(),
+                });
+            }
+            for name in &config.targets {
+                if !known(name) {
+                    return Err(ConfigError::Invalid {
+                        message: format!("fleet `{fleet}` names an unknown target `{name}`"),
+                        hint: did_you_mean(name, self.targets.keys().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| Some("add it as a [targets.NAME] section".into())),
+                        location: at(&format!("\"{name}\"")).or_else(location),
+                    });
+                }
+            }
+            if let Some(from) = &config.targets_from
+                && !from.starts_with("file:")
+            {
+                return Err(ConfigError::Invalid {
+                    message: format!("fleet `{fleet}`: targets_from `{from}` is not `file:PATH`"),
+                    hint: Some("write `targets_from = \"file:tenants.txt\"`, a file of one URL (or `NAME URL`) per line".into()),
+                    location: at("targets_from").or_else(location),
+                });
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for name in config.waves.iter().flatten() {
+                if config.targets_from.is_none() && !config.targets.contains(name) {
+                    return Err(ConfigError::Invalid {
+                        message: format!(
+                            "a wave of fleet `{fleet}` names `{name}`, which is not in the fleet"
+                        ),
+                        hint: did_you_mean(name, config.targets.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| {
+                                Some(format!(
+                                    "the fleet's targets: {}",
+                                    config.targets.join(", ")
+                                ))
+                            }),
+                        location: at(&format!("\"{name}\"")).or_else(location),
+                    });
+                }
+                if !seen.insert(name.clone()) {
+                    return Err(ConfigError::Invalid {
+                        message: format!("fleet `{fleet}` names `{name}` in two waves"),
+                        hint: Some("each target belongs to one wave".into()),
+                        location: location(),
+                    });
+                }
+            }
+            if config.max_parallel == Some(0) {
+                return Err(ConfigError::Invalid {
+                    message: format!("fleet `{fleet}`: max_parallel is 0"),
+                    hint: Some("at least 1 target must run at a time".into()),
+                    location: at("max_parallel").or_else(location),
+                });
+            }
+            if let Some(health) = &config.health {
+                self.validate_health(health, at)?;
+            }
+        }
+        self.validate_health(&self.health, at)?;
+        if let Some(coordinator) = &self.coordinator {
+            let set = [
+                coordinator.target.is_some(),
+                coordinator.url.is_some(),
+                coordinator.url_env.is_some(),
+            ];
+            if set.iter().filter(|s| **s).count() != 1 {
+                return Err(ConfigError::Invalid {
+                    message: "[coordinator] needs exactly one of `target`, `url`, `url_env`".into(),
+                    hint: Some("e.g. `url_env = \"RIPCORD_COORDINATOR_URL\"`".into()),
+                    location: at("[coordinator]"),
+                });
+            }
+            if let Some(name) = &coordinator.target
+                && !known(name)
+            {
+                return Err(ConfigError::Invalid {
+                    message: format!("[coordinator] names an unknown target `{name}`"),
+                    hint: Some("name a [targets.NAME]".into()),
+                    location: at("[coordinator]"),
+                });
+            }
+        }
+        for notify in &self.notify {
+            if notify.webhook.is_some() == notify.command.is_some() {
+                return Err(ConfigError::Invalid {
+                    message: "a [[notify]] needs exactly one of `webhook` and `command`".into(),
+                    hint: Some("e.g. `webhook = \"https://chat.example.com/hook\"`".into()),
+                    location: at("[[notify]]"),
+                });
+            }
+            for event in &notify.on {
+                if !NOTIFY_EVENTS.contains(&event.as_str()) {
+                    return Err(ConfigError::Invalid {
+                        message: format!("[[notify]] names an unknown event `{event}`"),
+                        hint: did_you_mean(event, NOTIFY_EVENTS.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| Some(format!("events: {}", NOTIFY_EVENTS.join(", ")))),
+                        location: at(&format!("\"{event}\"")),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_health(
+        &self,
+        health: &HealthConfig,
+        at: &dyn Fn(&str) -> Option<SourceLocation>,
+    ) -> Result<(), ConfigError> {
+        for (index, probe) in health.probes.iter().enumerate() {
+            let invalid = |message: String, hint: &str| ConfigError::Invalid {
+                message,
+                hint: Some(hint.to_string()),
+                location: at(&format!("\"{}\"", probe.name)).or_else(|| at("probes")),
+            };
+            let name = &probe.name;
+            if name.trim().is_empty() {
+                return Err(invalid(
+                    "a probe has an empty name".into(),
+                    "name every probe: reports use the name",
+                ));
+            }
+            if health.probes[..index].iter().any(|p| p.name == *name) {
+                return Err(invalid(
+                    format!("two probes are named `{name}`"),
+                    "make probe names unique",
+                ));
+            }
+            let Some(kind) = probe.kind() else {
+                return Err(invalid(
+                    format!(
+                        "probe `{name}` needs exactly one of sql, http, prometheus, command, check"
+                    ),
+                    "e.g. `sql = \"select count(*) from orders where total < 0\", max = 0`",
+                ));
+            };
+            let bounded = probe.max.is_some() || probe.min.is_some() || probe.equals.is_some();
+            match kind {
+                "sql" | "prometheus" if !bounded => {
+                    return Err(invalid(
+                        format!("probe `{name}` has no bound"),
+                        "add `max`, `min` or `equals`",
+                    ));
+                }
+                "prometheus" if probe.query.is_none() => {
+                    return Err(invalid(
+                        format!("probe `{name}` has no `query`"),
+                        "write the PromQL instant query, e.g. `query = \"sum(rate(errors_total[1m]))\"`",
+                    ));
+                }
+                "http" if probe.json_pointer.is_some() && !bounded => {
+                    return Err(invalid(
+                        format!(
+                            "probe `{name}` reads `{}` but has no bound",
+                            probe.json_pointer.as_deref().unwrap_or_default()
+                        ),
+                        "add `max`, `min` or `equals`",
+                    ));
+                }
+                "http" if probe.json_pointer.is_none() && bounded => {
+                    return Err(invalid(
+                        format!("probe `{name}` has a bound but no `json_pointer`"),
+                        "say where the number is, e.g. `json_pointer = \"/errors\"`, or expect a `status`",
+                    ));
+                }
+                "check" => {
+                    let check = probe.check.as_deref().unwrap_or_default();
+                    if !self.checks.iter().any(|c| c.name == check) {
+                        return Err(invalid(
+                            format!("probe `{name}` names an unknown check `{check}`"),
+                            "name a check of [[checks]]",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            if kind != "sql" && (probe.url.is_some() || probe.url_env.is_some()) {
+                return Err(invalid(
+                    format!("probe `{name}`: `url` is for sql probes"),
+                    "an http probe's URL is its `http` value",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_checks(
         &self,
         at: &dyn Fn(&str) -> Option<SourceLocation>,

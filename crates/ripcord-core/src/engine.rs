@@ -13,7 +13,7 @@ use crate::change::TransactionMode;
 use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
-pub const LEDGER_VERSION: u32 = 5;
+pub const LEDGER_VERSION: u32 = 6;
 
 /// Which engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -507,6 +507,14 @@ pub trait Engine: Send {
             reason: "restoring from a database copy is not available on this engine".into(),
             hint: None,
         })
+    }
+    /// Rollout records and feature flags (ledger version 6).
+    fn fleet(&mut self) -> Option<Box<dyn crate::fleet::FleetLedger + '_>> {
+        None
+    }
+    /// Two-phase commit, where the server has it.
+    fn two_phase(&mut self) -> Option<Box<dyn crate::fleet::TwoPhase + '_>> {
+        None
     }
     /// Fill this (scratch) database from `source_url` of the same engine: the whole
     /// database when `copy_includes_schema`, else the rows of every user table (whose

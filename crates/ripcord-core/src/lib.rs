@@ -15,6 +15,7 @@ pub mod config;
 pub mod diff;
 pub mod engine;
 pub mod fingerprint;
+pub mod fleet;
 pub mod location;
 pub mod plan;
 pub mod snapshot;

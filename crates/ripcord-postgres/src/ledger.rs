@@ -27,6 +27,7 @@ const STEPS: &[&[&str]] = &[
     &[crate::vault::LEDGER_STEP],
     &[STEP_4, crate::vault::PUT_BACK_V2],
     &[crate::checks::LEDGER_STEP],
+    &[crate::fleet::LEDGER_STEP],
 ];
 
 /// Version 4: changes carry the project that deployed them, and the vault's put-back

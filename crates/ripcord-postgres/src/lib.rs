@@ -10,6 +10,7 @@ mod capture;
 mod checks;
 mod diff;
 mod fingerprint;
+mod fleet;
 mod ledger;
 mod snapshot;
 pub mod tls;
@@ -612,6 +613,19 @@ impl Engine for PostgresEngine {
             .map_err(map_error)?;
         self.in_transaction = true;
         Ok(())
+    }
+
+    fn fleet(&mut self) -> Option<Box<dyn ripcord_core::fleet::FleetLedger + '_>> {
+        Some(Box::new(fleet::PgFleet {
+            client: &mut self.client,
+        }))
+    }
+
+    fn two_phase(&mut self) -> Option<Box<dyn ripcord_core::fleet::TwoPhase + '_>> {
+        self.in_transaction = false;
+        Some(Box::new(fleet::PgTwoPhase {
+            client: &mut self.client,
+        }))
     }
 
     fn vault(&mut self) -> Option<Box<dyn ripcord_core::vault::Vault + '_>> {

@@ -9,6 +9,7 @@
 mod capture;
 mod checks;
 mod diff;
+mod fleet;
 mod snapshot;
 mod vault;
 
@@ -209,6 +210,7 @@ const STEPS: &[&str] = &[
     VAULT_STEP,
     STEP_4,
     checks::LEDGER_STEP,
+    fleet::LEDGER_STEP,
 ];
 
 /// Version 4: changes carry the project that deployed them (NULL: deployed before
@@ -712,6 +714,12 @@ impl Engine for SqliteEngine {
         .map_err(map_error)?
         .collect::<Result<_, _>>()
         .map_err(map_error)
+    }
+
+    fn fleet(&mut self) -> Option<Box<dyn ripcord_core::fleet::FleetLedger + '_>> {
+        Some(Box::new(fleet::SqliteFleet {
+            conn: &mut self.conn,
+        }))
     }
 
     fn vault(&mut self) -> Option<Box<dyn ripcord_core::vault::Vault + '_>> {

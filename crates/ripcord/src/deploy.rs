@@ -460,6 +460,133 @@ pub fn deploy(
     })
 }
 
+/// Deploy the pending changes of `plan` in one transaction and leave it prepared as
+/// `gid` (PostgreSQL's `PREPARE TRANSACTION`): a rollout's `--atomic` step on one
+/// target. Nothing is visible until the coordinator commits the prepared transaction;
+/// the report lists what it holds. Refuses changes that cannot run in a transaction.
+pub fn deploy_prepared(
+    target: &mut Target,
+    plan: &Plan,
+    options: &DeployOptions,
+    gid: &str,
+    observer: &mut dyn Observer,
+) -> Result<DeployReport, OpError> {
+    let started = Instant::now();
+    let vault_available = crate::vault::vault_engine(target);
+    with_lock(target, "rollout --atomic", |target| {
+        crate::scope::claim_old_rows(target, plan)?;
+        let scoped = crate::scope::scoped(target, plan)?;
+        let pending = pending(
+            plan,
+            &scoped,
+            options.to.as_deref(),
+            &options.accept_irreversible,
+            vault_available,
+        )?;
+        if let Some(problem) = atomic_obstacle(target, &pending) {
+            return Err(OpError::Engine(ripcord_core::EngineError::Invalid {
+                reason: problem,
+                hint: Some("deploy it with a rollout without --atomic, or split the change".into()),
+            }));
+        }
+        let mut next_seq = scoped.all.iter().map(|d| d.deploy_seq).max().unwrap_or(0) + 1;
+        let mut report = DeployReport {
+            target: target.name.clone(),
+            url: target.display_url.clone(),
+            dry_run: false,
+            planned: pending.iter().map(planned).collect(),
+            deployed: Vec::new(),
+            snapshot: None,
+            other_projects: scoped.other_projects(),
+            gate: None,
+            duration_ms: 0,
+        };
+        if pending.is_empty() {
+            return Ok(report);
+        }
+        let limits = target.limits;
+        target.engine.begin(&limits)?;
+        for p in &pending {
+            let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
+            let seq = scoped
+                .mine
+                .iter()
+                .find(|d| d.name == p.change.name)
+                .map_or_else(
+                    || {
+                        next_seq += 1;
+                        next_seq - 1
+                    },
+                    |d| d.deploy_seq,
+                );
+            let consented;
+            let change: &Change = if needs_consent(p.change, vault_available).is_some() {
+                let reason = format!(
+                    "deployed without a revert section, accepted by {} with --accept-irreversible",
+                    target.identity.actor
+                );
+                append_event(
+                    target,
+                    NewEvent {
+                        kind: "irreversible_accepted",
+                        change: Some(p.change.name.clone()),
+                        detail: json!({ "reason": reason, "by": target.identity.actor }),
+                    },
+                )?;
+                consented = Change {
+                    irreversible: Some(reason),
+                    ..p.change.clone()
+                };
+                &consented
+            } else {
+                p.change
+            };
+            let outcome =
+                apply_in_transaction(target, change, seq, observer, &completed, vault_available)
+                    .inspect_err(|error| record_change_failure(target, error))?;
+            observer.change_finished(&outcome.change, Phase::Deploy, outcome.duration_ms);
+            report.deployed.push(outcome);
+        }
+        failpoint::hit("atomic_before_prepare");
+        let mut two_phase =
+            target
+                .engine
+                .two_phase()
+                .ok_or_else(|| ripcord_core::EngineError::Invalid {
+                    reason: format!("{} cannot prepare transactions", target.display_url),
+                    hint: Some("--atomic needs PostgreSQL targets".into()),
+                })?;
+        two_phase.prepare(gid)?;
+        drop(two_phase);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    })
+}
+
+/// Why the pending changes cannot run inside one prepared transaction, if they cannot.
+fn atomic_obstacle(target: &Target, pending: &[Pending<'_>]) -> Option<String> {
+    for p in pending {
+        let change = p.change;
+        if change.transaction == TransactionMode::None || p.resume_at > 0 {
+            return Some(format!(
+                "{} has `transaction: none` and cannot run inside a prepared transaction",
+                change.name
+            ));
+        }
+        for span in &change.deploy.statements {
+            let sql = &change.text[span.clone()];
+            if target.engine.needs_own_transaction(sql) {
+                let first = sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+                return Some(format!(
+                    "{} runs `{first} …`, which cannot run inside a transaction, so not inside a prepared one",
+                    change.name
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Name of the baseline deploy's gate saves before the first change.
 pub const PRE_DEPLOY: &str = "pre-deploy";
 
@@ -672,6 +799,7 @@ fn completed_event(
             "duration_ms": duration_ms,
             "resumed_at": resumed_at,
             "irreversible": change.irreversible,
+            "flags": change.flags,
         }),
     }
 }
@@ -684,12 +812,28 @@ fn deploy_in_one_transaction(
     completed: &[String],
     vault_available: Option<ripcord_core::EngineKind>,
 ) -> Result<DeployedOutcome, OpError> {
+    let limits = target.limits;
+    target.engine.begin(&limits)?;
+    let outcome = apply_in_transaction(target, change, seq, observer, completed, vault_available)?;
+    failpoint::hit("before_commit");
+    target.engine.commit()?;
+    Ok(outcome)
+}
+
+/// Deploy and verify `change`, with its ledger row and event, inside the caller's open
+/// transaction.
+fn apply_in_transaction(
+    target: &mut Target,
+    change: &Change,
+    seq: i64,
+    observer: &mut dyn Observer,
+    completed: &[String],
+    vault_available: Option<ripcord_core::EngineKind>,
+) -> Result<DeployedOutcome, OpError> {
     let started = Instant::now();
     let deploy = deploy_script(change);
     let verify = verify_script(change);
     observer.change_started(&change.name, Phase::Deploy, deploy.len(), 0);
-    let limits = target.limits;
-    target.engine.begin(&limits)?;
     let mut keeper = Keeper::for_change(change, vault_available);
     for index in 0..deploy.len() {
         let kept = match keeper.as_mut() {
@@ -736,8 +880,6 @@ fn deploy_in_one_transaction(
         }
     }
     append_event(target, event)?;
-    failpoint::hit("before_commit");
-    target.engine.commit()?;
     Ok(DeployedOutcome {
         change: change.name.clone(),
         statements: deploy.len(),

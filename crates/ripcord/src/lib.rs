@@ -15,6 +15,7 @@ pub mod drill;
 pub mod env_vars;
 pub mod error;
 pub mod failpoint;
+pub mod flags;
 pub mod identity;
 pub mod integrity;
 pub mod observe;

@@ -294,6 +294,10 @@ fn revert_rows(
     let mut reverted_so_far: Vec<RevertedOutcome> = Vec::new();
     for deployed in chosen {
         let completed: Vec<String> = reverted_so_far.iter().map(|r| r.change.clone()).collect();
+        let flags = flags_of(target, plan, deployed)?;
+        if !flags.is_empty() {
+            crate::flags::switch_off_for_revert(target, &deployed.name, &flags)?;
+        }
         let reverted = if deployed.transaction == TransactionMode::None {
             revert_one(target, plan, deployed, observer, &completed)
         } else {
@@ -313,6 +317,39 @@ fn revert_rows(
         }
     }
     Ok(reverted_so_far)
+}
+
+/// The flags a change's header names: from its file, or (file gone) from its deploy's
+/// event in the chain.
+fn flags_of(
+    target: &mut Target,
+    plan: &Plan,
+    deployed: &DeployedChange,
+) -> Result<Vec<String>, OpError> {
+    if let Some(change) = plan.get(&deployed.name) {
+        return Ok(change.flags.clone());
+    }
+    Ok(target
+        .engine
+        .events()?
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == "deploy_completed" && e.change.as_deref() == Some(&deployed.name))
+        .and_then(|e| serde_json::from_value::<Vec<String>>(e.detail_json()["flags"].clone()).ok())
+        .unwrap_or_default())
+}
+
+/// Revert the changes `names` of this project, newest first, taking the target's lock;
+/// the names reverted (a rollout undoing what it deployed on one target).
+pub fn revert_changes(
+    target: &mut Target,
+    plan: &Plan,
+    names: &[String],
+    observer: &mut dyn Observer,
+) -> Result<Vec<String>, OpError> {
+    with_lock(target, "revert", |target| {
+        revert_within_lock(target, plan, names, observer)
+    })
 }
 
 /// Revert the changes `names` of this project, newest first, inside the caller's lock
