@@ -24,7 +24,8 @@ pub struct RolloutRecord {
     pub project: Option<String>,
     /// Two-phase commit across the fleet.
     pub atomic: bool,
-    /// `running`, `rolling_back`, `completed`, `rolled_back`, `failed`, `stopped`.
+    /// `running`, `rolling_back`, `paused`, `completed`, `rolled_back`, `failed`,
+    /// `stopped`.
     pub state: String,
     /// Who started it, from where.
     pub holder: LockHolder,
@@ -41,7 +42,7 @@ pub struct RolloutRecord {
 impl RolloutRecord {
     /// Whether the rollout has not reached an end state.
     pub fn unfinished(&self) -> bool {
-        matches!(self.state.as_str(), "running" | "rolling_back")
+        matches!(self.state.as_str(), "running" | "rolling_back" | "paused")
     }
 }
 

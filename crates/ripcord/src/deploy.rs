@@ -565,9 +565,23 @@ pub fn deploy_prepared(
 
 /// Why the pending changes cannot run inside one prepared transaction, if they cannot.
 fn atomic_obstacle(target: &Target, pending: &[Pending<'_>]) -> Option<String> {
-    for p in pending {
-        let change = p.change;
-        if change.transaction == TransactionMode::None || p.resume_at > 0 {
+    if let Some(p) = pending.iter().find(|p| p.resume_at > 0) {
+        return Some(format!(
+            "{} stopped part-way through a `transaction: none` deploy and cannot be finished inside a prepared transaction",
+            p.change.name
+        ));
+    }
+    let changes: Vec<&Change> = pending.iter().map(|p| p.change).collect();
+    atomic_obstacle_of(target, &changes)
+}
+
+/// Why `changes` cannot run inside one prepared transaction on `target` (a
+/// `transaction: none` change, a statement that refuses a transaction block), if they
+/// cannot: `rollout --atomic` refuses them before anything runs.
+pub fn atomic_obstacle_of(target: &Target, changes: &[&Change]) -> Option<String> {
+    for change in changes {
+        let change = *change;
+        if change.transaction == TransactionMode::None {
             return Some(format!(
                 "{} has `transaction: none` and cannot run inside a prepared transaction",
                 change.name

@@ -62,3 +62,17 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
         url,
     })
 }
+
+impl Target {
+    /// Create or upgrade the ledger now (taking and releasing the target's lock), for
+    /// work that writes ledger tables without a lock of its own (rollout records).
+    pub fn ensure_ledger(&mut self) -> Result<(), crate::OpError> {
+        crate::run::with_lock(self, "rollout", |_| Ok(()))
+    }
+
+    /// The URL as given, password included: for opening more connections to the same
+    /// database. Never print it; print `display_url`.
+    pub fn secret_url(&self) -> &str {
+        &self.url
+    }
+}
