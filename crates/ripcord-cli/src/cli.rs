@@ -140,6 +140,24 @@ pub enum Command {
     /// The tamper-evident audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Deploy pending changes across a fleet wave by wave, watch health probes after each
+    /// wave, and revert every changed target (newest first) when a deploy fails or a
+    /// probe breaches; `--atomic` commits on all targets or none (two-phase commit).
+    #[command(
+        after_help = "Example:\n  ripcord rollout --fleet prod --dry-run\n  ripcord rollout --fleet prod\n  ripcord rollout --fleet prod --atomic\n  ripcord rollout status --fleet prod\n  ripcord rollout --fleet prod --abort\n\nIn ripcord.toml:\n  [fleets.prod]\n  targets = [\"s1\", \"s2\", \"s3\"]\n  waves = [[\"s1\"], [\"s2\", \"s3\"]]\n\n  [health]\n  watch = \"30s\"\n  probes = [{ name = \"no negative totals\", sql = \"select count(*) from orders where total < 0\", max = 0 }]\n\nExit 1 when the rollout failed (and was rolled back) or paused; 3 when another rollout of the fleet runs; 4 when --atomic is refused; 5 when a target cannot be reached (nothing changed)."
+    )]
+    Rollout(RolloutArgs),
+    /// Finish in-doubt two-phase-commit transactions of a fleet from the coordinator's
+    /// decision record: commit where it decided to commit, roll back otherwise.
+    #[command(after_help = "Example:\n  ripcord recover --fleet prod")]
+    Recover(RecoverArgs),
+    /// Feature flags kept in each target's ledger; a change's `-- flags:` header switches
+    /// them off before its revert runs. Applications read them with one SELECT.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  ripcord flag set checkout_v2 on\n  ripcord flag set checkout_v2 off --fleet prod\n  ripcord flag get checkout_v2\n  ripcord flag list --json\n\nApplications: SELECT enabled FROM ripcord.flags WHERE name = 'checkout_v2' (SQLite: ripcord_flags)"
+    )]
+    Flag(FlagCommand),
     /// A guided tour on a throwaway SQLite database; no server needed.
     #[command(after_help = "Example:\n  ripcord demo --keep")]
     Demo(DemoArgs),
@@ -540,4 +558,83 @@ pub struct DemoArgs {
     /// Keep the demo project and print where it is.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub action: Option<RolloutAction>,
+    /// The fleet (default: the only one in ripcord.toml).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub fleet: Option<String>,
+    /// Stop after this change (name or ID).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Show which changes each target would get, and which targets are held back.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// All targets or none: prepare on every target, record the decision, then commit.
+    #[arg(long)]
+    pub atomic: bool,
+    /// Fail (and roll back) when probes are inconclusive instead of pausing.
+    #[arg(long)]
+    pub no_pause: bool,
+    /// Roll back the fleet's unfinished (paused or interrupted) rollout.
+    #[arg(long, conflicts_with_all = ["dry_run", "atomic", "to"])]
+    pub abort: bool,
+    /// Deploy this change although it has no revert section (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub accept_irreversible: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// The fleet's last rollout: each target's state, and in-doubt transactions with
+    /// their age.
+    #[command(after_help = "Example:\n  ripcord rollout status --fleet prod --json")]
+    Status {
+        /// A rollout id (default: the fleet's latest).
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The fleet (default: the only one in ripcord.toml).
+    #[arg(long, value_name = "NAME")]
+    pub fleet: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagCommand {
+    /// Switch a flag on or off (recorded in the audit chain).
+    Set {
+        name: String,
+        #[arg(value_enum)]
+        value: OnOff,
+        /// On every target of this fleet instead of one target.
+        #[arg(long, value_name = "NAME")]
+        fleet: Option<String>,
+    },
+    /// Print `on` or `off` (a flag never set is off).
+    Get {
+        name: String,
+        /// Of every target of this fleet.
+        #[arg(long, value_name = "NAME")]
+        fleet: Option<String>,
+    },
+    /// Every flag with who set it and when.
+    List {
+        /// Of every target of this fleet.
+        #[arg(long, value_name = "NAME")]
+        fleet: Option<String>,
+    },
 }

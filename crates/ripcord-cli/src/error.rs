@@ -64,6 +64,8 @@ pub struct CommandError {
     pub label: Option<String>,
     /// Shown as a warning rather than an error (lint findings).
     pub warning: bool,
+    /// What the operation did before it failed (with `--json`, under `report`).
+    pub report: Option<serde_json::Value>,
     snippet: Option<NamedSource<String>>,
 }
 
@@ -77,6 +79,7 @@ impl CommandError {
             location: None,
             label: None,
             warning: false,
+            report: None,
             snippet: None,
         }
     }
@@ -122,7 +125,8 @@ impl CommandError {
                 "message": self.message,
                 "hint": self.hint,
                 "at": self.location.as_ref().map(|l| l.display_short()),
-            }
+            },
+            "report": self.report,
         })
     }
 }

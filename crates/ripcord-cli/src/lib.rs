@@ -10,6 +10,7 @@ pub mod error;
 mod lint;
 pub mod printer;
 pub mod render;
+pub mod rollout;
 pub mod settings;
 
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Drill(args) => commands::drill(args, global, printer),
         Command::Fingerprint(args) => commands::fingerprint(args, global, printer),
         Command::Check(args) => checks::run(args, global, printer),
+        Command::Rollout(args) => rollout::rollout(args, global, printer),
+        Command::Recover(args) => rollout::recover(args, global, printer),
+        Command::Flag(command) => rollout::flag(command, global, printer),
         Command::Diff(args) => commands::diff(args, global, printer),
         Command::Verify => commands::verify(global, printer),
         Command::Log => commands::log(global, printer),

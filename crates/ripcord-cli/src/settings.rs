@@ -177,7 +177,7 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn named_target_url(config: &LoadedConfig, name: &str) -> Result<String, CommandError> {
+pub(crate) fn named_target_url(config: &LoadedConfig, name: &str) -> Result<String, CommandError> {
     let target = config.config.targets.get(name).ok_or_else(|| {
         let known: Vec<&str> = config.config.targets.keys().map(String::as_str).collect();
         let error = CommandError::new(

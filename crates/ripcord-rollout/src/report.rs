@@ -28,6 +28,8 @@ pub struct WaveWatch {
     pub wave: usize,
     /// `pass`, `fail` or `inconclusive`.
     pub outcome: String,
+    /// Why it did not pass.
+    pub reason: Option<String>,
     /// Samples taken.
     pub samples: Vec<Sample>,
 }

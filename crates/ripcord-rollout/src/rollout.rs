@@ -561,6 +561,7 @@ fn drive(
     }
     if !resumed {
         // Held back: targets that drifted from the canary.
+        let mut pending_changes = std::collections::BTreeSet::new();
         let held = drift(run.plan, slots).map_err(|e| RolloutError::Unreachable {
             target: "the fleet".into(),
             reason: e.to_string(),
@@ -573,6 +574,7 @@ fn drive(
                         reason: e.to_string(),
                     }
                 })?;
+            pending_changes.extend(pending.iter().cloned());
             slot.step.changes = Vec::new();
             slot.step.reason = None;
             if let Some(reason) = held.get(&slot.member.name) {
@@ -615,7 +617,7 @@ fn drive(
             format!(
                 "rollout {} of {} changes to {} targets in {} waves{}",
                 record.id,
-                run.plan.changes().len(),
+                pending_changes.len(),
                 slots.iter().filter(|s| s.step.state != "skipped").count(),
                 fleet.waves.len(),
                 if record.atomic { " (atomic)" } else { "" }
@@ -705,12 +707,7 @@ fn drive(
             }
             Verdict::Fail => {
                 report.detected_at = Some(Utc::now());
-                let reason = report
-                    .watches
-                    .last()
-                    .and_then(|w| w.samples.last())
-                    .map(|s| format!("probe `{}`: {}", s.probe, s.message))
-                    .unwrap_or_default();
+                let reason = run_reason(&report);
                 return fail(
                     run,
                     slots,
@@ -763,8 +760,7 @@ fn run_reason(report: &RolloutReport) -> String {
     report
         .watches
         .last()
-        .and_then(|w| w.samples.last())
-        .map(|s| format!("probe `{}`: {}", s.probe, s.message))
+        .and_then(|w| w.reason.clone())
         .unwrap_or_else(|| "no sample".into())
 }
 
@@ -970,18 +966,9 @@ fn watch_wave(run: &Run<'_>, slots: &[Slot], wave: usize, report: &mut RolloutRe
     report.watches.push(WaveWatch {
         wave,
         outcome: format!("{:?}", watched.verdict).to_lowercase(),
+        reason: watched.reason.clone(),
         samples: watched.samples.clone(),
     });
-    if let Some(reason) = &watched.reason {
-        // The last sample carries the reason the watch ended on.
-        if let Some(last) = report.watches.last_mut().and_then(|w| w.samples.last_mut())
-            && watched.verdict != Verdict::Pass
-        {
-            last.message = reason
-                .strip_prefix(&format!("probe `{}` ", last.probe))
-                .map_or_else(|| reason.clone(), String::from);
-        }
-    }
     watched.verdict
 }
 

@@ -47,6 +47,39 @@ pub fn pg() -> &'static PgServer {
     }
 }
 
+/// Four more servers, each with its own data directory and port and
+/// `max_prepared_transactions` set: the fleet of rollout tests (started on first use,
+/// in parallel, stopped with the test process).
+pub fn pg_fleet() -> &'static [PgServer] {
+    static FLEET: OnceLock<Result<Vec<PgServer>, String>> = OnceLock::new();
+    let started = FLEET.get_or_init(|| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| PgServer::start_with("")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a fleet server panicked while starting".into()))
+            })
+            .collect()
+    });
+    match started {
+        Ok(servers) => servers,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// A server with `max_prepared_transactions = 0`, which cannot take part in two-phase
+/// commit (started on first use).
+pub fn pg_without_prepared_transactions() -> &'static PgServer {
+    static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
+    match SERVER.get_or_init(|| PgServer::start_with("-c max_prepared_transactions=0")) {
+        Ok(server) => server,
+        Err(message) => panic!("{message}"),
+    }
+}
+
 impl PgServer {
     /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
@@ -84,6 +117,12 @@ impl PgServer {
     }
 
     fn start() -> Result<PgServer, String> {
+        PgServer::start_with("")
+    }
+
+    /// Start a server with `extra` options appended to the usual ones (a later `-c`
+    /// wins).
+    fn start_with(extra: &str) -> Result<PgServer, String> {
         let bin = find_bindir().ok_or_else(|| INSTALL_HINT.to_string())?;
         let runner = Runner::detect()?;
         remove_stale_servers(&bin, &runner);
@@ -118,7 +157,7 @@ impl PgServer {
             let options = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_prepared_transactions=20 \
                  -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-                 -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                 -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key {extra}",
                 dir.display(),
                 dir = dir.display()
             );
