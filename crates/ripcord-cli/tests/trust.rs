@@ -720,7 +720,9 @@ fn make_old_ledger(project: &Project, db: &Db) {
     let (changes, meta, events_table) =
         (db.ledger("changes"), db.ledger("meta"), db.ledger("events"));
     // Tables of newer ledger steps go too.
-    db.exec(&format!("DROP TABLE {}", db.ledger("check_baselines")));
+    for table in ["check_baselines", "rollouts", "rollout_steps", "flags"] {
+        db.exec(&format!("DROP TABLE {}", db.ledger(table)));
+    }
     match db {
         Db::Postgres(_) => db.exec(&format!(
             "SET session_replication_role = replica; DELETE FROM {events_table}; \
@@ -740,6 +742,7 @@ fn make_old_ledger(project: &Project, db: &Db) {
             "project",
             "no_op",
             "vault_entries_put_back",
+            "flags",
         ] {
             detail.as_object_mut().unwrap().remove(key);
         }

@@ -29,7 +29,7 @@ CREATE TABLE ripcord.rollouts (
 );
 COMMENT ON TABLE ripcord.rollouts IS 'ripcord rollouts coordinated from this database; `decision` is the durable two-phase commit decision. `ripcord rollout status`.';
 CREATE TABLE ripcord.rollout_steps (
-    rollout    text NOT NULL REFERENCES ripcord.rollouts (id),
+    rollout    text NOT NULL,
     target     text NOT NULL,
     wave       integer NOT NULL,
     state      text NOT NULL,

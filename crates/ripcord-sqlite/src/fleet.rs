@@ -25,7 +25,7 @@ CREATE TABLE ripcord_rollouts (
     detail      TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE ripcord_rollout_steps (
-    rollout    TEXT NOT NULL REFERENCES ripcord_rollouts (id),
+    rollout    TEXT NOT NULL,
     target     TEXT NOT NULL,
     wave       INTEGER NOT NULL,
     state      TEXT NOT NULL,
