@@ -951,6 +951,14 @@ changes = "changes"
 url = "sqlite://dev.db"
 [targets.prod]
 url_env = "PROD_DATABASE_URL"
+[targets.shard-01]
+url_env = "SHARD_01_URL"
+[targets.shard-02]
+url_env = "SHARD_02_URL"
+[targets.shard-03]
+url_env = "SHARD_03_URL"
+[targets.shard-04]
+url_env = "SHARD_04_URL"
 
 [safety]
 lock_timeout = "5s"
@@ -1123,5 +1131,55 @@ expect = { min = 1, max = 1e6, between = [1, 100] }
         let config = parse(&init_template("shop", None, None)).unwrap();
         assert_eq!(config.project.default_target.as_deref(), Some("dev"));
         parse(&init_template("shop", None, Some("DATABASE_URL"))).unwrap();
+    }
+
+    const TWO: &str =
+        "[targets.a]\nurl = \"sqlite://a.db\"\n[targets.b]\nurl = \"sqlite://b.db\"\n";
+
+    #[test]
+    fn fleets_probes_and_notify_are_checked_with_the_line() {
+        let (message, hint, at) =
+            invalid(&format!("{TWO}[fleets.prod]\ntargets = [\"a\", \"c\"]\n"));
+        assert_eq!(message, "fleet `prod` names an unknown target `c`");
+        assert!(hint.is_some());
+        assert!(at.unwrap().contains(":6:"));
+        let (message, ..) = invalid(&format!(
+            "{TWO}[fleets.prod]\ntargets = [\"a\"]\nwaves = [[\"a\"], [\"b\"]]\n"
+        ));
+        assert_eq!(
+            message,
+            "a wave of fleet `prod` names `b`, which is not in the fleet"
+        );
+        let (message, ..) = invalid(&format!(
+            "{TWO}[health]\nprobes = [{{ name = \"x\", sql = \"select 1\", http = \"http://h\", max = 1 }}]\n"
+        ));
+        assert_eq!(
+            message,
+            "probe `x` needs exactly one of sql, http, prometheus, command, check"
+        );
+        let (message, ..) = invalid(&format!(
+            "{TWO}[health]\nprobes = [{{ name = \"x\", sql = \"select 1\" }}]\n"
+        ));
+        assert_eq!(message, "probe `x` has no bound");
+        let (message, ..) = invalid(&format!(
+            "{TWO}[health]\nprobes = [{{ name = \"x\", check = \"nope\" }}]\n"
+        ));
+        assert_eq!(message, "probe `x` names an unknown check `nope`");
+        let (message, hint, _) = invalid(&format!(
+            "{TWO}[[notify]]\nwebhook = \"http://h\"\non = [\"probe_faild\"]\n"
+        ));
+        assert_eq!(message, "[[notify]] names an unknown event `probe_faild`");
+        assert_eq!(hint.as_deref(), Some("did you mean `probe_failed`?"));
+        let (message, hint, _) = invalid(&format!(
+            "{TWO}[health]\nprobes = [{{ name = \"x\", sql = \"select 1\", maxx = 1 }}]\n"
+        ));
+        assert_eq!(message, "unknown key `maxx` in ripcord.toml");
+        assert_eq!(hint.as_deref(), Some("did you mean `max`?"));
+        let config = parse(&format!(
+            "{TWO}[fleets.prod]\ntargets = [\"a\", \"b\"]\non_failure = \"stop\"\n[health]\nwatch = \"30s\"\nprobes = [{{ name = \"p\", prometheus = \"http://p\", query = \"up\", min = 1, interval = \"5s\", failure_limit = 2 }}]\n"
+        ))
+        .unwrap();
+        assert_eq!(config.fleets["prod"].on_failure, OnFailure::Stop);
+        assert_eq!(config.health.probes[0].kind(), Some("prometheus"));
     }
 }
