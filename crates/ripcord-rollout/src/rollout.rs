@@ -1000,57 +1000,58 @@ pub(crate) fn rollback(
         format!("rolling back {} targets: {why}", order.len()),
         json!({ "targets": order.iter().rev().collect::<Vec<_>>() }),
     );
-    let mut failed = Vec::new();
-    for (count, name) in order.iter().rev().enumerate() {
-        let Some(slot) = slots.iter_mut().find(|s| &s.member.name == name) else {
-            continue;
-        };
-        let now = deployed_names(&mut slot.target, run.plan).unwrap_or_default();
-        let mut ours: Vec<String> = slot
-            .step
-            .changes
+    // Newest wave first; the targets of one wave changed together, so they go back
+    // together (at most max_parallel at a time).
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut last_wave = None;
+    for name in order.iter().rev() {
+        let wave = slots
             .iter()
-            .filter(|c| now.contains(c))
-            .cloned()
+            .find(|s| &s.member.name == name)
+            .map(|s| s.wave);
+        if wave != last_wave || batches.is_empty() {
+            batches.push(Vec::new());
+            last_wave = wave;
+        }
+        if let Some(batch) = batches.last_mut() {
+            batch.push(name.clone());
+        }
+    }
+    let failed = Mutex::new(Vec::new());
+    let step_errors = Mutex::new(Vec::new());
+    for (count, batch) in batches.iter().enumerate() {
+        let mut chosen: Vec<&mut Slot> = slots
+            .iter_mut()
+            .filter(|s| batch.contains(&s.member.name))
             .collect();
-        ours.reverse();
-        let result = if ours.is_empty() {
-            Ok(Vec::new())
-        } else {
-            ripcord::revert::revert_changes(&mut slot.target, run.plan, &ours, &mut ripcord::Silent)
-        };
-        match result {
-            Ok(reverted) => {
-                run.save_step(
-                    &mut slot.step,
-                    "rolled_back",
-                    Some(format!("rolled back: {why}")),
-                )?;
-                run.emit(
-                    "target_rolled_back",
-                    Some(name),
-                    Some(slot.wave),
-                    format!("{name}: {} changes reverted", reverted.len()),
-                    json!({ "reverted": reverted }),
-                );
-            }
-            Err(error) => {
-                let message = format!("the revert failed: {error}");
-                run.save_step(&mut slot.step, "failed", Some(message.clone()))?;
-                run.emit(
-                    "target_failed",
-                    Some(name),
-                    Some(slot.wave),
-                    format!("{name}: {message}"),
-                    json!({}),
-                );
-                failed.push(name.clone());
-            }
+        for chunk in chosen.chunks_mut(run.fleet.max_parallel) {
+            std::thread::scope(|scope| {
+                for slot in chunk.iter_mut() {
+                    let (failed, step_errors) = (&failed, &step_errors);
+                    scope.spawn(move || {
+                        if let Err(e) = revert_one(run, slot, why, failed) {
+                            step_errors
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(e);
+                        }
+                    });
+                }
+            });
         }
         if count == 0 {
             ripcord::failpoint::hit("rollout_after_first_revert");
         }
     }
+    if let Some(error) = step_errors
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+    {
+        return Err(error);
+    }
+    let failed = failed.into_inner().unwrap_or_default();
     let state = if failed.is_empty() {
         "rolled_back"
     } else {
@@ -1075,4 +1076,57 @@ pub(crate) fn rollback(
         json!({ "failed": failed }),
     );
     Ok(state.to_string())
+}
+
+/// Revert what this rollout deployed on one target, recording its step.
+fn revert_one(
+    run: &Run<'_>,
+    slot: &mut Slot,
+    why: &str,
+    failed: &Mutex<Vec<String>>,
+) -> Result<(), RolloutError> {
+    let name = slot.member.name.clone();
+    let now = deployed_names(&mut slot.target, run.plan).unwrap_or_default();
+    let mut ours: Vec<String> = slot
+        .step
+        .changes
+        .iter()
+        .filter(|c| now.contains(c))
+        .cloned()
+        .collect();
+    ours.reverse();
+    let result = if ours.is_empty() {
+        Ok(Vec::new())
+    } else {
+        ripcord::revert::revert_changes(&mut slot.target, run.plan, &ours, &mut ripcord::Silent)
+    };
+    match result {
+        Ok(reverted) => {
+            run.save_step(
+                &mut slot.step,
+                "rolled_back",
+                Some(format!("rolled back: {why}")),
+            )?;
+            run.emit(
+                "target_rolled_back",
+                Some(&name),
+                Some(slot.wave),
+                format!("{name}: {} changes reverted", reverted.len()),
+                json!({ "reverted": reverted }),
+            );
+        }
+        Err(error) => {
+            let message = format!("the revert failed: {error}");
+            run.save_step(&mut slot.step, "failed", Some(message.clone()))?;
+            run.emit(
+                "target_failed",
+                Some(&name),
+                Some(slot.wave),
+                format!("{name}: {message}"),
+                json!({}),
+            );
+            failed.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+        }
+    }
+    Ok(())
 }
