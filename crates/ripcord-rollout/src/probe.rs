@@ -602,9 +602,12 @@ pub fn watch(
         .collect();
     let mut samples = Vec::new();
     loop {
+        // Samples are not taken late to make up the count: a watch whose samples were
+        // slow ends with fewer, and says so.
+        let in_time = Instant::now() < deadline;
         let due = states
             .iter_mut()
-            .filter(|s| s.taken == 0 || s.next < deadline)
+            .filter(|s| s.taken == 0 || (in_time && s.next < deadline))
             .min_by_key(|s| s.next);
         let Some(state) = due else { break };
         let now = Instant::now();
@@ -686,5 +689,148 @@ pub fn watch(
         verdict: Verdict::Pass,
         reason: None,
         samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ripcord_core::config::DurationSetting;
+
+    fn command_probe(name: &str, command: &str) -> ProbeConfig {
+        ProbeConfig {
+            name: name.into(),
+            command: Some(command.into()),
+            ..Default::default()
+        }
+    }
+
+    fn health(probes: Vec<ProbeConfig>, interval_ms: u64, timeout_ms: u64) -> HealthConfig {
+        HealthConfig {
+            probes,
+            interval: Some(DurationSetting(Duration::from_millis(interval_ms))),
+            timeout: Some(DurationSetting(Duration::from_millis(timeout_ms))),
+            ..Default::default()
+        }
+    }
+
+    fn scope() -> ProbeScope<'static> {
+        ProbeScope {
+            targets: &[],
+            base_dir: std::path::Path::new("."),
+            checks: &[],
+        }
+    }
+
+    #[test]
+    fn bounds_breach_as_written() {
+        let probe = ProbeConfig {
+            name: "p".into(),
+            max: Some(5.0),
+            min: Some(1.0),
+            ..Default::default()
+        };
+        assert_eq!(breach(&probe, 7.0).as_deref(), Some("7 > max 5"));
+        assert_eq!(breach(&probe, 0.0).as_deref(), Some("0 < min 1"));
+        assert_eq!(breach(&probe, 3.0), None);
+        assert_eq!(
+            judged(&probe, f64::NAN, None, "x").verdict,
+            Verdict::Inconclusive
+        );
+    }
+
+    #[test]
+    fn a_failure_within_the_limit_does_not_breach_when_the_probe_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("failed-once");
+        // Fails the first time, passes afterwards.
+        let script = format!(
+            "if [ -e '{m}' ]; then exit 0; else touch '{m}'; exit 1; fi",
+            m = marker.display()
+        );
+        let mut probe = command_probe("flaky", &script);
+        probe.failure_limit = Some(1);
+        let watched = watch(
+            &health(vec![probe], 50, 2000),
+            Duration::from_millis(200),
+            &scope(),
+            &|_| {},
+        );
+        assert_eq!(watched.verdict, Verdict::Pass, "{:?}", watched.reason);
+        assert_eq!(watched.samples[0].verdict, Verdict::Fail);
+        assert!(watched.samples.len() >= 4);
+    }
+
+    #[test]
+    fn a_failure_past_the_limit_breaches_at_once() {
+        let watched = watch(
+            &health(
+                vec![command_probe("down", "echo broken >&2; exit 3")],
+                50,
+                2000,
+            ),
+            Duration::from_secs(30),
+            &scope(),
+            &|_| {},
+        );
+        assert_eq!(watched.verdict, Verdict::Fail);
+        assert_eq!(
+            watched.samples.len(),
+            1,
+            "a breach does not wait for the watch to end"
+        );
+        assert_eq!(
+            watched.reason.as_deref(),
+            Some("probe `down` failed: exit 3: broken")
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_inconclusive_never_a_pass() {
+        let mut probe = command_probe("slow", "sleep 5");
+        probe.inconclusive_limit = Some(0);
+        let started = Instant::now();
+        let watched = watch(
+            &health(vec![probe], 50, 200),
+            Duration::ZERO,
+            &scope(),
+            &|_| {},
+        );
+        assert_eq!(watched.verdict, Verdict::Inconclusive);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the timeout was not applied"
+        );
+        assert!(watched.reason.unwrap().contains("inconclusive"));
+    }
+
+    #[test]
+    fn a_watch_with_fewer_samples_than_asked_is_not_healthy() {
+        // Each sample takes 300 ms, so a 600 ms watch at 100 ms gets about 2 of 6.
+        let probe = command_probe("sluggish", "sleep 0.3");
+        let watched = watch(
+            &health(vec![probe], 100, 2000),
+            Duration::from_millis(600),
+            &scope(),
+            &|_| {},
+        );
+        assert_eq!(watched.verdict, Verdict::Inconclusive);
+        assert!(watched.reason.unwrap().contains("of the 6 samples"));
+    }
+
+    #[test]
+    fn without_a_watch_every_probe_is_sampled_once() {
+        let watched = watch(
+            &health(
+                vec![command_probe("a", "true"), command_probe("b", "true")],
+                5000,
+                2000,
+            ),
+            Duration::ZERO,
+            &scope(),
+            &|_| {},
+        );
+        assert_eq!(watched.verdict, Verdict::Pass);
+        assert_eq!(watched.samples.len(), 2);
     }
 }
