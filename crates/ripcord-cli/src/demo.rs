@@ -538,6 +538,14 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     step(
         &printer,
         &mut n,
+        "A guarded rollout across a fleet of three shops",
+        "A second project deploys to three SQLite shops in waves: the canary `eu` first, then `us` and `asia`. After each wave a SQL probe looks for negative totals. The promo change breaks the canary, so ripcord reverts it there (switching its `promo` flag off first) and never touches the other two.",
+    );
+    fleet_tour(root, &printer)?;
+
+    step(
+        &printer,
+        &mut n,
         "History and the tamper-evident audit chain",
         "Every event is hash-chained to the one before; `ripcord audit verify` recomputes the chain.",
     );
@@ -613,6 +621,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     printer.line("  - a change that broke a check was reverted by deploy's own gate;");
     printer.line("  - one bad data load was undone exactly, leaving a good load in place;");
     printer.line("  - an emptied table came back from a verified snapshot, and a diff proved it row for row;");
+    printer.line("  - a rollout across three shops stopped at its canary and rolled it back, flag off first;");
     printer.line("  - every step is in an audit chain whose integrity was just verified;");
     printer.line("  - a ledger row edited by hand was caught, and its SQL was not run.");
     if args.keep {
@@ -629,4 +638,104 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     } else {
         Exit::Failed
     })
+}
+
+const FLEET_CONFIG: &str = "[project]\nname = \"shops\"\n\n\
+[targets.eu]\nurl = \"sqlite://eu.db\"\n[targets.us]\nurl = \"sqlite://us.db\"\n[targets.asia]\nurl = \"sqlite://asia.db\"\n\n\
+[fleets.shops]\ntargets = [\"eu\", \"us\", \"asia\"]\nwaves = [[\"eu\"], [\"us\", \"asia\"]]\n\n\
+[health]\nprobes = [{ name = \"no negative totals\", sql = \"select count(*) from orders where total < 0\", max = 0 }]\n";
+
+const FLEET_CHANGES: [(&str, &str); 2] = [
+    (
+        "0001_orders",
+        "-- ripcord:deploy\nCREATE TABLE orders (id integer PRIMARY KEY, total integer NOT NULL);\n\
+         INSERT INTO orders (total) VALUES (1200), (800), (450);\n-- ripcord:revert\nDROP TABLE orders;\n",
+    ),
+    (
+        "0002_promo",
+        "-- flags: promo\n-- ripcord:deploy\nUPDATE orders SET total = total - 500;\n\
+         -- ripcord:revert\nUPDATE orders SET total = total + 500;\n",
+    ),
+];
+
+/// Rollout progress as demo lines.
+struct FleetLines<'a> {
+    printer: &'a Printer,
+}
+
+impl ripcord_rollout::Reporter for FleetLines<'_> {
+    fn event(&self, event: &ripcord_rollout::Event) {
+        if event.kind == "probe_sample" && event.detail["verdict"] == "pass" {
+            return;
+        }
+        self.printer.line(format!("  · {}", event.message));
+    }
+}
+
+/// The fleet step: roll 0001 out everywhere, then watch 0002 break the canary and come
+/// back.
+fn fleet_tour(root: &Path, printer: &Printer) -> Result<(), CommandError> {
+    let dir = root.join("fleet");
+    std::fs::create_dir_all(dir.join("changes")).map_err(io)?;
+    std::fs::write(dir.join("ripcord.toml"), FLEET_CONFIG).map_err(io)?;
+    let loaded = Config::load(&dir.join("ripcord.toml"))?;
+    let url_of = |name: &str| {
+        loaded.config.targets[name].url.clone().ok_or_else(|| {
+            ripcord_rollout::RolloutError::Usage {
+                message: format!("target {name} has no url"),
+                hint: String::new(),
+            }
+        })
+    };
+    let fleet = ripcord_rollout::fleet::resolve(&loaded, "shops", &url_of)
+        .map_err(|e| CommandError::new(Exit::Failed, e.to_string()))?;
+    let options = ripcord_rollout::RolloutOptions {
+        project: Some("shops".into()),
+        ..Default::default()
+    };
+    let lines = FleetLines { printer };
+    let failed =
+        |e: ripcord_rollout::RolloutError| CommandError::new(Exit::Failed, format!("demo: {e}"));
+    let (name, text) = FLEET_CHANGES[0];
+    std::fs::write(dir.join("changes").join(format!("{name}.sql")), text).map_err(io)?;
+    printer.line("  $ ripcord rollout   (0001_orders)");
+    let plan = load_plan(&dir)?;
+    let report = ripcord_rollout::rollout(&fleet, &plan, &options, &lines).map_err(failed)?;
+    printer.block(crate::rollout::render(&report));
+
+    printer.line("  $ ripcord flag set promo on --fleet shops");
+    for (_, member) in fleet.members() {
+        let mut target = connect(&member.name, &member.url, &dir)?;
+        target.project = Some("shops".into());
+        ripcord::flags::set(&mut target, "promo", true, "demo")?;
+    }
+    let (name, text) = FLEET_CHANGES[1];
+    std::fs::write(dir.join("changes").join(format!("{name}.sql")), text).map_err(io)?;
+    printer.line("  $ ripcord rollout   (0002_promo, which makes a total negative)");
+    let plan = load_plan(&dir)?;
+    match ripcord_rollout::rollout(&fleet, &plan, &options, &lines) {
+        Err(error) if error.report().is_some_and(|r| r.state == "rolled_back") => {
+            if let Some(report) = error.report() {
+                printer.block(crate::rollout::render(report));
+            }
+            printer.line(format!("  exit 1: {error}"));
+        }
+        Err(error) => return Err(failed(error)),
+        Ok(_) => {
+            return Err(CommandError::new(
+                Exit::Failed,
+                "demo: the promo rollout was not stopped by its probe; this is a bug in ripcord",
+            ));
+        }
+    }
+    for (_, member) in fleet.members() {
+        let mut target = connect(&member.name, &member.url, &dir)?;
+        let flag = ripcord::flags::get(&mut target, "promo")?.is_some_and(|f| f.enabled);
+        printer.line(format!(
+            "  $ ripcord --target {} flag get promo  ->  {}",
+            member.name,
+            if flag { "on" } else { "off" }
+        ));
+    }
+    Ok(())
 }
