@@ -334,12 +334,19 @@ fn atomic_crash(failpoint: &str, committed: bool) {
             i + 1
         );
     }
-    // The rerun converges: every target has the change once.
+    // The rerun converges: every target has the change once, and the rollout still
+    // knows what it changed where (a later breach must revert it).
     let output = fleet.run(&["rollout", "--atomic"]);
     expect_exit(&output, 0);
     for i in 0..4 {
         assert!(fleet.deployed(i, "0002_status"));
         assert_eq!(fleet.events(i, "deploy_completed", "0002_status"), 1);
+    }
+    let status = fleet.status();
+    assert_eq!(status["rollout"]["state"], "completed");
+    for step in status["steps"].as_array().unwrap() {
+        assert_eq!(step["state"], "verified", "{step}");
+        assert_eq!(step["changes"], serde_json::json!(["0002_status"]), "{step}");
     }
 }
 

@@ -225,8 +225,16 @@ pub(crate) fn apply_all(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String>
 
 fn prepare_one(run: &Run<'_>, slot: &mut Slot, gid: &str) -> Result<(), String> {
     let name = slot.member.name.clone();
-    slot.step.changes = crate::rollout::planned_changes(&mut slot.target, run.plan, run.options)
+    let pending = crate::rollout::planned_changes(&mut slot.target, run.plan, run.options)
         .map_err(|e| e.to_string())?;
+    if pending.is_empty() {
+        // Up to date (a resumed rollout): nothing to prepare, what it holds stays.
+        let reason = slot.step.reason.clone();
+        return run
+            .save_step(&mut slot.step, "applied", reason)
+            .map_err(|e| e.to_string());
+    }
+    slot.step.changes = pending;
     run.save_step(&mut slot.step, "running", None)
         .map_err(|e| e.to_string())?;
     let options = ripcord::deploy::DeployOptions {

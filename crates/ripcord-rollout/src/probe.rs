@@ -565,8 +565,8 @@ struct ProbeState<'a> {
     last: Option<Verdict>,
 }
 
-/// Sample every probe of `health` for `watch` (each at its interval; one sample each
-/// when `watch` is zero). Stops at the first probe past its failure or inconclusive
+/// Sample every probe of `health` for `watch`: at the start, every interval, and at the
+/// end (one sample each when `watch` is zero). Stops at the first probe past its failure or inconclusive
 /// limit. A probe that took fewer samples than the bake asked for (slow answers), or
 /// whose last sample was not a pass, keeps the wave from counting as healthy.
 pub fn watch(
@@ -586,7 +586,7 @@ pub fn watch(
             let wanted = if watch.is_zero() {
                 1
             } else {
-                watch.as_nanos().div_ceil(interval.as_nanos()).max(1) as u32
+                (watch.as_nanos() / interval.as_nanos()) as u32 + 1
             };
             ProbeState {
                 probe,
@@ -604,10 +604,10 @@ pub fn watch(
     loop {
         // Samples are not taken late to make up the count: a watch whose samples were
         // slow ends with fewer, and says so.
-        let in_time = Instant::now() < deadline;
+        let in_time = Instant::now() <= deadline;
         let due = states
             .iter_mut()
-            .filter(|s| s.taken == 0 || (in_time && s.next < deadline))
+            .filter(|s| s.taken == 0 || (in_time && s.next <= deadline))
             .min_by_key(|s| s.next);
         let Some(state) = due else { break };
         let now = Instant::now();
@@ -806,7 +806,7 @@ mod tests {
 
     #[test]
     fn a_watch_with_fewer_samples_than_asked_is_not_healthy() {
-        // Each sample takes 300 ms, so a 600 ms watch at 100 ms gets about 2 of 6.
+        // Each sample takes 300 ms, so a 600 ms watch at 100 ms gets about 3 of 7.
         let probe = command_probe("sluggish", "sleep 0.3");
         let watched = watch(
             &health(vec![probe], 100, 2000),
@@ -815,7 +815,7 @@ mod tests {
             &|_| {},
         );
         assert_eq!(watched.verdict, Verdict::Inconclusive);
-        assert!(watched.reason.unwrap().contains("of the 6 samples"));
+        assert!(watched.reason.unwrap().contains("of the 7 samples"));
     }
 
     #[test]

@@ -635,7 +635,8 @@ fn drive(
         );
     }
 
-    if record.atomic {
+    // A resumed atomic rollout whose decision is recorded was committed by recovery.
+    if record.atomic && record.decision.is_none() {
         if let Err(failure) = crate::atomic::apply_all(run, slots) {
             report.detected_at = Some(Utc::now());
             finish(&mut report, slots, "rolled_back");
@@ -655,6 +656,8 @@ fn drive(
                 report: Box::new(report),
             });
         }
+    }
+    if record.atomic {
         let waves: Vec<usize> = (0..fleet.waves.len()).collect();
         return watch_and_finish(run, slots, &waves, report, started, fleet.waves.len() - 1);
     }
