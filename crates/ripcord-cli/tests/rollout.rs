@@ -798,3 +798,26 @@ fn a_second_rollout_of_the_same_fleet_is_refused_while_one_runs() {
     assert!(stderr(&output).contains("pid"), "{}", stderr(&output));
     assert!(first.wait().unwrap().success());
 }
+
+#[test]
+fn a_plain_revert_on_sqlite_switches_the_change_flags_off_first() {
+    let project = Project::sqlite();
+    project.change(
+        "0001_coupons",
+        "-- flags: coupons, fast_path\n-- ripcord:deploy\nCREATE TABLE coupons (code text);\n-- ripcord:revert\nDROP TABLE coupons;\n",
+    );
+    let run = |args: &[&str]| ripcord_in(project.path()).args(args).output().unwrap();
+    expect_exit(&run(&["deploy"]), 0);
+    expect_exit(&run(&["flag", "set", "coupons", "on"]), 0);
+    expect_exit(&run(&["flag", "set", "fast_path", "on"]), 0);
+    assert_eq!(stdout(&run(&["flag", "get", "coupons"])).trim(), "on");
+    expect_exit(&run(&["revert", "--yes"]), 0);
+    assert_eq!(stdout(&run(&["flag", "get", "coupons"])).trim(), "off");
+    assert_eq!(stdout(&run(&["flag", "get", "fast_path"])).trim(), "off");
+    let list = stdout(&run(&["flag", "list"]));
+    assert!(list.contains("coupons off"), "{list}");
+    // A flag name that could not be a header's is refused with exit 2.
+    let output = run(&["flag", "set", "bad name;", "on"]);
+    expect_exit(&output, 2);
+    assert!(stderr(&output).contains("is not a flag name"), "{}", stderr(&output));
+}
