@@ -346,7 +346,11 @@ fn atomic_crash(failpoint: &str, committed: bool) {
     assert_eq!(status["rollout"]["state"], "completed");
     for step in status["steps"].as_array().unwrap() {
         assert_eq!(step["state"], "verified", "{step}");
-        assert_eq!(step["changes"], serde_json::json!(["0002_status"]), "{step}");
+        assert_eq!(
+            step["changes"],
+            serde_json::json!(["0002_status"]),
+            "{step}"
+        );
     }
 }
 
@@ -819,5 +823,9 @@ fn a_plain_revert_on_sqlite_switches_the_change_flags_off_first() {
     // A flag name that could not be a header's is refused with exit 2.
     let output = run(&["flag", "set", "bad name;", "on"]);
     expect_exit(&output, 2);
-    assert!(stderr(&output).contains("is not a flag name"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not a flag name"),
+        "{}",
+        stderr(&output)
+    );
 }

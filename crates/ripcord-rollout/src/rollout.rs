@@ -238,12 +238,24 @@ pub fn rollout(
     let started = Instant::now();
     // Every target reachable before anything changes anywhere.
     let mut slots: Vec<Slot> = Vec::new();
-    for (wave, member) in fleet.members() {
-        let target = connect(member, &fleet.base_dir, options)?;
+    let members: Vec<(usize, Member)> = fleet.members().map(|(w, m)| (w, m.clone())).collect();
+    let mut connecting: Vec<(usize, Member, Connected)> =
+        members.into_iter().map(|(w, m)| (w, m, None)).collect();
+    parallel(
+        &mut connecting,
+        fleet.max_parallel,
+        |(_, member, target)| {
+            *target = Some(connect(member, &fleet.base_dir, options));
+        },
+    );
+    for (wave, member, target) in connecting {
+        let target = target.unwrap_or_else(|| {
+            Err(RolloutError::Unreachable {
+                target: member.name.clone(),
+                reason: "not connected".into(),
+            })
+        })?;
         slots.push(Slot {
-            member: member.clone(),
-            wave,
-            target,
             step: RolloutStep {
                 rollout: String::new(),
                 target: member.name.clone(),
@@ -253,6 +265,9 @@ pub fn rollout(
                 reason: None,
                 updated_at: Utc::now(),
             },
+            member,
+            wave,
+            target,
         });
     }
     if options.dry_run {
@@ -474,23 +489,35 @@ pub(crate) fn planned_changes(
 /// someone made by hand. Target name → why it is held back.
 fn drift(plan: &Plan, slots: &mut [Slot]) -> Result<BTreeMap<String, String>, ripcord::OpError> {
     let mut held = BTreeMap::new();
-    let Some((canary, rest)) = slots.split_first_mut() else {
+    // Each target's ledger and schema, read over several connections at once.
+    type Seen = Option<Result<(Vec<String>, Fingerprint), ripcord::OpError>>;
+    let mut seen: Vec<(&mut Slot, Seen)> = slots.iter_mut().map(|s| (s, None)).collect();
+    parallel(&mut seen, 8, |(slot, seen)| {
+        *seen = Some((|| {
+            let names = deployed_names(&mut slot.target, plan)?;
+            let schema = Fingerprint::new(slot.target.engine.schema_objects()?, Vec::new());
+            Ok((names, schema))
+        })());
+    });
+    let mut read = Vec::new();
+    for (slot, result) in seen {
+        let (names, schema) =
+            result.unwrap_or_else(|| Ok((Vec::new(), Fingerprint::new(Vec::new(), Vec::new()))))?;
+        read.push((slot.member.name.clone(), names, schema));
+    }
+    let Some(((canary, canary_changes, canary_schema), rest)) = read.split_first() else {
         return Ok(held);
     };
-    let canary_changes = deployed_names(&mut canary.target, plan)?;
-    let canary_schema = Fingerprint::new(canary.target.engine.schema_objects()?, Vec::new());
-    for slot in rest {
-        if deployed_names(&mut slot.target, plan)? != canary_changes {
+    for (name, names, schema) in rest {
+        if names != canary_changes {
             continue;
         }
-        let schema = Fingerprint::new(slot.target.engine.schema_objects()?, Vec::new());
-        let differences = canary_schema.differences(&schema, "here", "on the canary", 3);
+        let differences = canary_schema.differences(schema, "here", "on the canary", 3);
         if let Some(first) = differences.first() {
             held.insert(
-                slot.member.name.clone(),
+                name.clone(),
                 format!(
-                    "drift: its schema differs from the canary {}'s ({}{})",
-                    canary.member.name,
+                    "drift: its schema differs from the canary {canary}'s ({}{})",
                     first.text,
                     if differences.len() > 1 {
                         format!(", and {} more", differences.len() - 1)
@@ -502,6 +529,23 @@ fn drift(plan: &Plan, slots: &mut [Slot]) -> Result<BTreeMap<String, String>, ri
         }
     }
     Ok(held)
+}
+
+/// A connection being opened on a thread.
+type Connected = Option<Result<Target, RolloutError>>;
+/// A target's pending changes being read on a thread.
+type Planned = Option<Result<Vec<String>, ripcord::OpError>>;
+
+/// Run `work` on every item, at most `max` at a time, each on its own thread.
+pub(crate) fn parallel<T: Send>(items: &mut [T], max: usize, work: impl Fn(&mut T) + Sync) {
+    for chunk in items.chunks_mut(max.max(1)) {
+        std::thread::scope(|scope| {
+            for item in chunk.iter_mut() {
+                let work = &work;
+                scope.spawn(move || work(item));
+            }
+        });
+    }
 }
 
 fn outcomes(slots: &[Slot]) -> Vec<TargetOutcome> {
@@ -566,14 +610,17 @@ fn drive(
             target: "the fleet".into(),
             reason: e.to_string(),
         })?;
-        for slot in slots.iter_mut() {
-            let pending =
-                planned_changes(&mut slot.target, run.plan, run.options).map_err(|e| {
-                    RolloutError::Unreachable {
-                        target: slot.member.name.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
+        let mut planned: Vec<(&mut Slot, Planned)> = slots.iter_mut().map(|s| (s, None)).collect();
+        parallel(&mut planned, fleet.max_parallel, |(slot, result)| {
+            *result = Some(planned_changes(&mut slot.target, run.plan, run.options));
+        });
+        for (slot, result) in planned {
+            let pending = result.unwrap_or_else(|| Ok(Vec::new())).map_err(|e| {
+                RolloutError::Unreachable {
+                    target: slot.member.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
             pending_changes.extend(pending.iter().cloned());
             slot.step.changes = Vec::new();
             slot.step.reason = None;
@@ -636,26 +683,27 @@ fn drive(
     }
 
     // A resumed atomic rollout whose decision is recorded was committed by recovery.
-    if record.atomic && record.decision.is_none() {
-        if let Err(failure) = crate::atomic::apply_all(run, slots) {
-            report.detected_at = Some(Utc::now());
-            finish(&mut report, slots, "rolled_back");
-            run.save_record("rolled_back", Some(json!({ "reason": failure })))?;
-            run.emit(
-                "rollback_completed",
-                None,
-                None,
-                format!("nothing changed anywhere: {failure}"),
-                json!({}),
-            );
-            return Err(RolloutError::Failed {
-                summary: format!(
-                    "atomic rollout {} aborted, no target changed: {failure}",
-                    record.id
-                ),
-                report: Box::new(report),
-            });
-        }
+    if record.atomic
+        && record.decision.is_none()
+        && let Err(failure) = crate::atomic::apply_all(run, slots)
+    {
+        report.detected_at = Some(Utc::now());
+        finish(&mut report, slots, "rolled_back");
+        run.save_record("rolled_back", Some(json!({ "reason": failure })))?;
+        run.emit(
+            "rollback_completed",
+            None,
+            None,
+            format!("nothing changed anywhere: {failure}"),
+            json!({}),
+        );
+        return Err(RolloutError::Failed {
+            summary: format!(
+                "atomic rollout {} aborted, no target changed: {failure}",
+                record.id
+            ),
+            report: Box::new(report),
+        });
     }
     if record.atomic {
         let waves: Vec<usize> = (0..fleet.waves.len()).collect();
