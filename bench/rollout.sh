@@ -4,14 +4,16 @@
 # tenant; then the time from a probe breach to the last tenant reverted, and the peak
 # memory of a rollout as the number of tenants grows.
 #
-#   bash bench/rollout.sh [T]        (default T=200)
+#   bash bench/rollout.sh [T]          (default T=200)
+#   bash bench/rollout.sh [T] memory   (only the peak-memory part)
 #
 # Needs: the PostgreSQL server binaries; sqitch + DBD::Pg (installed with apt-get when
 # missing and running as root).
 set -euo pipefail
 T=${1:-200}
+ONLY=${2:-all}
 
-if ! command -v sqitch >/dev/null 2>&1 || ! perl -MDBD::Pg -e1 2>/dev/null; then
+if [ "$ONLY" = all ] && { ! command -v sqitch >/dev/null 2>&1 || ! perl -MDBD::Pg -e1 2>/dev/null; }; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqitch libdbd-pg-perl >/dev/null
   else
@@ -66,8 +68,21 @@ probes = [$3]
 TOML
 }
 
+rss() { # prefix count
+  make_tenants "$1" "$2"
+  fleet_config "$1" "$2" '{ name = "t5 rows", sql = "select count(*) from t5", min = 100 }'
+  /usr/bin/time -f '%M' "$RIPCORD" -q rollout 2>&1 >/dev/null | tail -1
+}
+small=$((T / 4))
+
 timed() { local s e; s=$(now); "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }; e=$(now); echo "$e - $s" | bc; }
 cd "$WORK/rc"
+
+if [ "$ONLY" = memory ]; then
+  printf 'Peak RSS of a rollout: %s KB for %s tenants, %s KB for %s tenants\n' \
+    "$(rss m1 "$small")" "$small" "$(rss m2 "$T")" "$T"
+  exit 0
+fi
 
 # 1. ripcord rollout (canary, then the rest, 8 at a time; one SQL probe per wave).
 make_tenants ro "$T"
@@ -105,12 +120,6 @@ print((p(r['recovered_at']) - p(r['detected_at'])).total_seconds())")
 [ "$(psql -d "br_$T" -c 'select count(*) from ripcord.changes')" = 0 ]
 
 # 5. Peak memory of a rollout by number of tenants.
-rss() { # prefix count
-  make_tenants "$1" "$2"
-  fleet_config "$1" "$2" '{ name = "t5 rows", sql = "select count(*) from t5", min = 100 }'
-  /usr/bin/time -f '%M' "$RIPCORD" -q rollout 2>&1 >/dev/null | tail -1
-}
-small=$((T / 4))
 rss_small=$(rss m1 "$small")
 rss_large=$(rss m2 "$T")
 

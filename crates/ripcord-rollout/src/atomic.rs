@@ -48,7 +48,8 @@ pub(crate) fn refuse_unless_possible(
 ) -> Result<(), RolloutError> {
     for slot in slots.iter_mut().filter(|s| s.step.state != "skipped") {
         let name = slot.member.name.clone();
-        let Some(mut two_phase) = slot.target.engine.two_phase() else {
+        let target = slot.connection.target(&slot.member)?;
+        let Some(mut two_phase) = target.engine.two_phase() else {
             return Err(RolloutError::AtomicRefused {
                 reason: format!(
                     "{name} cannot take part in an atomic rollout: its engine has no two-phase commit"
@@ -69,14 +70,16 @@ pub(crate) fn refuse_unless_possible(
                 hint: "set max_prepared_transactions (e.g. 10) in its postgresql.conf and restart it, or roll out without --atomic".into(),
             });
         }
-        let pending = crate::rollout::planned_changes(&mut slot.target, run.plan, run.options)
-            .map_err(|e| RolloutError::Unreachable {
-                target: name.clone(),
-                reason: e.to_string(),
+        let pending =
+            crate::rollout::planned_changes(target, run.plan, run.options).map_err(|e| {
+                RolloutError::Unreachable {
+                    target: name.clone(),
+                    reason: e.to_string(),
+                }
             })?;
         let changes: Vec<&ripcord_core::Change> =
             pending.iter().filter_map(|n| run.plan.get(n)).collect();
-        if let Some(reason) = ripcord::deploy::atomic_obstacle_of(&slot.target, &changes) {
+        if let Some(reason) = ripcord::deploy::atomic_obstacle_of(target, &changes) {
             return Err(RolloutError::AtomicRefused {
                 reason,
                 hint: "roll out without --atomic (waves and rollback still apply), or split the change".into(),
@@ -87,8 +90,18 @@ pub(crate) fn refuse_unless_possible(
 }
 
 /// Prepare on every target, decide, commit. On a failure before the decision every
-/// prepared transaction is rolled back and the error says where it failed.
+/// prepared transaction is rolled back and the error says where it failed. The
+/// connections stay open from PREPARE to COMMIT PREPARED (a short prepared window
+/// matters more than their memory) and are released after.
 pub(crate) fn apply_all(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String> {
+    let result = prepare_decide_commit(run, slots);
+    for slot in slots.iter_mut() {
+        slot.release();
+    }
+    result
+}
+
+fn prepare_decide_commit(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String> {
     let id = run
         .record
         .lock()
@@ -126,16 +139,17 @@ pub(crate) fn apply_all(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String>
             }
             let gid = gid(&id, index);
             let finished = slot
-                .target
-                .engine
-                .two_phase()
-                .map(|mut t| t.finish(&gid, false));
+                .target()
+                .map(|t| t.engine.two_phase().map(|mut t| t.finish(&gid, false)));
             let reason = match finished {
-                Some(Ok(_)) => format!("prepared transaction rolled back: {why}"),
-                Some(Err(e)) => {
+                Err(e) => {
                     format!("ROLLBACK PREPARED failed ({e}); `ripcord recover` will finish it")
                 }
-                None => continue,
+                Ok(Some(Ok(_))) => format!("prepared transaction rolled back: {why}"),
+                Ok(Some(Err(e))) => {
+                    format!("ROLLBACK PREPARED failed ({e}); `ripcord recover` will finish it")
+                }
+                Ok(None) => continue,
             };
             let _ = run.save_step(&mut slot.step, "rolled_back", Some(reason));
         }
@@ -157,7 +171,8 @@ pub(crate) fn apply_all(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String>
             // No decision recorded: roll back what is prepared.
             for (index, slot) in slots.iter_mut().enumerate() {
                 if slot.step.state == "prepared"
-                    && let Some(mut two_phase) = slot.target.engine.two_phase()
+                    && let Ok(target) = slot.target()
+                    && let Some(mut two_phase) = target.engine.two_phase()
                 {
                     let _ = two_phase.finish(&gid(&id, index), false);
                 }
@@ -179,11 +194,13 @@ pub(crate) fn apply_all(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String>
             continue;
         }
         let gid = gid(&id, index);
-        let result = slot
-            .target
-            .engine
-            .two_phase()
-            .map(|mut t| t.finish(&gid, true));
+        let result = match slot.target() {
+            Ok(target) => target.engine.two_phase().map(|mut t| t.finish(&gid, true)),
+            Err(e) => Some(Err(ripcord_core::EngineError::Connect {
+                target: slot.member.name.clone(),
+                reason: e.to_string(),
+            })),
+        };
         match result {
             Some(Ok(_)) => {
                 let _ = run.save_step(&mut slot.step, "applied", None);
@@ -225,8 +242,12 @@ pub(crate) fn apply_all(run: &Run<'_>, slots: &mut [Slot]) -> Result<(), String>
 
 fn prepare_one(run: &Run<'_>, slot: &mut Slot, gid: &str) -> Result<(), String> {
     let name = slot.member.name.clone();
-    let pending = crate::rollout::planned_changes(&mut slot.target, run.plan, run.options)
-        .map_err(|e| e.to_string())?;
+    let pending = crate::rollout::planned_changes(
+        slot.target().map_err(|e| e.to_string())?,
+        run.plan,
+        run.options,
+    )
+    .map_err(|e| e.to_string())?;
     if pending.is_empty() {
         // Up to date (a resumed rollout): nothing to prepare, what it holds stays.
         let reason = slot.step.reason.clone();
@@ -243,7 +264,7 @@ fn prepare_one(run: &Run<'_>, slot: &mut Slot, gid: &str) -> Result<(), String> 
         ..Default::default()
     };
     match ripcord::deploy::deploy_prepared(
-        &mut slot.target,
+        slot.target().map_err(|e| e.to_string())?,
         run.plan,
         &options,
         gid,
@@ -291,107 +312,10 @@ pub(crate) fn recover_in_doubt(
     let shown = coordinator.display_url.clone();
     let mut recovered = Vec::new();
     let mut touched_rollouts = std::collections::BTreeSet::new();
-    for slot in slots.iter_mut() {
-        let Some(mut two_phase) = slot.target.engine.two_phase() else {
-            continue;
-        };
-        let in_doubt = two_phase
-            .prepared(GID_PREFIX)
-            .map_err(|e| RolloutError::Unreachable {
-                target: slot.member.name.clone(),
-                reason: e.to_string(),
-            })?;
-        drop(two_phase);
-        for prepared in in_doubt {
-            let rollout = prepared.rollout().map(String::from);
-            let record = match &rollout {
-                Some(id) => coordinator
-                    .engine
-                    .fleet()
-                    .ok_or_else(|| no_fleet(&shown))?
-                    .rollouts(10_000)
-                    .map_err(|e| coordinator_error(&shown, e.into()))?
-                    .into_iter()
-                    .find(|r| &r.id == id),
-                None => None,
-            };
-            let age_seconds = (Utc::now() - prepared.prepared_at).num_seconds();
-            let action = match &record {
-                None => "left",
-                Some(r) if r.decision.as_deref() == Some("commit") => "committed",
-                Some(_) => "rolled_back",
-            };
-            if action != "left" {
-                let commit = action == "committed";
-                slot.target
-                    .engine
-                    .two_phase()
-                    .map(|mut t| t.finish(&prepared.gid, commit))
-                    .transpose()
-                    .map_err(|e| RolloutError::Unreachable {
-                        target: slot.member.name.clone(),
-                        reason: e.to_string(),
-                    })?;
-                if let Some(record) = &record {
-                    touched_rollouts.insert(record.id.clone());
-                    let steps = coordinator
-                        .engine
-                        .fleet()
-                        .ok_or_else(|| no_fleet(&shown))?
-                        .steps(&record.id)
-                        .map_err(|e| coordinator_error(&shown, e.into()))?;
-                    if let Some(mut step) = steps.into_iter().find(|s| s.target == slot.member.name)
-                    {
-                        step.state = if commit { "applied" } else { "rolled_back" }.into();
-                        step.reason = Some(format!(
-                            "in doubt for {age_seconds}s; {} by recovery ({})",
-                            if commit { "committed" } else { "rolled back" },
-                            if commit {
-                                "the coordinator had decided to commit"
-                            } else {
-                                "no commit decision was recorded"
-                            }
-                        ));
-                        step.updated_at = Utc::now();
-                        coordinator
-                            .engine
-                            .fleet()
-                            .ok_or_else(|| no_fleet(&shown))?
-                            .put_step(&step)
-                            .map_err(|e| coordinator_error(&shown, e.into()))?;
-                    }
-                }
-            }
-            let item = Recovered {
-                target: slot.member.name.clone(),
-                gid: prepared.gid.clone(),
-                rollout: rollout.clone(),
-                action: action.into(),
-                age_seconds,
-            };
-            reporter.event(&Event {
-                kind: "recovered",
-                rollout: rollout.clone().unwrap_or_default(),
-                fleet: String::new(),
-                target: Some(slot.member.name.clone()),
-                wave: None,
-                message: match action {
-                    "left" => format!(
-                        "{}: {} is not this coordinator's; left alone",
-                        slot.member.name, prepared.gid
-                    ),
-                    _ => format!(
-                        "{}: {} {} by recovery",
-                        slot.member.name,
-                        prepared.gid,
-                        action.replace('_', " ")
-                    ),
-                },
-                detail: serde_json::to_value(&item).unwrap_or_default(),
-                at: Utc::now(),
-            });
-            recovered.push(item);
-        }
+    for slot in slots.iter_mut().filter(|s| s.in_doubt > 0) {
+        let result = recover_on(coordinator, slot, reporter, &mut touched_rollouts);
+        slot.release();
+        recovered.extend(result?);
     }
     // A rollout without a commit decision whose transactions were rolled back is over.
     for id in touched_rollouts {
@@ -414,30 +338,125 @@ pub(crate) fn recover_in_doubt(
     Ok(recovered)
 }
 
+/// Finish the in-doubt transactions on one target.
+fn recover_on(
+    coordinator: &mut ripcord::Target,
+    slot: &mut Slot,
+    reporter: &dyn Reporter,
+    touched: &mut std::collections::BTreeSet<String>,
+) -> Result<Vec<Recovered>, RolloutError> {
+    let shown = coordinator.display_url.clone();
+    let mut recovered = Vec::new();
+    let target = slot.connection.target(&slot.member)?;
+    let Some(mut two_phase) = target.engine.two_phase() else {
+        return Ok(recovered);
+    };
+    let in_doubt = two_phase
+        .prepared(GID_PREFIX)
+        .map_err(|e| RolloutError::Unreachable {
+            target: slot.member.name.clone(),
+            reason: e.to_string(),
+        })?;
+    drop(two_phase);
+    for prepared in in_doubt {
+        let rollout = prepared.rollout().map(String::from);
+        let record = match &rollout {
+            Some(id) => coordinator
+                .engine
+                .fleet()
+                .ok_or_else(|| no_fleet(&shown))?
+                .rollouts(10_000)
+                .map_err(|e| coordinator_error(&shown, e.into()))?
+                .into_iter()
+                .find(|r| &r.id == id),
+            None => None,
+        };
+        let age_seconds = (Utc::now() - prepared.prepared_at).num_seconds();
+        let action = match &record {
+            None => "left",
+            Some(r) if r.decision.as_deref() == Some("commit") => "committed",
+            Some(_) => "rolled_back",
+        };
+        if action != "left" {
+            let commit = action == "committed";
+            target
+                .engine
+                .two_phase()
+                .map(|mut t| t.finish(&prepared.gid, commit))
+                .transpose()
+                .map_err(|e| RolloutError::Unreachable {
+                    target: slot.member.name.clone(),
+                    reason: e.to_string(),
+                })?;
+            if let Some(record) = &record {
+                touched.insert(record.id.clone());
+                let steps = coordinator
+                    .engine
+                    .fleet()
+                    .ok_or_else(|| no_fleet(&shown))?
+                    .steps(&record.id)
+                    .map_err(|e| coordinator_error(&shown, e.into()))?;
+                if let Some(mut step) = steps.into_iter().find(|s| s.target == slot.member.name) {
+                    step.state = if commit { "applied" } else { "rolled_back" }.into();
+                    step.reason = Some(format!(
+                        "in doubt for {age_seconds}s; {} by recovery ({})",
+                        if commit { "committed" } else { "rolled back" },
+                        if commit {
+                            "the coordinator had decided to commit"
+                        } else {
+                            "no commit decision was recorded"
+                        }
+                    ));
+                    step.updated_at = Utc::now();
+                    coordinator
+                        .engine
+                        .fleet()
+                        .ok_or_else(|| no_fleet(&shown))?
+                        .put_step(&step)
+                        .map_err(|e| coordinator_error(&shown, e.into()))?;
+                }
+            }
+        }
+        let item = Recovered {
+            target: slot.member.name.clone(),
+            gid: prepared.gid.clone(),
+            rollout: rollout.clone(),
+            action: action.into(),
+            age_seconds,
+        };
+        reporter.event(&Event {
+            kind: "recovered",
+            rollout: rollout.clone().unwrap_or_default(),
+            fleet: String::new(),
+            target: Some(slot.member.name.clone()),
+            wave: None,
+            message: match action {
+                "left" => format!(
+                    "{}: {} is not this coordinator's; left alone",
+                    slot.member.name, prepared.gid
+                ),
+                _ => format!(
+                    "{}: {} {} by recovery",
+                    slot.member.name,
+                    prepared.gid,
+                    action.replace('_', " ")
+                ),
+            },
+            detail: serde_json::to_value(&item).unwrap_or_default(),
+            at: Utc::now(),
+        });
+        recovered.push(item);
+    }
+    Ok(recovered)
+}
+
 /// `ripcord recover`: take the fleet lock and finish every in-doubt transaction.
 pub fn recover(
     fleet: &Fleet,
     options: &RolloutOptions,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Recovered>, RolloutError> {
-    let mut slots = Vec::new();
-    for (wave, member) in fleet.members() {
-        let target = crate::rollout::connect(member, &fleet.base_dir, options)?;
-        slots.push(Slot {
-            member: member.clone(),
-            wave,
-            target,
-            step: ripcord_core::fleet::RolloutStep {
-                rollout: String::new(),
-                target: member.name.clone(),
-                wave: wave as i32,
-                state: String::new(),
-                changes: Vec::new(),
-                reason: None,
-                updated_at: Utc::now(),
-            },
-        });
-    }
+    let mut slots = crate::rollout::reach_all(fleet, options)?;
     let (_, mut coordinator) = crate::rollout::open_coordinator(fleet, options)?;
     let shown = coordinator.display_url.clone();
     coordinator

@@ -53,12 +53,91 @@ pub struct RolloutOptions {
     pub coordinator: Option<(String, String)>,
 }
 
-/// One target while the rollout runs.
+/// How to open a target's connection (again).
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    base_dir: std::path::PathBuf,
+    project: Option<String>,
+    limits: SessionLimits,
+}
+
+impl Link {
+    pub(crate) fn new(fleet: &Fleet, options: &RolloutOptions) -> Link {
+        Link {
+            base_dir: fleet.base_dir.clone(),
+            project: options.project.clone(),
+            limits: options.limits,
+        }
+    }
+
+    pub(crate) fn open(&self, member: &Member) -> Result<Target, RolloutError> {
+        let mut target = ripcord::target::connect(&member.name, &member.url, &self.base_dir)
+            .map_err(|e| RolloutError::Unreachable {
+                target: member.name.clone(),
+                reason: e.to_string(),
+            })?;
+        target.project = self.project.clone();
+        target.limits = self.limits;
+        Ok(target)
+    }
+}
+
+/// One target while the rollout runs. Its connection is opened when a step needs it
+/// and released after, so a rollout over hundreds of targets holds at most
+/// `max_parallel` connections (and their buffers) at a time.
 pub(crate) struct Slot {
     pub member: Member,
     pub wave: usize,
-    pub target: Target,
     pub step: RolloutStep,
+    pub connection: Connection,
+    /// ripcord's prepared transactions seen on the target when it was first reached.
+    pub in_doubt: usize,
+}
+
+/// A target's connection, open or not.
+pub(crate) struct Connection {
+    link: std::sync::Arc<Link>,
+    open: Option<Target>,
+}
+
+impl Connection {
+    /// The connection to `member`, opened if it is not open.
+    pub(crate) fn target(&mut self, member: &Member) -> Result<&mut Target, RolloutError> {
+        if self.open.is_none() {
+            self.open = Some(self.link.open(member)?);
+        }
+        Ok(self.open.as_mut().expect("the connection was just opened"))
+    }
+}
+
+impl Slot {
+    pub(crate) fn new(member: Member, wave: usize, link: std::sync::Arc<Link>) -> Slot {
+        Slot {
+            step: RolloutStep {
+                rollout: String::new(),
+                target: member.name.clone(),
+                wave: wave as i32,
+                state: "pending".into(),
+                changes: Vec::new(),
+                reason: None,
+                updated_at: Utc::now(),
+            },
+            member,
+            wave,
+            connection: Connection { link, open: None },
+            in_doubt: 0,
+        }
+    }
+
+    /// The target's connection, opened if it is not open.
+    pub(crate) fn target(&mut self) -> Result<&mut Target, RolloutError> {
+        self.connection.target(&self.member)
+    }
+
+    /// Close the connection until the next step needs it.
+    pub(crate) fn release(&mut self) {
+        self.connection.open = None;
+    }
 }
 
 /// A rollout in progress.
@@ -187,20 +266,44 @@ fn blake3_like(text: &str) -> String {
     format!("{:06x}", hasher.finish() & 0xff_ffff)
 }
 
-pub(crate) fn connect(
-    member: &Member,
-    base: &std::path::Path,
+/// Every member of `fleet` as a slot, each connected once (several at a time) to prove
+/// it is reachable and to count ripcord's prepared transactions there, then released.
+pub(crate) fn reach_all(
+    fleet: &Fleet,
     options: &RolloutOptions,
-) -> Result<Target, RolloutError> {
-    let mut target = ripcord::target::connect(&member.name, &member.url, base).map_err(|e| {
-        RolloutError::Unreachable {
-            target: member.name.clone(),
-            reason: e.to_string(),
+) -> Result<Vec<Slot>, RolloutError> {
+    let link = std::sync::Arc::new(Link::new(fleet, options));
+    let mut slots: Vec<(Slot, Option<RolloutError>)> = fleet
+        .members()
+        .map(|(wave, member)| (Slot::new(member.clone(), wave, link.clone()), None))
+        .collect();
+    parallel(&mut slots, fleet.max_parallel, |(slot, error)| {
+        let name = slot.member.name.clone();
+        let counted = slot
+            .target()
+            .and_then(|target| match target.engine.two_phase() {
+                None => Ok(0),
+                Some(mut two_phase) => two_phase
+                    .prepared(ripcord_core::fleet::GID_PREFIX)
+                    .map(|p| p.len())
+                    .map_err(|e| RolloutError::Unreachable {
+                        target: name,
+                        reason: e.to_string(),
+                    }),
+            });
+        match counted {
+            Ok(count) => slot.in_doubt = count,
+            Err(e) => *error = Some(e),
         }
-    })?;
-    target.project = options.project.clone();
-    target.limits = options.limits;
-    Ok(target)
+        slot.release();
+    });
+    slots
+        .into_iter()
+        .map(|(slot, error)| match error {
+            Some(error) => Err(error),
+            None => Ok(slot),
+        })
+        .collect()
 }
 
 /// Open the coordinator: `options.coordinator`, else the fleet's first target.
@@ -215,7 +318,7 @@ pub(crate) fn open_coordinator(
         },
         None => fleet.waves[0][0].clone(),
     };
-    let target = connect(&member, &fleet.base_dir, options)?;
+    let target = Link::new(fleet, options).open(&member)?;
     Ok((member.name, target))
 }
 
@@ -237,39 +340,7 @@ pub fn rollout(
 ) -> Result<RolloutReport, RolloutError> {
     let started = Instant::now();
     // Every target reachable before anything changes anywhere.
-    let mut slots: Vec<Slot> = Vec::new();
-    let members: Vec<(usize, Member)> = fleet.members().map(|(w, m)| (w, m.clone())).collect();
-    let mut connecting: Vec<(usize, Member, Connected)> =
-        members.into_iter().map(|(w, m)| (w, m, None)).collect();
-    parallel(
-        &mut connecting,
-        fleet.max_parallel,
-        |(_, member, target)| {
-            *target = Some(connect(member, &fleet.base_dir, options));
-        },
-    );
-    for (wave, member, target) in connecting {
-        let target = target.unwrap_or_else(|| {
-            Err(RolloutError::Unreachable {
-                target: member.name.clone(),
-                reason: "not connected".into(),
-            })
-        })?;
-        slots.push(Slot {
-            step: RolloutStep {
-                rollout: String::new(),
-                target: member.name.clone(),
-                wave: wave as i32,
-                state: "pending".into(),
-                changes: Vec::new(),
-                reason: None,
-                updated_at: Utc::now(),
-            },
-            member,
-            wave,
-            target,
-        });
-    }
+    let mut slots = reach_all(fleet, options)?;
     if options.dry_run {
         return dry_run(fleet, plan, options, &mut slots, started);
     }
@@ -423,14 +494,8 @@ fn dry_run(
     started: Instant,
 ) -> Result<RolloutReport, RolloutError> {
     let mut targets = Vec::new();
-    let drift = drift(plan, slots).unwrap_or_default();
-    for slot in slots.iter_mut() {
-        let pending = planned_changes(&mut slot.target, plan, options).map_err(|e| {
-            RolloutError::Unreachable {
-                target: slot.member.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+    let (planned, drift) = survey(plan, options, slots, fleet.max_parallel)?;
+    for (slot, pending) in slots.iter().zip(planned) {
         let held = drift.get(&slot.member.name).cloned();
         targets.push(TargetOutcome {
             target: slot.member.name.clone(),
@@ -485,56 +550,74 @@ pub(crate) fn planned_changes(
     Ok(preview.planned.into_iter().map(|p| p.change).collect())
 }
 
-/// Targets whose schema differs from the canary's although their ledgers agree: drift
-/// someone made by hand. Target name → why it is held back.
-fn drift(plan: &Plan, slots: &mut [Slot]) -> Result<BTreeMap<String, String>, ripcord::OpError> {
-    let mut held = BTreeMap::new();
-    // Each target's ledger and schema, read over several connections at once.
-    type Seen = Option<Result<(Vec<String>, Fingerprint), ripcord::OpError>>;
+/// Per target (in slot order) the changes a deploy would run; the targets held back.
+type Survey = (Vec<Vec<String>>, BTreeMap<String, String>);
+
+/// What a deploy would run on each target (in slot order), and the targets held back
+/// because their schema differs from the canary's although their ledgers agree: drift
+/// someone made by hand (target name → why). Read over several connections at once,
+/// each released after.
+fn survey(
+    plan: &Plan,
+    options: &RolloutOptions,
+    slots: &mut [Slot],
+    max_parallel: usize,
+) -> Result<Survey, RolloutError> {
+    type Seen = Option<Result<(Vec<String>, Fingerprint, Vec<String>), RolloutError>>;
     let mut seen: Vec<(&mut Slot, Seen)> = slots.iter_mut().map(|s| (s, None)).collect();
-    parallel(&mut seen, 8, |(slot, seen)| {
+    parallel(&mut seen, max_parallel, |(slot, seen)| {
+        let name = slot.member.name.clone();
         *seen = Some((|| {
-            let names = deployed_names(&mut slot.target, plan)?;
-            let schema = Fingerprint::new(slot.target.engine.schema_objects()?, Vec::new());
-            Ok((names, schema))
+            let target = slot.target()?;
+            let unreachable = |e: ripcord::OpError| RolloutError::Unreachable {
+                target: name.clone(),
+                reason: e.to_string(),
+            };
+            let names = deployed_names(target, plan).map_err(unreachable)?;
+            let objects = target
+                .engine
+                .schema_objects()
+                .map_err(|e| unreachable(e.into()))?;
+            let pending = planned_changes(target, plan, options).map_err(unreachable)?;
+            Ok((names, Fingerprint::new(objects, Vec::new()), pending))
         })());
+        slot.release();
     });
     let mut read = Vec::new();
     for (slot, result) in seen {
-        let (names, schema) =
-            result.unwrap_or_else(|| Ok((Vec::new(), Fingerprint::new(Vec::new(), Vec::new()))))?;
-        read.push((slot.member.name.clone(), names, schema));
+        let (names, schema, pending) = result.unwrap_or_else(|| {
+            Err(RolloutError::Unreachable {
+                target: slot.member.name.clone(),
+                reason: "not read".into(),
+            })
+        })?;
+        read.push((slot.member.name.clone(), names, schema, pending));
     }
-    let Some(((canary, canary_changes, canary_schema), rest)) = read.split_first() else {
-        return Ok(held);
-    };
-    for (name, names, schema) in rest {
-        if names != canary_changes {
-            continue;
-        }
-        let differences = canary_schema.differences(schema, "here", "on the canary", 3);
-        if let Some(first) = differences.first() {
-            held.insert(
-                name.clone(),
-                format!(
-                    "drift: its schema differs from the canary {canary}'s ({}{})",
-                    first.text,
-                    if differences.len() > 1 {
-                        format!(", and {} more", differences.len() - 1)
-                    } else {
-                        String::new()
-                    }
-                ),
-            );
+    let mut held = BTreeMap::new();
+    if let Some(((canary, canary_changes, canary_schema, _), rest)) = read.split_first() {
+        for (name, names, schema, _) in rest {
+            if names != canary_changes {
+                continue;
+            }
+            let differences = canary_schema.differences(schema, "here", "on the canary", 3);
+            if let Some(first) = differences.first() {
+                held.insert(
+                    name.clone(),
+                    format!(
+                        "drift: its schema differs from the canary {canary}'s ({}{})",
+                        first.text,
+                        if differences.len() > 1 {
+                            format!(", and {} more", differences.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+            }
         }
     }
-    Ok(held)
+    Ok((read.into_iter().map(|r| r.3).collect(), held))
 }
-
-/// A connection being opened on a thread.
-type Connected = Option<Result<Target, RolloutError>>;
-/// A target's pending changes being read on a thread.
-type Planned = Option<Result<Vec<String>, ripcord::OpError>>;
 
 /// Run `work` on every item, at most `max` at a time, each on its own thread.
 pub(crate) fn parallel<T: Send>(items: &mut [T], max: usize, work: impl Fn(&mut T) + Sync) {
@@ -606,21 +689,8 @@ fn drive(
     if !resumed {
         // Held back: targets that drifted from the canary.
         let mut pending_changes = std::collections::BTreeSet::new();
-        let held = drift(run.plan, slots).map_err(|e| RolloutError::Unreachable {
-            target: "the fleet".into(),
-            reason: e.to_string(),
-        })?;
-        let mut planned: Vec<(&mut Slot, Planned)> = slots.iter_mut().map(|s| (s, None)).collect();
-        parallel(&mut planned, fleet.max_parallel, |(slot, result)| {
-            *result = Some(planned_changes(&mut slot.target, run.plan, run.options));
-        });
-        for (slot, result) in planned {
-            let pending = result.unwrap_or_else(|| Ok(Vec::new())).map_err(|e| {
-                RolloutError::Unreachable {
-                    target: slot.member.name.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let (planned, held) = survey(run.plan, run.options, slots, fleet.max_parallel)?;
+        for (slot, pending) in slots.iter_mut().zip(planned) {
             pending_changes.extend(pending.iter().cloned());
             slot.step.changes = Vec::new();
             slot.step.reason = None;
@@ -928,9 +998,19 @@ fn deploy_wave(run: &Run<'_>, slots: &mut [Slot], indexes: &[usize]) -> Vec<Stri
 }
 
 fn deploy_one(run: &Run<'_>, slot: &mut Slot) -> Result<(), String> {
+    let result = deploy_connected(run, slot);
+    slot.release();
+    result
+}
+
+fn deploy_connected(run: &Run<'_>, slot: &mut Slot) -> Result<(), String> {
     let name = slot.member.name.clone();
-    let planned =
-        planned_changes(&mut slot.target, run.plan, run.options).map_err(|e| e.to_string())?;
+    let planned = planned_changes(
+        slot.target().map_err(|e| e.to_string())?,
+        run.plan,
+        run.options,
+    )
+    .map_err(|e| e.to_string())?;
     let mut changes = slot.step.changes.clone();
     for change in &planned {
         if !changes.contains(change) {
@@ -947,14 +1027,15 @@ fn deploy_one(run: &Run<'_>, slot: &mut Slot) -> Result<(), String> {
         format!("{name}: deploying {} changes", planned.len()),
         json!({ "changes": planned }),
     );
+    let target = slot.target().map_err(|e| e.to_string())?;
     let deployed = ripcord::deploy::deploy(
-        &mut slot.target,
+        target,
         run.plan,
         &deploy_options(run.options),
         &mut ripcord::Silent,
     );
     // What landed: the rollout's changes the target's ledger now holds.
-    let now = deployed_names(&mut slot.target, run.plan).unwrap_or_default();
+    let now = deployed_names(target, run.plan).unwrap_or_default();
     slot.step.changes.retain(|c| now.contains(c));
     if !slot.step.changes.is_empty() {
         let mut order = run.changed_order.lock().unwrap_or_else(|e| e.into_inner());
@@ -1136,8 +1217,35 @@ fn revert_one(
     why: &str,
     failed: &Mutex<Vec<String>>,
 ) -> Result<(), RolloutError> {
+    let result = revert_connected(run, slot, why, failed);
+    slot.release();
+    result
+}
+
+fn revert_connected(
+    run: &Run<'_>,
+    slot: &mut Slot,
+    why: &str,
+    failed: &Mutex<Vec<String>>,
+) -> Result<(), RolloutError> {
     let name = slot.member.name.clone();
-    let now = deployed_names(&mut slot.target, run.plan).unwrap_or_default();
+    let target = match slot.connection.target(&slot.member) {
+        Ok(target) => target,
+        Err(error) => {
+            let message = format!("the revert could not start: {error}");
+            run.save_step(&mut slot.step, "failed", Some(message.clone()))?;
+            run.emit(
+                "target_failed",
+                Some(&name),
+                Some(slot.wave),
+                format!("{name}: {message}"),
+                json!({}),
+            );
+            failed.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+            return Ok(());
+        }
+    };
+    let now = deployed_names(target, run.plan).unwrap_or_default();
     let mut ours: Vec<String> = slot
         .step
         .changes
@@ -1149,7 +1257,7 @@ fn revert_one(
     let result = if ours.is_empty() {
         Ok(Vec::new())
     } else {
-        ripcord::revert::revert_changes(&mut slot.target, run.plan, &ours, &mut ripcord::Silent)
+        ripcord::revert::revert_changes(target, run.plan, &ours, &mut ripcord::Silent)
     };
     match result {
         Ok(reverted) => {

@@ -69,7 +69,7 @@ pub fn status(
     let mut in_doubt = Vec::new();
     let mut unreachable = Vec::new();
     for (_, member) in fleet.members() {
-        let mut target = match crate::rollout::connect(member, &fleet.base_dir, options) {
+        let mut target = match crate::rollout::Link::new(fleet, options).open(member) {
             Ok(t) => t,
             Err(e) => {
                 unreachable.push((member.name.clone(), e.to_string()));
