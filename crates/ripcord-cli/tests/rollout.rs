@@ -829,3 +829,67 @@ fn a_plain_revert_on_sqlite_switches_the_change_flags_off_first() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_fleet_read_from_a_file_or_a_catalogue_query_rolls_out_to_every_listed_tenant() {
+    let project = Project::sqlite();
+    project.change("0001_orders", ORDERS);
+    std::fs::write(
+        project.path().join("tenants.txt"),
+        "# one tenant per line\nacme sqlite://acme.db\nsqlite://globex.db\n",
+    )
+    .unwrap();
+    let catalogue = rusqlite::Connection::open(project.path().join("catalogue.db")).unwrap();
+    catalogue
+        .execute_batch(
+            "CREATE TABLE tenants (name text, url text);
+             INSERT INTO tenants VALUES ('initech', 'sqlite://initech.db'), ('hooli', 'sqlite://hooli.db');",
+        )
+        .unwrap();
+    project.write_config(
+        "[project]\nname = \"shop\"\n\n[targets.catalogue]\nurl = \"sqlite://catalogue.db\"\n\n\
+         [fleets.listed]\ntargets_from = \"file:tenants.txt\"\n\n\
+         [fleets.queried]\ntargets_from = \"query:catalogue:select name, url from tenants order by name\"\n",
+    );
+    let run = |args: &[&str]| ripcord_in(project.path()).args(args).output().unwrap();
+    for fleet in ["listed", "queried"] {
+        let output = run(&["--json", "rollout", "--fleet", fleet]);
+        expect_exit(&output, 0);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let names: Vec<&str> = report["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["target"].as_str().unwrap())
+            .collect();
+        let expected: &[&str] = if fleet == "listed" {
+            &["acme", "sqlite://globex.db"]
+        } else {
+            &["hooli", "initech"]
+        };
+        assert_eq!(names, expected, "{fleet}");
+    }
+    for tenant in ["acme", "globex", "initech", "hooli"] {
+        let db = rusqlite::Connection::open(project.path().join(format!("{tenant}.db"))).unwrap();
+        let tables: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'orders'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1, "{tenant} has the orders table");
+    }
+
+    // A query naming an unknown catalogue is a config error with the line, exit 2.
+    project.write_config(
+        "[project]\nname = \"shop\"\n\n[fleets.queried]\ntargets_from = \"query:catalog:select url from tenants\"\n",
+    );
+    let output = run(&["rollout", "--fleet", "queried"]);
+    expect_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("queries an unknown target `catalog`"),
+        "{}",
+        stderr(&output)
+    );
+}

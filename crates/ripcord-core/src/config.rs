@@ -266,7 +266,8 @@ pub struct FleetConfig {
     #[serde(default)]
     pub targets: Vec<String>,
     /// More members from a file of URLs (`file:tenants.txt`, one `URL` or `NAME URL`
-    /// per line, `#` comments), relative to ripcord.toml.
+    /// per line, `#` comments, relative to ripcord.toml) or from a query on a target
+    /// (`query:catalog:select name, url from tenants`, rows of `url` or `name, url`).
     pub targets_from: Option<String>,
     /// Deploy waves; the first is the canary. Default: the first target alone, then
     /// the rest.
@@ -600,14 +601,28 @@ impl Config {
                     });
                 }
             }
-            if let Some(from) = &config.targets_from
-                && !from.starts_with("file:")
-            {
-                return Err(ConfigError::Invalid {
-                    message: format!("fleet `{fleet}`: targets_from `{from}` is not `file:PATH`"),
-                    hint: Some("write `targets_from = \"file:tenants.txt\"`, a file of one URL (or `NAME URL`) per line".into()),
-                    location: at("targets_from").or_else(location),
-                });
+            if let Some(from) = &config.targets_from {
+                match from.strip_prefix("query:").map(|q| q.split_once(':')) {
+                    None if from.starts_with("file:") => {}
+                    Some(Some((source, sql))) if !sql.trim().is_empty() => {
+                        if !self.targets.contains_key(source) {
+                            return Err(ConfigError::Invalid {
+                                message: format!("fleet `{fleet}`: targets_from queries an unknown target `{source}`"),
+                                hint: did_you_mean(source, self.targets.keys().map(String::as_str))
+                                    .map(|s| format!("did you mean `{s}`?"))
+                                    .or_else(|| Some("add the catalogue database as a [targets.NAME] section".into())),
+                                location: at("targets_from").or_else(location),
+                            });
+                        }
+                    }
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            message: format!("fleet `{fleet}`: targets_from `{from}` is neither `file:PATH` nor `query:TARGET:SQL`"),
+                            hint: Some("write `targets_from = \"file:tenants.txt\"` (one URL, or `NAME URL`, per line) or `targets_from = \"query:catalog:select name, url from tenants\"`".into()),
+                            location: at("targets_from").or_else(location),
+                        });
+                    }
+                }
             }
             let mut seen = std::collections::BTreeSet::new();
             for name in config.waves.iter().flatten() {

@@ -456,7 +456,7 @@ pub fn recover(
     options: &RolloutOptions,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Recovered>, RolloutError> {
-    let mut slots = crate::rollout::reach_all(fleet, options)?;
+    let mut slots = crate::rollout::reach_all(fleet, options, None)?;
     let (_, mut coordinator) = crate::rollout::open_coordinator(fleet, options)?;
     let shown = coordinator.display_url.clone();
     coordinator

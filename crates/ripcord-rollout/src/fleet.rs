@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ripcord_core::SessionLimits;
 use ripcord_core::config::{FleetConfig, HealthConfig, LoadedConfig, OnFailure};
 
 use crate::error::RolloutError;
@@ -77,8 +78,13 @@ pub fn resolve(
         });
     }
     if let Some(from) = &fleet.targets_from {
-        let path = config.root.join(from.strip_prefix("file:").unwrap_or(from));
-        members.extend(read_targets_file(&path)?);
+        match from.strip_prefix("query:") {
+            Some(query) => members.extend(query_targets(config, query, url_of)?),
+            None => {
+                let path = config.root.join(from.strip_prefix("file:").unwrap_or(from));
+                members.extend(read_targets_file(&path)?);
+            }
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     for member in &members {
@@ -147,6 +153,52 @@ pub fn resolve(
             .unwrap_or_else(|| config.config.health.clone()),
         base_dir: config.root.clone(),
     })
+}
+
+/// `targets_from = "query:SOURCE:SELECT …"`: the rows of a query on the target named
+/// SOURCE (a tenant catalogue), each `url` or `name, url`.
+fn query_targets(
+    config: &LoadedConfig,
+    query: &str,
+    url_of: &dyn Fn(&str) -> Result<String, RolloutError>,
+) -> Result<Vec<Member>, RolloutError> {
+    let (source, sql) = query.split_once(':').unwrap_or((query, ""));
+    let url = url_of(source)?;
+    let unreadable = |reason: String| RolloutError::Unreachable {
+        target: source.to_string(),
+        reason: format!("cannot read the fleet's targets from it: {reason}"),
+    };
+    let mut catalogue = ripcord::target::connect(source, &url, &config.root)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let rows = catalogue
+        .engine
+        .begin(&SessionLimits::default())
+        .and_then(|()| catalogue.engine.query_rows(sql, usize::MAX));
+    let _ = catalogue.engine.rollback();
+    let rows = rows.map_err(|e| unreadable(e.to_string()))?;
+    let mut members = Vec::new();
+    for (number, row) in rows.rows.iter().enumerate() {
+        let text = |value: &serde_json::Value| match value {
+            serde_json::Value::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        let (name, url) = match row.as_slice() {
+            [url] => (text(url).map(|u| ripcord_core::url::redact(&u)), text(url)),
+            [name, url] => (text(name), text(url)),
+            _ => (None, None),
+        };
+        let (Some(name), Some(url)) = (name, url) else {
+            return Err(RolloutError::Usage {
+                message: format!(
+                    "row {} of the targets query on `{source}` is not `url` or `name, url` (text)",
+                    number + 1
+                ),
+                hint: "select one text column (the URL) or two (a name, then the URL)".into(),
+            });
+        };
+        members.push(Member { name, url });
+    }
+    Ok(members)
 }
 
 /// `targets_from = "file:…"`: one `URL` or `NAME URL` per line; `#` starts a comment.

@@ -49,6 +49,34 @@ pub struct ProbeScope<'a> {
     pub base_dir: &'a std::path::Path,
     /// The project's checks, for `check` probes.
     pub checks: &'a [CheckConfig],
+    /// Targets probed at once (the fleet's `max_parallel`).
+    pub parallel: usize,
+}
+
+/// `sample` of every `(name, url)`, several at a time, in their order.
+fn on_each(
+    targets: &[(String, String)],
+    parallel: usize,
+    sample: impl Fn(&str, &str) -> Sample + Sync,
+) -> Vec<Sample> {
+    let mut samples = Vec::with_capacity(targets.len());
+    for chunk in targets.chunks(parallel.max(1)) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(name, url)| {
+                    let sample = &sample;
+                    scope.spawn(move || sample(name, url))
+                })
+                .collect();
+            for thread in running {
+                if let Ok(taken) = thread.join() {
+                    samples.push(taken);
+                }
+            }
+        });
+    }
+    samples
 }
 
 /// The settings of a probe with the health defaults applied.
@@ -156,16 +184,18 @@ pub fn take(probe: &ProbeConfig, timing: &Timing, scope: &ProbeScope<'_>) -> Sam
             };
             worst(
                 probe,
-                on.iter()
-                    .map(|(name, url)| sql(probe, timing, name, url, scope)),
+                on_each(&on, scope.parallel, |name, url| {
+                    sql(probe, timing, name, url, scope)
+                })
+                .into_iter(),
             )
         }
         Some("check") => worst(
             probe,
-            scope
-                .targets
-                .iter()
-                .map(|(name, url)| check(probe, name, url, scope)),
+            on_each(scope.targets, scope.parallel, |name, url| {
+                check(probe, name, url, scope)
+            })
+            .into_iter(),
         ),
         Some("http") => http(probe, timing),
         Some("prometheus") => prometheus(probe, timing),
@@ -719,6 +749,7 @@ mod tests {
             targets: &[],
             base_dir: std::path::Path::new("."),
             checks: &[],
+            parallel: 8,
         }
     }
 

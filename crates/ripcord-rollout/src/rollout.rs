@@ -92,6 +92,17 @@ pub(crate) struct Slot {
     pub connection: Connection,
     /// ripcord's prepared transactions seen on the target when it was first reached.
     pub in_doubt: usize,
+    /// What the target held when it was first read (not read while it had in-doubt
+    /// transactions, whose locks a read could wait on until recovery).
+    pub surveyed: Option<Surveyed>,
+}
+
+/// A target as first read: the plan's changes deployed there, a digest of its schema,
+/// and what a deploy would run there.
+pub(crate) struct Surveyed {
+    deployed: Vec<String>,
+    schema: u64,
+    pending: Vec<String>,
 }
 
 /// A target's connection, open or not.
@@ -126,6 +137,7 @@ impl Slot {
             wave,
             connection: Connection { link, open: None },
             in_doubt: 0,
+            surveyed: None,
         }
     }
 
@@ -268,9 +280,11 @@ fn blake3_like(text: &str) -> String {
 
 /// Every member of `fleet` as a slot, each connected once (several at a time) to prove
 /// it is reachable and to count ripcord's prepared transactions there, then released.
+/// With `plan`, each target without such transactions is surveyed in the same visit.
 pub(crate) fn reach_all(
     fleet: &Fleet,
     options: &RolloutOptions,
+    plan: Option<&Plan>,
 ) -> Result<Vec<Slot>, RolloutError> {
     let link = std::sync::Arc::new(Link::new(fleet, options));
     let mut slots: Vec<(Slot, Option<RolloutError>)> = fleet
@@ -295,6 +309,12 @@ pub(crate) fn reach_all(
             Ok(count) => slot.in_doubt = count,
             Err(e) => *error = Some(e),
         }
+        if let Some(plan) = plan
+            && error.is_none()
+            && slot.in_doubt == 0
+        {
+            *error = survey_one(plan, options, slot).err();
+        }
         slot.release();
     });
     slots
@@ -304,6 +324,37 @@ pub(crate) fn reach_all(
             None => Ok(slot),
         })
         .collect()
+}
+
+/// Read what `slot`'s target holds into `slot.surveyed`.
+fn survey_one(plan: &Plan, options: &RolloutOptions, slot: &mut Slot) -> Result<(), RolloutError> {
+    let name = slot.member.name.clone();
+    let target = slot.target()?;
+    let unreachable = |e: ripcord::OpError| RolloutError::Unreachable {
+        target: name.clone(),
+        reason: e.to_string(),
+    };
+    let deployed = deployed_names(target, plan).map_err(unreachable)?;
+    let schema = schema_of(target).map_err(unreachable)?;
+    let pending = planned_changes(target, plan, options).map_err(unreachable)?;
+    slot.surveyed = Some(Surveyed {
+        deployed,
+        schema: {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            schema.schema.hash(&mut hasher);
+            hasher.finish()
+        },
+        pending,
+    });
+    Ok(())
+}
+
+fn schema_of(target: &mut Target) -> Result<Fingerprint, ripcord::OpError> {
+    Ok(Fingerprint::new(
+        target.engine.schema_objects()?,
+        Vec::new(),
+    ))
 }
 
 /// Open the coordinator: `options.coordinator`, else the fleet's first target.
@@ -340,7 +391,7 @@ pub fn rollout(
 ) -> Result<RolloutReport, RolloutError> {
     let started = Instant::now();
     // Every target reachable before anything changes anywhere.
-    let mut slots = reach_all(fleet, options)?;
+    let mut slots = reach_all(fleet, options, Some(plan))?;
     if options.dry_run {
         return dry_run(fleet, plan, options, &mut slots, started);
     }
@@ -555,56 +606,62 @@ type Survey = (Vec<Vec<String>>, BTreeMap<String, String>);
 
 /// What a deploy would run on each target (in slot order), and the targets held back
 /// because their schema differs from the canary's although their ledgers agree: drift
-/// someone made by hand (target name → why). Read over several connections at once,
-/// each released after.
+/// someone made by hand (target name → why). Targets not surveyed when first reached
+/// are read now, several at a time.
 fn survey(
     plan: &Plan,
     options: &RolloutOptions,
     slots: &mut [Slot],
     max_parallel: usize,
 ) -> Result<Survey, RolloutError> {
-    type Seen = Option<Result<(Vec<String>, Fingerprint, Vec<String>), RolloutError>>;
-    let mut seen: Vec<(&mut Slot, Seen)> = slots.iter_mut().map(|s| (s, None)).collect();
-    parallel(&mut seen, max_parallel, |(slot, seen)| {
-        let name = slot.member.name.clone();
-        *seen = Some((|| {
-            let target = slot.target()?;
-            let unreachable = |e: ripcord::OpError| RolloutError::Unreachable {
-                target: name.clone(),
-                reason: e.to_string(),
-            };
-            let names = deployed_names(target, plan).map_err(unreachable)?;
-            let objects = target
-                .engine
-                .schema_objects()
-                .map_err(|e| unreachable(e.into()))?;
-            let pending = planned_changes(target, plan, options).map_err(unreachable)?;
-            Ok((names, Fingerprint::new(objects, Vec::new()), pending))
-        })());
+    let mut unread: Vec<(&mut Slot, Option<RolloutError>)> = slots
+        .iter_mut()
+        .filter(|s| s.surveyed.is_none())
+        .map(|s| (s, None))
+        .collect();
+    parallel(&mut unread, max_parallel, |(slot, error)| {
+        *error = survey_one(plan, options, slot).err();
         slot.release();
     });
-    let mut read = Vec::new();
-    for (slot, result) in seen {
-        let (names, schema, pending) = result.unwrap_or_else(|| {
-            Err(RolloutError::Unreachable {
-                target: slot.member.name.clone(),
-                reason: "not read".into(),
-            })
-        })?;
-        read.push((slot.member.name.clone(), names, schema, pending));
+    if let Some(error) = unread.into_iter().find_map(|(_, e)| e) {
+        return Err(error);
     }
     let mut held = BTreeMap::new();
-    if let Some(((canary, canary_changes, canary_schema, _), rest)) = read.split_first() {
-        for (name, names, schema, _) in rest {
-            if names != canary_changes {
+    if let Some((canary, rest)) = slots.split_first_mut() {
+        let (canary_deployed, canary_schema) = match &canary.surveyed {
+            Some(s) => (s.deployed.clone(), s.schema),
+            None => (Vec::new(), 0),
+        };
+        let mut canary_objects: Option<Fingerprint> = None;
+        for slot in rest.iter_mut() {
+            let Some(seen) = &slot.surveyed else { continue };
+            if seen.deployed != canary_deployed || seen.schema == canary_schema {
                 continue;
             }
-            let differences = canary_schema.differences(schema, "here", "on the canary", 3);
+            // Rare: read both schemas again to say how they differ.
+            let unreachable = |name: &str, e: ripcord::OpError| RolloutError::Unreachable {
+                target: name.to_string(),
+                reason: e.to_string(),
+            };
+            if canary_objects.is_none() {
+                let name = canary.member.name.clone();
+                let objects = schema_of(canary.target()?).map_err(|e| unreachable(&name, e))?;
+                canary.release();
+                canary_objects = Some(objects);
+            }
+            let name = slot.member.name.clone();
+            let objects = schema_of(slot.target()?).map_err(|e| unreachable(&name, e))?;
+            slot.release();
+            let differences = canary_objects
+                .as_ref()
+                .map(|c| c.differences(&objects, "here", "on the canary", 3))
+                .unwrap_or_default();
             if let Some(first) = differences.first() {
                 held.insert(
-                    name.clone(),
+                    name,
                     format!(
-                        "drift: its schema differs from the canary {canary}'s ({}{})",
+                        "drift: its schema differs from the canary {}'s ({}{})",
+                        canary.member.name,
                         first.text,
                         if differences.len() > 1 {
                             format!(", and {} more", differences.len() - 1)
@@ -616,7 +673,11 @@ fn survey(
             }
         }
     }
-    Ok((read.into_iter().map(|r| r.3).collect(), held))
+    let planned = slots
+        .iter_mut()
+        .map(|s| s.surveyed.take().map(|s| s.pending).unwrap_or_default())
+        .collect();
+    Ok((planned, held))
 }
 
 /// Run `work` on every item, at most `max` at a time, each on its own thread.
@@ -1081,6 +1142,7 @@ fn watch_wave(run: &Run<'_>, slots: &[Slot], wave: usize, report: &mut RolloutRe
         targets: &changed,
         base_dir: &run.fleet.base_dir,
         checks: &run.options.checks,
+        parallel: run.fleet.max_parallel,
     };
     let watched = crate::probe::watch(&run.fleet.health, run.fleet.watch(), &scope, &|sample| {
         run.emit(

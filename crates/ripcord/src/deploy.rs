@@ -329,6 +329,50 @@ fn planned(p: &Pending<'_>) -> PlannedChange {
     }
 }
 
+/// The deploy order of `name`: its old one when it was deployed before (a redeploy keeps
+/// its place), else the next free one.
+fn seq_of(ledger: &[DeployedChange], name: &str, next_seq: &mut i64) -> i64 {
+    match ledger.iter().find(|d| d.name == name) {
+        Some(d) => d.deploy_seq,
+        None => {
+            *next_seq += 1;
+            *next_seq - 1
+        }
+    }
+}
+
+/// `change` as it will be recorded: one deployed without a revert (with consent) carries
+/// the consent as its irreversible reason, and the consent is an audit event, written
+/// in the open transaction when `in_transaction`, else in its own.
+fn with_consent<'a>(
+    target: &mut Target,
+    change: &'a Change,
+    vault_available: Option<ripcord_core::EngineKind>,
+    in_transaction: bool,
+) -> Result<std::borrow::Cow<'a, Change>, OpError> {
+    if needs_consent(change, vault_available).is_none() {
+        return Ok(std::borrow::Cow::Borrowed(change));
+    }
+    let reason = format!(
+        "deployed without a revert section, accepted by {} with --accept-irreversible",
+        target.identity.actor
+    );
+    let event = NewEvent {
+        kind: "irreversible_accepted",
+        change: Some(change.name.clone()),
+        detail: json!({ "reason": reason, "by": target.identity.actor }),
+    };
+    if in_transaction {
+        append_event(target, event)?;
+    } else {
+        append_event_in_own_tx(target, event)?;
+    }
+    Ok(std::borrow::Cow::Owned(Change {
+        irreversible: Some(reason),
+        ..change.clone()
+    }))
+}
+
 /// Deploy the pending changes of `plan` to `target`.
 pub fn deploy(
     target: &mut Target,
@@ -391,37 +435,10 @@ pub fn deploy(
         for p in &pending {
             let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
             let existing = ledger.iter().find(|d| d.name == p.change.name);
-            let seq = existing.map_or_else(
-                || {
-                    next_seq += 1;
-                    next_seq - 1
-                },
-                |d| d.deploy_seq,
-            );
-            let consented;
-            let change: &Change = if needs_consent(p.change, vault_available).is_some() {
-                let reason = format!(
-                    "deployed without a revert section, accepted by {} with --accept-irreversible",
-                    target.identity.actor
-                );
-                append_event_in_own_tx(
-                    target,
-                    NewEvent {
-                        kind: "irreversible_accepted",
-                        change: Some(p.change.name.clone()),
-                        detail: json!({ "reason": reason, "by": target.identity.actor }),
-                    },
-                )?;
-                consented = Change {
-                    irreversible: Some(reason),
-                    ..p.change.clone()
-                };
-                &consented
-            } else {
-                p.change
-            };
+            let seq = seq_of(ledger, &p.change.name, &mut next_seq);
+            let change = with_consent(target, p.change, vault_available, false)?;
             let p = &Pending {
-                change,
+                change: &change,
                 resume_at: p.resume_at,
             };
             let outcome = match p.change.transaction {
@@ -508,41 +525,11 @@ pub fn deploy_prepared(
         target.engine.begin(&limits)?;
         for p in &pending {
             let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
-            let seq = scoped
-                .mine
-                .iter()
-                .find(|d| d.name == p.change.name)
-                .map_or_else(
-                    || {
-                        next_seq += 1;
-                        next_seq - 1
-                    },
-                    |d| d.deploy_seq,
-                );
-            let consented;
-            let change: &Change = if needs_consent(p.change, vault_available).is_some() {
-                let reason = format!(
-                    "deployed without a revert section, accepted by {} with --accept-irreversible",
-                    target.identity.actor
-                );
-                append_event(
-                    target,
-                    NewEvent {
-                        kind: "irreversible_accepted",
-                        change: Some(p.change.name.clone()),
-                        detail: json!({ "reason": reason, "by": target.identity.actor }),
-                    },
-                )?;
-                consented = Change {
-                    irreversible: Some(reason),
-                    ..p.change.clone()
-                };
-                &consented
-            } else {
-                p.change
-            };
+            let seq = seq_of(&scoped.mine, &p.change.name, &mut next_seq);
+            // In the open transaction: the consent is prepared (and committed) with it.
+            let change = with_consent(target, p.change, vault_available, true)?;
             let outcome =
-                apply_in_transaction(target, change, seq, observer, &completed, vault_available)
+                apply_in_transaction(target, &change, seq, observer, &completed, vault_available)
                     .inspect_err(|error| record_change_failure(target, error))?;
             observer.change_finished(&outcome.change, Phase::Deploy, outcome.duration_ms);
             report.deployed.push(outcome);
