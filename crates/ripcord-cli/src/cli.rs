@@ -158,6 +158,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord flag set checkout_v2 on\n  ripcord flag set checkout_v2 off --fleet prod\n  ripcord flag get checkout_v2\n  ripcord flag list --json\n\nApplications: SELECT enabled FROM ripcord.flags WHERE name = 'checkout_v2' (SQLite: ripcord_flags)"
     )]
     Flag(FlagCommand),
+    /// Serve a read-only JSON API (/api/), Prometheus metrics (/metrics) and a dashboard
+    /// (/) over the ledgers of the project's targets, read at each request.
+    #[command(
+        after_help = "Example:\n  ripcord serve                          # every [targets.*], on 127.0.0.1:7878\n  ripcord serve --fleet prod --listen 0.0.0.0:7878\n  ripcord serve --target prod\n  RIPCORD_SERVE_TOKEN=s3cret ripcord serve   # every request needs `Authorization: Bearer s3cret`\n\nThen open http://127.0.0.1:7878/ or scrape http://127.0.0.1:7878/metrics."
+    )]
+    Serve(ServeArgs),
     /// A guided tour on a throwaway SQLite database; no server needed.
     #[command(after_help = "Example:\n  ripcord demo --keep")]
     Demo(DemoArgs),
@@ -598,6 +604,18 @@ pub enum RolloutAction {
         #[arg(long, value_name = "ID")]
         id: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but localhost is reachable by others (a warning
+    /// is printed; set RIPCORD_SERVE_TOKEN).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// Serve the members of this fleet (default: every target of ripcord.toml, or the
+    /// one given with --target or --url).
+    #[arg(long, value_name = "NAME")]
+    pub fleet: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod lint;
 pub mod printer;
 pub mod render;
 pub mod rollout;
+pub mod serve;
 pub mod settings;
 
 use std::process::ExitCode;
@@ -67,6 +68,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Batch(command) => commands::batch(command, global, printer),
         Command::Vault(command) => commands::vault(command, global, printer),
         Command::Flashback(args) => commands::flashback(args, global, printer),
+        Command::Serve(args) => serve::serve(args, global, printer),
         Command::Demo(args) => demo::run(args, printer),
     }
 }

@@ -69,7 +69,7 @@ fn fleet_name(project: &Project, asked: Option<&str>) -> Result<String, CommandE
     }
 }
 
-fn resolve(
+pub(crate) fn resolve(
     project: &Project,
     asked: Option<&str>,
 ) -> Result<(Fleet, RolloutOptions), CommandError> {
@@ -121,7 +121,7 @@ fn resolve(
 }
 
 /// A rollout error as the CLI shows it.
-fn error(e: RolloutError) -> CommandError {
+pub(crate) fn error(e: RolloutError) -> CommandError {
     let message = e.to_string();
     match e {
         RolloutError::Usage { hint, .. } => CommandError::new(Exit::Usage, message).hint(hint),

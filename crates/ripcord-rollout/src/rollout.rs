@@ -1173,7 +1173,12 @@ pub(crate) fn rollback(
     slots: &mut [Slot],
     why: &str,
 ) -> Result<String, RolloutError> {
-    run.save_record("rolling_back", Some(json!({ "reason": why })))?;
+    // Kept in the record: `ripcord serve` reports detection to recovery from it.
+    let detected_at = Utc::now();
+    run.save_record(
+        "rolling_back",
+        Some(json!({ "reason": why, "detected_at": detected_at })),
+    )?;
     let order: Vec<String> = {
         let mut order = run
             .changed_order
@@ -1253,7 +1258,12 @@ pub(crate) fn rollback(
     };
     run.save_record(
         state,
-        Some(json!({ "reason": why, "revert_failed": failed })),
+        Some(json!({
+            "reason": why,
+            "revert_failed": failed,
+            "detected_at": detected_at,
+            "recovered_at": Utc::now(),
+        })),
     )?;
     run.emit(
         "rollback_completed",
