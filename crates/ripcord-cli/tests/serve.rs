@@ -1,0 +1,281 @@
+//! `ripcord serve` through the binary: the JSON API and `/metrics` against a real
+//! PostgreSQL target with history, a target that is down, a taken port and the token.
+
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use common::*;
+
+/// A running `ripcord serve`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(project: &Project, env: &[(&str, &str)]) -> Server {
+        let mut command = ripcord_in(project.path());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start ripcord serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        Server { child, base }
+    }
+
+    /// Status and body of GET `path`.
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const A: &str = "-- ripcord:deploy\nCREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL);\nINSERT INTO acct VALUES (1, 10), (2, 20);\n-- ripcord:revert\nDROP TABLE acct;\n";
+const B: &str = "-- ripcord:deploy\nCREATE TABLE b (id int);\n-- ripcord:revert\nDROP TABLE b;\n";
+
+/// The value of the sample `name` with exactly `labels`, from a parsed scrape.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
+    match found.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{name} is {other:?}"),
+    }
+}
+
+#[test]
+fn the_api_and_metrics_show_a_postgres_targets_history() {
+    let (project, db) = Db::postgres_project();
+    project.change("0001_acct", A);
+    project.change("0002_b", B);
+    ok(&project, &["deploy"]);
+    ok(&project, &["revert", "--yes"]);
+    ok(&project, &["capture", "enable", "acct"]);
+    db.exec("SET ripcord.batch = 'load-7'; UPDATE acct SET balance = 0; RESET ripcord.batch;");
+    ok(&project, &["batch", "revert", "load-7"]);
+    let server = Server::start(&project, &[]);
+
+    let targets = server.json("/api/targets");
+    let test = &targets["targets"][0];
+    assert_eq!(test["name"], "test");
+    assert_eq!(test["reachable"], true);
+    assert_eq!(test["deployed"], serde_json::json!(["0001_acct"]));
+    assert_eq!(test["pending"], serde_json::json!(["0002_b"]));
+    assert_eq!(test["chain_intact"], true);
+    assert!(
+        !test["url"].as_str().unwrap().contains("password"),
+        "{test}"
+    );
+
+    let history = server.json("/api/targets/test/history");
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "deploy_completed").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"revert_completed"), "{kinds:?}");
+
+    // Paged events: two at a time, in order, to the end.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = server.json(&format!("/api/targets/test/events?after={after}&limit=2"));
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        seen.extend(events.iter().map(|e| e["seq"].as_i64().unwrap()));
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let total = server.json("/api/targets/test/events?limit=1000")["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(seen, (1..=total as i64).collect::<Vec<_>>());
+
+    let batches = server.json("/api/targets/test/batches");
+    assert!(batches.to_string().contains("load-7"), "{batches}");
+    let audit = server.json("/api/targets/test/audit");
+    assert!(audit["broken"].is_null(), "{audit}");
+
+    // Unknown target and a path that is not there: JSON 404s, and the server goes on.
+    let (status, body) = server.get("/api/targets/nope/history", None);
+    assert_eq!(status, 404);
+    assert!(body.contains("no target `nope`"), "{body}");
+    let (status, _) = server.get("/api/../../etc/passwd", None);
+    assert_eq!(status, 404);
+
+    let (status, text) = server.get("/metrics", None);
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the scrape parses as Prometheus text");
+    let test = [("target", "test")];
+    assert_eq!(sample(&scrape, "ripcord_target_up", &test), 1.0);
+    assert_eq!(
+        sample(
+            &scrape,
+            "ripcord_deploys_total",
+            &[("target", "test"), ("outcome", "success")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "ripcord_reverts_total",
+            &[("target", "test"), ("outcome", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(sample(&scrape, "ripcord_batch_reverts_total", &test), 1.0);
+    assert_eq!(sample(&scrape, "ripcord_pending_changes", &test), 1.0);
+    assert_eq!(sample(&scrape, "ripcord_deployed_changes", &test), 1.0);
+    assert_eq!(sample(&scrape, "ripcord_audit_chain_valid", &test), 1.0);
+    assert_eq!(
+        sample(&scrape, "ripcord_prepared_transactions_in_doubt", &test),
+        0.0
+    );
+    // Metric names follow Prometheus conventions: ripcord_ prefix, snake case, base
+    // units, `_total` only on counters.
+    for s in &scrape.samples {
+        assert!(s.metric.starts_with("ripcord_"), "{}", s.metric);
+        assert!(
+            s.metric
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+            "{}",
+            s.metric
+        );
+        let family = s.metric.strip_suffix("_total").unwrap_or(&s.metric);
+        let is_counter = text.contains(&format!("# TYPE {family} counter\n"));
+        assert_eq!(s.metric.ends_with("_total"), is_counter, "{}", s.metric);
+    }
+    // The page is served, self-contained (no CDN).
+    let (status, page) = server.get("/", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg") || page.contains("createElementNS"));
+    assert!(
+        !page.contains("https://"),
+        "the dashboard loads nothing from outside"
+    );
+}
+
+#[test]
+fn a_target_that_is_down_is_shown_unreachable_and_the_others_are_served() {
+    let project = Project::sqlite();
+    project.change("0001_b", B);
+    ok(&project, &["deploy"]);
+    project.write_config(
+        "[project]\nname = \"test\"\n\n[targets.test]\nurl = \"sqlite://test.db\"\n\n[targets.down]\nurl = \"postgres://nobody@127.0.0.1:1/nothing\"\n",
+    );
+    let server = Server::start(&project, &[]);
+    let targets = server.json("/api/targets")["targets"].clone();
+    let by_name = |name: &str| {
+        targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("down")["reachable"], false);
+    assert!(
+        by_name("down")["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect")
+    );
+    assert_eq!(by_name("test")["deployed"], serde_json::json!(["0001_b"]));
+    let (status, body) = server.get("/api/targets/down/history", None);
+    assert_eq!(status, 503, "{body}");
+    let (_, metrics) = server.get("/metrics", None);
+    assert!(
+        metrics.contains("ripcord_target_up{target=\"down\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ripcord_target_up{target=\"test\"} 1"),
+        "{metrics}"
+    );
+
+    // A second server on the same port: exit 2 naming the address.
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let output = ripcord_in(project.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    expect_exit(&output, 2);
+    assert!(
+        stderr(&output).contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn with_a_token_every_request_needs_it() {
+    let project = Project::sqlite();
+    project.change("0001_b", B);
+    ok(&project, &["deploy"]);
+    let server = Server::start(&project, &[("RIPCORD_SERVE_TOKEN", "s3cret")]);
+    for path in ["/api/targets", "/metrics", "/"] {
+        let (status, _) = server.get(path, None);
+        assert_eq!(status, 401, "{path} without the token");
+        let (status, _) = server.get(path, Some("wrong"));
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, _) = server.get(path, Some("s3cret"));
+        assert_eq!(status, 200, "{path} with the token");
+    }
+    let (status, _) = server.get("/?token=s3cret", None);
+    assert_eq!(status, 200);
+}
