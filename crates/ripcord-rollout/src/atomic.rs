@@ -289,14 +289,7 @@ fn prepare_one(run: &Run<'_>, slot: &mut Slot, gid: &str) -> Result<(), String> 
         Err(error) => {
             let message = error.to_string();
             slot.step.changes.clear();
-            let _ = run.save_step(&mut slot.step, "failed", Some(message.clone()));
-            run.emit(
-                "target_failed",
-                Some(&name),
-                Some(slot.wave),
-                format!("{name}: {message}"),
-                json!({}),
-            );
+            let _ = run.target_failed(slot, &message);
             Err(message)
         }
     }

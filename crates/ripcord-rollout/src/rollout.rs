@@ -216,6 +216,20 @@ impl Run<'_> {
             .map_err(|e| coordinator_error(&name, e.into()))
     }
 
+    /// Record `slot`'s target as failed with `message`, and say so.
+    pub(crate) fn target_failed(&self, slot: &mut Slot, message: &str) -> Result<(), RolloutError> {
+        let name = slot.member.name.clone();
+        let saved = self.save_step(&mut slot.step, "failed", Some(message.to_string()));
+        self.emit(
+            "target_failed",
+            Some(&name),
+            Some(slot.wave),
+            format!("{name}: {message}"),
+            json!({}),
+        );
+        saved
+    }
+
     pub(crate) fn save_record(
         &self,
         state: &str,
@@ -1118,14 +1132,7 @@ fn deploy_connected(run: &Run<'_>, slot: &mut Slot) -> Result<(), String> {
         }
         Err(error) => {
             let message = error.to_string();
-            let _ = run.save_step(&mut slot.step, "failed", Some(message.clone()));
-            run.emit(
-                "target_failed",
-                Some(&name),
-                Some(slot.wave),
-                format!("{name}: {message}"),
-                json!({}),
-            );
+            let _ = run.target_failed(slot, &message);
             Err(message)
         }
     }
@@ -1305,14 +1312,7 @@ fn revert_connected(
         Ok(target) => target,
         Err(error) => {
             let message = format!("the revert could not start: {error}");
-            run.save_step(&mut slot.step, "failed", Some(message.clone()))?;
-            run.emit(
-                "target_failed",
-                Some(&name),
-                Some(slot.wave),
-                format!("{name}: {message}"),
-                json!({}),
-            );
+            run.target_failed(slot, &message)?;
             failed.lock().unwrap_or_else(|e| e.into_inner()).push(name);
             return Ok(());
         }
@@ -1348,14 +1348,7 @@ fn revert_connected(
         }
         Err(error) => {
             let message = format!("the revert failed: {error}");
-            run.save_step(&mut slot.step, "failed", Some(message.clone()))?;
-            run.emit(
-                "target_failed",
-                Some(&name),
-                Some(slot.wave),
-                format!("{name}: {message}"),
-                json!({}),
-            );
+            run.target_failed(slot, &message)?;
             failed.lock().unwrap_or_else(|e| e.into_inner()).push(name);
         }
     }
