@@ -546,6 +546,14 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     step(
         &printer,
         &mut n,
+        "Watching it: ripcord serve",
+        "`ripcord serve` shows every target's ledger over HTTP: a JSON API, Prometheus metrics and a dashboard at http://127.0.0.1:7878/. The demo starts it on a free port for the three shops and reads /metrics once: the rollouts' deploys and reverts, counted from each shop's audit chain, and how long the breached rollout took to come back.",
+    );
+    serve_tour(root, &printer)?;
+
+    step(
+        &printer,
+        &mut n,
         "History and the tamper-evident audit chain",
         "Every event is hash-chained to the one before; `ripcord audit verify` recomputes the chain.",
     );
@@ -657,6 +665,74 @@ const FLEET_CHANGES: [(&str, &str); 2] = [
          -- ripcord:revert\nUPDATE orders SET total = total + 500;\n",
     ),
 ];
+
+/// The serve step: `ripcord serve` over the three shops, one scrape of /metrics.
+fn serve_tour(root: &Path, printer: &Printer) -> Result<(), CommandError> {
+    let dir = root.join("fleet");
+    let targets = ["eu", "us", "asia"]
+        .iter()
+        .map(|name| ripcord_serve::ServedTarget {
+            name: name.to_string(),
+            url: format!("sqlite://{name}.db"),
+        })
+        .collect();
+    let server = ripcord_serve::serve_in_background(ripcord_serve::ServeOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        targets,
+        plan: load_plan(&dir)?,
+        project: Some("shops".into()),
+        base_dir: dir,
+        token: None,
+    })
+    .map_err(|e| CommandError::new(Exit::Failed, format!("demo: {e}")))?;
+    printer.line(format!(
+        "  $ ripcord serve --fleet shops   (here on http://{}/)",
+        server.addr
+    ));
+    printer.line(format!("  $ curl -s http://{}/metrics", server.addr));
+    let metrics = http_get(server.addr, "/metrics")
+        .map_err(|e| CommandError::new(Exit::Failed, format!("demo: reading /metrics: {e}")))?;
+    let shown = [
+        "ripcord_deploys_total",
+        "ripcord_reverts_total",
+        "ripcord_pending_changes",
+        "ripcord_rollouts_total",
+        "ripcord_rollback_detection_to_recovery_seconds",
+    ];
+    let mut lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| shown.iter().any(|m| l.starts_with(m)) && !l.contains("outcome=\"failure\""))
+        .collect();
+    if !lines
+        .iter()
+        .any(|l| l.starts_with("ripcord_rollback_detection_to_recovery_seconds"))
+    {
+        return Err(CommandError::new(
+            Exit::Failed,
+            "demo: /metrics did not report the rolled-back rollout; this is a bug in ripcord",
+        ));
+    }
+    lines.sort();
+    for line in lines {
+        printer.line(format!("  {line}"));
+    }
+    printer.line("  (open the address in a browser for the dashboard: a timeline per shop, the rollout's Gantt, time to detect vs time to roll back)");
+    Ok(())
+}
+
+/// GET `path` from a local server (HTTP/1.0, so it closes the connection after).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default())
+}
 
 /// Rollout progress as demo lines.
 struct FleetLines<'a> {

@@ -91,6 +91,13 @@ fn demo_runs_end_to_end_without_a_server() {
         "the gate reverts the bad promo: {text}"
     );
     assert!(
+        text.contains("ripcord_reverts_total{target=\"eu\",outcome=\"success\"} 1")
+            && text.contains(
+                "ripcord_rollouts_total{coordinator=\"eu\",fleet=\"shops\",state=\"rolled_back\"} 1"
+            ),
+        "the serve step scrapes the shops' metrics: {text}"
+    );
+    assert!(
         text.contains("the ledger row of 0004_order_status was altered"),
         "the tampered ledger row is caught: {text}"
     );

@@ -99,18 +99,12 @@ pub fn router(options: ServeOptions) -> Router {
         .with_state(served)
 }
 
-/// Bind `options.listen` and serve until interrupted; `ready` is told the bound address
-/// (port 0 picks a free one).
+/// Bind `options.listen` and serve until interrupted (Ctrl-C); `ready` is told the
+/// bound address (port 0 picks a free one).
 pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
-        let addr = options.listen;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
+        let listener = bind(options.listen).await?;
         ready(listener.local_addr()?);
         axum::serve(listener, router(options))
             .with_graceful_shutdown(async {
@@ -119,6 +113,61 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
             .await?;
         Ok(())
     })
+}
+
+/// A server running on its own thread until this is dropped (for the demo and for
+/// programs that embed ripcord); it leaves Ctrl-C to the program.
+pub struct Background {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Start a server on its own thread; it stops when the result is dropped.
+pub fn serve_in_background(options: ServeOptions) -> Result<Background, ServeError> {
+    let runtime = runtime()?;
+    let listener = runtime.block_on(bind(options.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let _ = axum::serve(listener, router(options))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+    });
+    Ok(Background {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 async fn authorize(State(served): State<Arc<Served>>, request: Request, next: Next) -> Response {
