@@ -178,6 +178,21 @@ pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> Result<Ex
         ..Default::default()
     };
     let result = ripcord::check::run(&mut target, checks, &options)?;
+    for check in &result.checks {
+        crate::events::step(
+            "check_run",
+            "check",
+            &target.name,
+            None,
+            None,
+            if check.passed { "success" } else { "failure" },
+            &if check.reasons.is_empty() {
+                check.name.clone()
+            } else {
+                format!("{}: {}", check.name, check.reasons.join("; "))
+            },
+        );
+    }
     printer.json(&result);
     printer.block(report(&result, &format!("Checks on {}", target.name)));
     Ok(if result.passed {

@@ -43,6 +43,19 @@ pub struct GlobalArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+    /// `json`: one JSON line on stderr per step (each change deployed or reverted, each
+    /// rollout step, each command's end), fields in docs/observe.md; `human`: none.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "RIPCORD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// The format of structured step events on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// No event lines (the command's own human output).
+    Human,
+    /// JSON lines.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

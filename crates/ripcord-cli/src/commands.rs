@@ -18,6 +18,8 @@ use crate::settings::Project;
 pub struct ProgressLines {
     /// Where to print.
     pub printer: Printer,
+    /// The target's name, for the step events.
+    pub target: String,
 }
 
 impl Observer for ProgressLines {
@@ -50,6 +52,18 @@ impl Observer for ProgressLines {
     }
 
     fn change_finished(&mut self, change: &str, phase: Phase, duration_ms: u64) {
+        crate::events::step(
+            match phase {
+                Phase::Revert => "change_reverted",
+                _ => "change_deployed",
+            },
+            phase.as_str(),
+            &self.target,
+            Some(change),
+            Some(duration_ms),
+            "success",
+            "",
+        );
         let mark = match phase {
             Phase::Revert => paint(style::UNDO, "-"),
             _ => paint(style::OK, "+"),
@@ -216,7 +230,11 @@ pub fn deploy_cmd(
     if !args.dry_run {
         printer.line(format!("Deploying to {}", label(&target)));
     }
-    let report = match deploy(&mut target, &plan, &options, &mut ProgressLines { printer }) {
+    let mut progress = ProgressLines {
+        printer,
+        target: target.name.clone(),
+    };
+    let report = match deploy(&mut target, &plan, &options, &mut progress) {
         Ok(report) => report,
         Err(error) => {
             // What the checks saw, then the refusal naming the failing check.
@@ -310,7 +328,11 @@ pub fn revert_cmd(
             .map(|c| c.config.checks.clone())
             .unwrap_or_default(),
     };
-    let report = revert(&mut target, &plan, &options, &mut ProgressLines { printer })?;
+    let mut progress = ProgressLines {
+        printer,
+        target: target.name.clone(),
+    };
+    let report = revert(&mut target, &plan, &options, &mut progress)?;
     printer.json(&report);
     if args.dry_run {
         printer.block(render::revert_dry_run(&report));
@@ -374,7 +396,25 @@ pub fn drill(
         }),
     };
     printer.line(format!("Drill on a scratch copy of {}", label(&target)));
+    let target_name = target.name.clone();
     let result = ripcord::drill::drill(&mut target, &plan, &options, &mut |outcome| {
+        crate::events::step(
+            "change_drilled",
+            "drill",
+            &target_name,
+            Some(&outcome.change),
+            Some(outcome.deploy_ms + outcome.revert_ms + outcome.redeploy_ms),
+            if outcome.passed || outcome.skipped.is_some() {
+                "success"
+            } else {
+                "failure"
+            },
+            outcome
+                .problem
+                .as_deref()
+                .or(outcome.skipped.as_deref())
+                .unwrap_or_default(),
+        );
         printer.block(render::drill_outcome(outcome));
     });
     if result.is_err() && ripcord::drill::was_interrupted() {

@@ -179,7 +179,10 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     }
     let mut target = connect("dev", "sqlite://shop.db", root)?;
     target.project = Some("shop".into());
-    let mut progress = ProgressLines { printer };
+    let mut progress = ProgressLines {
+        printer,
+        target: "dev".into(),
+    };
     let mut n = 0;
 
     printer.line(paint(

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod error;
+pub mod events;
 mod lint;
 pub mod printer;
 pub mod render;
@@ -16,7 +17,7 @@ pub mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 use crate::error::{CommandError, Exit};
@@ -24,13 +25,37 @@ use crate::printer::Printer;
 
 /// Parse the command line, run the command, print any error, return the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let printer = Printer {
         json: cli.global.json,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose > 0,
     };
-    match run(&cli, printer) {
+    events::install(cli.global.log_format);
+    let started = std::time::Instant::now();
+    let result = run(&cli, printer);
+    // The command's own end, as one event: its outcome, exit code and duration.
+    let op = matches.subcommand_name().unwrap_or("ripcord");
+    let target = match (&cli.global.url, &cli.global.target) {
+        (Some(url), _) => ripcord_core::url::redact(url),
+        (None, Some(name)) => name.clone(),
+        (None, None) => String::new(),
+    };
+    let (outcome, exit, message) = match &result {
+        Ok(exit) => ("success", *exit, String::new()),
+        Err(error) => ("failure", error.exit, error.message.clone()),
+    };
+    tracing::info!(
+        event = "command_finished",
+        op,
+        target = target.as_str(),
+        outcome,
+        exit = exit.code() as u64,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "{message}"
+    );
+    match result {
         Ok(exit) => exit.into(),
         Err(error) => {
             if printer.json {

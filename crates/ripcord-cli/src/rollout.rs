@@ -20,6 +20,20 @@ struct Progress {
 
 impl Reporter for Progress {
     fn event(&self, event: &Event) {
+        tracing::info!(
+            event = event.kind,
+            op = "rollout",
+            rollout = event.rollout.as_str(),
+            fleet = event.fleet.as_str(),
+            target = event.target.as_deref().unwrap_or_default(),
+            wave = event.wave.map(|w| w as u64 + 1),
+            detail = %event.detail,
+            "{}",
+            event.message
+        );
+        if crate::events::json() {
+            return;
+        }
         if self.printer.quiet {
             return;
         }
