@@ -80,6 +80,13 @@ pub enum Command {
         after_help = "Example:\n  ripcord plan\n  ripcord plan --to 0007_drop_legacy --snapshot --json"
     )]
     Plan(PlanArgs),
+    /// A runbook for the pending deploy: each change's risk, locks and safety nets, the
+    /// exact revert commands and revert SQL, what each revert brings back, the checks,
+    /// probes and notifications around it, and a rough time from table sizes.
+    #[command(
+        after_help = "Example:\n  ripcord runbook > RUNBOOK.md\n  ripcord runbook --to 0007_drop_legacy --target prod\n  ripcord runbook --format json"
+    )]
+    Runbook(RunbookArgs),
     /// Show deployed, pending, modified and part-way changes of the target.
     #[command(after_help = "Example:\n  ripcord status --target prod\n  ripcord status --json")]
     Status,
@@ -239,6 +246,28 @@ pub struct PlanArgs {
     /// Plan as for `deploy --snapshot`.
     #[arg(long)]
     pub snapshot: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookArgs {
+    /// Up to and including this change (name or ID).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// As for `deploy --snapshot`.
+    #[arg(long)]
+    pub snapshot: bool,
+    /// Markdown, or JSON (as `--json`).
+    #[arg(long, value_enum, default_value_t = RunbookFormat::Md)]
+    pub format: RunbookFormat,
+}
+
+/// The runbook's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunbookFormat {
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -983,3 +983,32 @@ pub fn diff(
         Exit::Failed
     })
 }
+
+pub fn runbook(
+    args: &crate::cli::RunbookArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    let config = project.config.as_ref().map(|c| &c.config);
+    let policy = config.map(|c| c.safety.snapshot_before).unwrap_or_default();
+    let inputs = ripcord::runbook::RunbookInputs {
+        to: args.to.as_deref(),
+        snapshot: args.snapshot || policy != ripcord_core::config::SnapshotBefore::Never,
+        checks: config.map_or(&[], |c| c.checks.as_slice()),
+        health: config.map(|c| &c.health),
+        notify: config.map_or(&[], |c| c.notify.as_slice()),
+    };
+    let book = ripcord::runbook::runbook(&mut target, &plan, inputs)?;
+    if printer.json || args.format == crate::cli::RunbookFormat::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&book).expect("the runbook serializes")
+        );
+    } else {
+        print!("{}", ripcord::runbook::markdown(&book));
+    }
+    Ok(Exit::Success)
+}

@@ -74,6 +74,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::New(args) => commands::new(args, global, printer),
         Command::Lint(args) => lint::run(args, global, printer),
         Command::Plan(args) => lint::plan(args, global, printer),
+        Command::Runbook(args) => commands::runbook(args, global, printer),
         Command::Status => commands::status(global, printer),
         Command::Deploy(args) => commands::deploy_cmd(args, global, printer),
         Command::Revert(args) => commands::revert_cmd(args, global, printer),

@@ -111,3 +111,45 @@ fn demo_runs_end_to_end_without_a_server() {
         "{text}"
     );
 }
+
+#[test]
+fn runbook_output() {
+    let project = Project::sqlite();
+    project.write_config(
+        "[project]\nname = \"shop\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"sqlite://test.db\"\n\n\
+         [[checks]]\nname = \"no negative totals\"\nsql = \"select id from orders where total < 0\"\nexpect = { zero_rows = true }\ntables = [\"orders\"]\n\n\
+         [[checks]]\nname = \"users exist\"\nsql = \"select count(*) from users\"\nexpect = { min = 1 }\nseverity = \"warn\"\ntables = [\"users\"]\n\n\
+         [health]\nprobes = [{ name = \"api up\", http = \"http://127.0.0.1:9000/ready\", status = 200 }]\n\n\
+         [[notify]]\nwebhook = \"https://hooks.example.com/services/T000/SECRET\"\non = [\"rollback_started\", \"rollback_completed\"]\n",
+    );
+    project.change(
+        "0001_orders",
+        "-- ripcord:deploy\nCREATE TABLE orders (id integer PRIMARY KEY, total integer NOT NULL);\n\
+         INSERT INTO orders (total) VALUES (100), (5), (250);\n-- ripcord:revert\nDROP TABLE orders;\n",
+    );
+    ok(&project, &["deploy"]);
+    project.change(
+        "0002_purge_negative",
+        "-- ripcord:deploy\nCREATE TABLE audit_note (id integer PRIMARY KEY, note text);\nDELETE FROM orders WHERE total < 10;\n",
+    );
+    project.change(
+        "0003_drop_orders",
+        "-- irreversible: the orders move to the billing service\n-- ripcord:deploy\nDROP TABLE orders;\n",
+    );
+    let text = ok(&project, &["runbook"]);
+    assert!(
+        !text.contains("SECRET"),
+        "a webhook's path is never printed: {text}"
+    );
+    filters().bind(|| insta::assert_snapshot!(text));
+    // JSON carries the same: three deploy statements judged, the revert commands.
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&project, &["runbook", "--format", "json"])).unwrap();
+    assert_eq!(json["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["changes"][0]["revert_command"],
+        "ripcord --target test revert --last 2"
+    );
+    assert_eq!(json["changes"][0]["revert_by"], "ripcord");
+    assert_eq!(json["changes"][1]["risk"], "irreversible");
+}

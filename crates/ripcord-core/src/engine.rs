@@ -225,6 +225,15 @@ pub struct QueryRows {
     pub total: u64,
 }
 
+/// How big a table is, for estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TableSize {
+    /// Rows (the planner's estimate on PostgreSQL once the table was analyzed).
+    pub rows: i64,
+    /// Bytes with indexes and TOAST, where the engine knows them.
+    pub bytes: Option<i64>,
+}
+
 /// One column's distribution over the rows of a query.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Distribution {
@@ -423,6 +432,9 @@ pub trait Engine: Send {
             })
             .collect())
     }
+    /// Rows (and bytes, where the engine knows them) of `table` as a change names it,
+    /// for estimates; `None` when there is no such table.
+    fn table_size(&mut self, table: &str) -> Result<Option<TableSize>, EngineError>;
     /// Run a query (a check's SQL) and return its first `max_rows` rows as JSON values,
     /// with the number of rows it returned in all.
     fn query_rows(&mut self, sql: &str, max_rows: usize) -> Result<QueryRows, EngineError>;

@@ -28,6 +28,7 @@ pub use change::{Change, ChangeId, SectionKind, TransactionMode};
 pub use engine::{
     Baseline, Blocker, Capabilities, ChangeState, DeployedChange, Distribution, Engine,
     EngineError, EngineKind, LockHolder, QueryRows, RelationLock, SessionLimits, SqlError,
+    TableSize,
 };
 pub use location::{LineCol, SourceLocation};
 pub use plan::{Plan, PlanError};

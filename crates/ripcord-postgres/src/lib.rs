@@ -672,6 +672,30 @@ impl Engine for PostgresEngine {
         checks::query_rows(&mut self.client, sql, max_rows)
     }
 
+    fn table_size(&mut self, table: &str) -> Result<Option<ripcord_core::TableSize>, EngineError> {
+        // The planner's row estimate once the table was analyzed; a count before that
+        // (reltuples is -1), which is cheap on the small tables that have not been.
+        let rows = self.query(
+            "SELECT c.reltuples::bigint, pg_total_relation_size(c.oid), c.oid::regclass::text
+             FROM pg_class c WHERE c.oid = to_regclass($1)",
+            &[&table],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let (estimate, bytes, name): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+        let rows = if estimate >= 0 {
+            estimate
+        } else {
+            let counted = self.query(&format!("SELECT count(*) FROM {name}"), &[])?;
+            counted[0].get::<_, i64>(0)
+        };
+        Ok(Some(ripcord_core::TableSize {
+            rows,
+            bytes: Some(bytes),
+        }))
+    }
+
     fn distributions(
         &mut self,
         sql: &str,

@@ -922,6 +922,33 @@ impl Engine for SqliteEngine {
         snapshot::restore_from_copy(&mut self.conn, copy, tables, vault_suffix)
     }
 
+    fn table_size(&mut self, table: &str) -> Result<Option<ripcord_core::TableSize>, EngineError> {
+        let name = ripcord_core::vault::identifier_value(table);
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .map_err(map_error)?;
+        if !exists {
+            return Ok(None);
+        }
+        let rows: i64 = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {}",
+                    ripcord_core::snapshot::quote_ident(&name)
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_error)?;
+        Ok(Some(ripcord_core::TableSize { rows, bytes: None }))
+    }
+
     fn query_rows(
         &mut self,
         sql: &str,

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod rehash;
 pub mod revert;
 mod run;
+pub mod runbook;
 pub mod scope;
 pub mod snapshot;
 pub mod status;
