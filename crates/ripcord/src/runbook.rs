@@ -303,10 +303,7 @@ fn rank(class: Reversibility) -> u8 {
 
 /// `orders` and `public.orders` name the same table here.
 fn same_table(a: &str, b: &str) -> bool {
-    let bare = |t: &str| {
-        let t = ripcord_core::vault::identifier_value(t.rsplit('.').next().unwrap_or(t));
-        t
-    };
+    let bare = |t: &str| ripcord_core::vault::identifier_value(t.rsplit('.').next().unwrap_or(t));
     a == b || bare(a) == bare(b)
 }
 
