@@ -669,10 +669,22 @@ fn undo_progress(printer: &Printer) -> impl FnMut(&ripcord_core::capture::UndoPr
     let enabled = !printer.quiet && !printer.json;
     let terminal = std::io::stderr().is_terminal();
     move |p| {
+        let seconds = started.elapsed().as_secs_f64();
+        if crate::events::json() {
+            tracing::info!(
+                event = "undo_step",
+                op = "undo",
+                table = p.table.as_str(),
+                step = p.step,
+                rows = p.rows as u64,
+                duration_ms = (seconds * 1000.0) as u64,
+                ""
+            );
+            return;
+        }
         if !enabled {
             return;
         }
-        let seconds = started.elapsed().as_secs_f64();
         if terminal {
             let what = match p.step {
                 "collected" => format!("{} rows to undo", p.rows),
@@ -716,6 +728,26 @@ pub fn flashback(
 /// otherwise (nothing with --quiet or --json).
 fn snapshot_progress(printer: &Printer) -> ripcord::snapshot::ProgressSink {
     use std::io::IsTerminal;
+    if crate::events::json() {
+        let started = std::time::Instant::now();
+        return std::sync::Arc::new(move |p: &ripcord::snapshot::Progress| {
+            if p.done {
+                tracing::info!(
+                    event = if p.operation == "restore" {
+                        "table_restored"
+                    } else {
+                        "table_snapshotted"
+                    },
+                    op = p.operation,
+                    table = p.table.as_str(),
+                    rows = p.rows,
+                    bytes = p.bytes,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    ""
+                );
+            }
+        });
+    }
     if printer.quiet || printer.json {
         return ripcord::snapshot::no_progress();
     }

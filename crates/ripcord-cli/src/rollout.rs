@@ -13,9 +13,75 @@ use crate::error::{CommandError, Exit};
 use crate::printer::{Printer, paint, style};
 use crate::settings::{Project, named_target_url};
 
-/// Progress lines on stderr (JSON lines with `--json`), as the rollout runs.
+/// Progress lines on stderr (JSON lines with `--json`), as the rollout runs; on a
+/// terminal, a bar of the targets done under them.
 struct Progress {
     printer: Printer,
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl Progress {
+    fn new(printer: Printer) -> Progress {
+        Progress {
+            printer,
+            bar: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Keep the bar in step with the rollout: a new one for the deploy and for a
+    /// rollback (only on a terminal, never with -q or --json).
+    fn track(&self, event: &Event) {
+        use std::io::IsTerminal;
+        if self.printer.quiet || self.printer.json || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        let start = |length: u64, what: &str| {
+            let new = indicatif::ProgressBar::new(length);
+            new.set_style(
+                indicatif::ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len} targets")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            new.set_message(what.to_string());
+            new
+        };
+        match event.kind {
+            "rollout_started" => {
+                let length = event.detail["targets"].as_u64().unwrap_or(0);
+                *bar = Some(start(length, "deploying"));
+            }
+            "rollback_started" => {
+                if let Some(old) = bar.take() {
+                    old.finish_and_clear();
+                }
+                let length = event.detail["targets"].as_array().map_or(0, |t| t.len());
+                *bar = Some(start(length as u64, "rolling back"));
+            }
+            "target_applied" | "target_prepared" | "target_failed" | "target_rolled_back" => {
+                if let Some(bar) = bar.as_ref() {
+                    bar.inc(1);
+                }
+            }
+            "rollout_completed" | "rollback_completed" => {
+                if let Some(old) = bar.take() {
+                    old.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A line above the bar (or plain, without one).
+    fn line(&self, text: String) {
+        let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        match bar.as_ref() {
+            Some(bar) => bar.println(text),
+            None => {
+                let _ = writeln!(anstream::stderr(), "{text}");
+            }
+        }
+    }
 }
 
 impl Reporter for Progress {
@@ -37,11 +103,15 @@ impl Reporter for Progress {
         if self.printer.quiet {
             return;
         }
-        let mut err = anstream::stderr();
         if self.printer.json {
-            let _ = writeln!(err, "{}", serde_json::to_string(event).unwrap_or_default());
+            let _ = writeln!(
+                anstream::stderr(),
+                "{}",
+                serde_json::to_string(event).unwrap_or_default()
+            );
             return;
         }
+        self.track(event);
         // Passing samples are noise unless asked for.
         if event.kind == "probe_sample"
             && !self.printer.verbose
@@ -57,12 +127,11 @@ impl Reporter for Progress {
             }
             _ => paint(style::DIM, "·"),
         };
-        let _ = writeln!(
-            err,
+        self.line(format!(
             "{mark} {} {}",
             paint(style::DIM, event.at.format("%H:%M:%S")),
             event.message
-        );
+        ));
     }
 }
 
@@ -246,7 +315,7 @@ pub fn rollout(
     options.no_pause = args.no_pause;
     options.abort = args.abort;
     options.accept_irreversible = args.accept_irreversible.clone();
-    let progress = Progress { printer };
+    let progress = Progress::new(printer);
     match ripcord_rollout::rollout(&fleet, &plan, &options, &progress) {
         Ok(report) => {
             printer.json(&report);
@@ -360,7 +429,7 @@ pub fn recover(
 ) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
     let (fleet, options) = resolve(&project, args.fleet.as_deref())?;
-    let progress = Progress { printer };
+    let progress = Progress::new(printer);
     let recovered = ripcord_rollout::atomic::recover(&fleet, &options, &progress).map_err(error)?;
     printer.json(&serde_json::json!({ "fleet": fleet.name, "recovered": recovered }));
     if recovered.is_empty() {

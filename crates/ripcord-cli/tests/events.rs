@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// Fields every event has, and the fields an event may have (docs/observe.md).
 const ALWAYS: [&str; 4] = ["ts", "level", "event", "op"];
-const DOCUMENTED: [&str; 14] = [
+const DOCUMENTED: [&str; 18] = [
     "ts",
     "level",
     "event",
@@ -25,6 +25,10 @@ const DOCUMENTED: [&str; 14] = [
     "fleet",
     "wave",
     "detail",
+    "table",
+    "rows",
+    "bytes",
+    "step",
 ];
 
 /// The JSON events of a run's stderr; every line must be one.
@@ -162,4 +166,65 @@ fn a_rollout_logs_each_step_as_json() {
         .collect();
     assert_eq!(applied, [("eu", 1), ("us", 2)]);
     assert!(seen.iter().any(|e| e["event"] == "rollout_completed"));
+}
+
+#[test]
+fn a_batch_revert_logs_its_steps_as_json() {
+    let project = Project::sqlite();
+    project.change(
+        "0001_acct",
+        "-- ripcord:deploy\nCREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL);\n\
+         INSERT INTO acct VALUES (1, 10), (2, 20);\n-- ripcord:revert\nDROP TABLE acct;\n",
+    );
+    ok(&project, &["deploy"]);
+    ok(&project, &["capture", "enable", "acct"]);
+    let db = rusqlite::Connection::open(project.sqlite_path()).unwrap();
+    db.execute_batch(
+        "INSERT OR REPLACE INTO ripcord_capture_context VALUES (1, 'load-1');
+         UPDATE acct SET balance = 0;
+         DELETE FROM ripcord_capture_context;",
+    )
+    .unwrap();
+    let output = run(
+        &project,
+        &["batch", "revert", "load-1", "--log-format", "json"],
+    );
+    expect_exit(&output, 0);
+    let seen = events(&output);
+    assert_eq!(
+        stderr(&output).lines().count(),
+        seen.len(),
+        "only JSON lines"
+    );
+    let restored = seen
+        .iter()
+        .find(|e| e["event"] == "undo_step" && e["step"] == "restored")
+        .unwrap_or_else(|| panic!("no restored step in {seen:?}"));
+    assert_eq!(restored["rows"], 2);
+    assert_eq!(restored["table"], "acct");
+    assert_eq!(seen.last().unwrap()["event"], "command_finished");
+}
+
+#[test]
+fn progress_bars_stay_off_when_stderr_is_not_a_terminal() {
+    let project = Project::sqlite();
+    project.write_config(
+        "[project]\nname = \"shops\"\n\n[targets.eu]\nurl = \"sqlite://eu.db\"\n[targets.us]\nurl = \"sqlite://us.db\"\n\n\
+         [fleets.shops]\ntargets = [\"eu\", \"us\"]\n",
+    );
+    project.change(
+        "0001_a",
+        "-- ripcord:deploy\nCREATE TABLE a (id int);\n-- ripcord:revert\nDROP TABLE a;\n",
+    );
+    let output = run(&project, &["rollout"]);
+    expect_exit(&output, 0);
+    let err = stderr(&output);
+    // The step lines are there; no bar, no carriage return, no cursor control.
+    assert!(err.contains("eu: 1 changes deployed"), "{err}");
+    assert!(!err.contains('\r'), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        !err.contains("targets]") && !err.contains("/2 targets"),
+        "{err}"
+    );
 }

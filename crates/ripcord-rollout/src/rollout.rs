@@ -814,7 +814,10 @@ fn drive(
                 fleet.waves.len(),
                 if record.atomic { " (atomic)" } else { "" }
             ),
-            json!({ "atomic": record.atomic }),
+            json!({
+                "atomic": record.atomic,
+                "targets": slots.iter().filter(|s| s.step.state != "skipped").count(),
+            }),
         );
     } else {
         run.save_record("running", None)?;
@@ -823,7 +826,13 @@ fn drive(
             None,
             None,
             format!("resuming rollout {}", record.id),
-            json!({ "resumed": true }),
+            json!({
+                "resumed": true,
+                "targets": slots
+                    .iter()
+                    .filter(|s| !matches!(s.step.state.as_str(), "skipped" | "verified"))
+                    .count(),
+            }),
         );
     }
 
