@@ -686,6 +686,7 @@ fn serve_tour(root: &Path, printer: &Printer) -> Result<(), CommandError> {
         project: Some("shops".into()),
         base_dir: dir,
         token: None,
+        snapshot_store: None,
     })
     .map_err(|e| CommandError::new(Exit::Failed, format!("demo: {e}")))?;
     printer.line(format!(

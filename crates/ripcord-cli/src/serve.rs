@@ -48,6 +48,17 @@ pub fn serve(
             .map(|c| c.config.project.name.clone().unwrap_or_default()),
         base_dir,
         token: std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()),
+        snapshot_store: Some((
+            project
+                .config
+                .as_ref()
+                .and_then(|c| c.config.snapshots.store.clone())
+                .unwrap_or_else(|| "file://.ripcord/snapshots".into()),
+            project
+                .config
+                .as_ref()
+                .map_or_else(|| std::path::PathBuf::from("."), |c| c.root.clone()),
+        )),
     };
     let announce = |addr: std::net::SocketAddr| {
         // Scripts and tests read the address from this one line (port 0 picks one).

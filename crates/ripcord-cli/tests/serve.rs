@@ -89,10 +89,22 @@ fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 #[test]
 fn the_api_and_metrics_show_a_postgres_targets_history() {
     let (project, db) = Db::postgres_project();
+    let Db::Postgres(database) = &db else {
+        unreachable!()
+    };
+    project.write_config(&format!(
+        "[project]\nname = \"test\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"{}\"\n\n\
+         [[checks]]\nname = \"no negative balances\"\nsql = \"select id from acct where balance < 0\"\n\
+         expect = {{ zero_rows = true }}\ntables = [\"acct\"]\n",
+        database.url
+    ));
     project.change("0001_acct", A);
     project.change("0002_b", B);
     ok(&project, &["deploy"]);
     ok(&project, &["revert", "--yes"]);
+    // 0002_b is pending again: a drill proves it; a snapshot goes to the store.
+    ok(&project, &["drill"]);
+    ok(&project, &["snapshot", "create", "--tables", "public.acct"]);
     ok(&project, &["capture", "enable", "acct"]);
     db.exec("SET ripcord.batch = 'load-7'; UPDATE acct SET balance = 0; RESET ripcord.batch;");
     ok(&project, &["batch", "revert", "load-7"]);
@@ -142,6 +154,17 @@ fn the_api_and_metrics_show_a_postgres_targets_history() {
         .unwrap();
     assert_eq!(seen, (1..=total as i64).collect::<Vec<_>>());
 
+    let checks = server.json("/api/targets/test/checks");
+    assert_eq!(checks["gates"][0]["kind"], "gate_passed", "{checks}");
+    let drills = server.json("/api/targets/test/drills");
+    assert_eq!(drills["drills"][0]["detail"]["passed"], true, "{drills}");
+    let snapshots = server.json("/api/snapshots");
+    assert_eq!(
+        snapshots["snapshots"][0]["tables"],
+        serde_json::json!(["public.acct"]),
+        "{snapshots}"
+    );
+
     let batches = server.json("/api/targets/test/batches");
     assert!(batches.to_string().contains("load-7"), "{batches}");
     let audit = server.json("/api/targets/test/audit");
@@ -180,6 +203,18 @@ fn the_api_and_metrics_show_a_postgres_targets_history() {
     assert_eq!(sample(&scrape, "ripcord_pending_changes", &test), 1.0);
     assert_eq!(sample(&scrape, "ripcord_deployed_changes", &test), 1.0);
     assert_eq!(sample(&scrape, "ripcord_audit_chain_valid", &test), 1.0);
+    assert_eq!(sample(&scrape, "ripcord_check_pass_ratio", &test), 1.0);
+    // The one pending change (0002_b) was proved by the drill at its checksum.
+    assert_eq!(sample(&scrape, "ripcord_drill_coverage_ratio", &test), 1.0);
+    assert_eq!(sample(&scrape, "ripcord_snapshots_stored", &[]), 1.0);
+    // Edited after the drill, the pending change is no longer proved (the server reads
+    // the project's files when it starts).
+    drop(server);
+    project.change("0002_b", &B.replace("(id int)", "(id bigint)"));
+    let server = Server::start(&project, &[]);
+    let (_, text) = server.get("/metrics", None);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    assert_eq!(sample(&scrape, "ripcord_drill_coverage_ratio", &test), 0.0);
     assert_eq!(
         sample(&scrape, "ripcord_prepared_transactions_in_doubt", &test),
         0.0

@@ -68,6 +68,67 @@ pub(crate) fn routes() -> Router<Arc<Served>> {
         .route("/targets/{name}/vault", get(vault))
         .route("/targets/{name}/flags", get(flags))
         .route("/targets/{name}/rollouts", get(rollouts))
+        .route("/targets/{name}/checks", get(checks))
+        .route("/targets/{name}/drills", get(drills))
+        .route("/snapshots", get(snapshots))
+}
+
+/// Events of `kinds` from the target's chain, oldest first.
+pub(crate) fn events_of(target: &mut Target, kinds: &[&str]) -> Result<Vec<Value>, ApiError> {
+    Ok(ripcord::audit::events(target)?
+        .iter()
+        .filter(|e| kinds.contains(&e.kind.as_str()))
+        .map(event_json)
+        .collect())
+}
+
+/// Check gates run by deploy and revert, and the baselines they compare with.
+async fn checks(
+    State(served): State<Arc<Served>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    on_target(served, name, |target, _| {
+        let gates = events_of(target, &["gate_passed", "gate_failed", "gate_skipped"])?;
+        let baselines = target.engine.baselines().unwrap_or_default();
+        Ok(json!({ "gates": gates, "baselines": baselines }))
+    })
+    .await
+}
+
+/// Drills noted in the target's chain, oldest first.
+async fn drills(
+    State(served): State<Arc<Served>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    on_target(served, name, |target, _| {
+        Ok(json!({ "drills": events_of(target, &["drill_completed"])? }))
+    })
+    .await
+}
+
+/// The snapshots in the project's store, oldest first.
+async fn snapshots(State(served): State<Arc<Served>>) -> Result<Json<Value>, ApiError> {
+    let listed = tokio::task::spawn_blocking(move || snapshot_list(&served))
+        .await
+        .map_err(|e| ApiError::Failed(format!("the request failed: {e}")))??;
+    Ok(Json(json!({ "snapshots": listed })))
+}
+
+/// The store's snapshots. The store drives its own runtime, so it is opened and used on
+/// a thread of its own, outside the server's.
+pub(crate) fn snapshot_list(
+    served: &Served,
+) -> Result<Vec<ripcord::snapshot::SnapshotSummary>, ApiError> {
+    let Some((uri, base)) = served.options.snapshot_store.clone() else {
+        return Ok(Vec::new());
+    };
+    std::thread::spawn(move || {
+        let store = ripcord::snapshot::Store::open(&uri, &base)
+            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        ripcord::snapshot::list(&store).map_err(ApiError::from)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(ApiError::Failed("listing the snapshots failed".into())))
 }
 
 /// Run `read` on a fresh connection to `name`, off the async threads.

@@ -46,6 +46,9 @@ pub struct ServeOptions {
     pub base_dir: PathBuf,
     /// A bearer token every request must carry (`RIPCORD_SERVE_TOKEN`).
     pub token: Option<String>,
+    /// The project's snapshot store: its URI and the directory a `file://` URI is
+    /// relative to.
+    pub snapshot_store: Option<(String, PathBuf)>,
 }
 
 /// Why the server could not run.

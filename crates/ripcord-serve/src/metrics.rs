@@ -75,6 +75,10 @@ struct Metrics {
     in_doubt_age: Family<TargetLabel, FloatGauge>,
     rollouts: Family<RolloutState, Counter>,
     detection_to_recovery: Family<Rollback, FloatGauge>,
+    check_pass: Family<TargetLabel, FloatGauge>,
+    drill_coverage: Family<TargetLabel, FloatGauge>,
+    snapshots_stored: Gauge,
+    snapshot_bytes: Gauge,
 }
 
 impl Metrics {
@@ -97,6 +101,10 @@ impl Metrics {
             in_doubt_age: Family::default(),
             rollouts: Family::default(),
             detection_to_recovery: Family::default(),
+            check_pass: Family::default(),
+            drill_coverage: Family::default(),
+            snapshots_stored: Gauge::default(),
+            snapshot_bytes: Gauge::default(),
         };
         let r = registry;
         r.register(
@@ -175,6 +183,22 @@ impl Metrics {
             "Rollouts the target coordinated, by final or current state",
             metrics.rollouts.clone(),
         );
+        r.register(
+            "ripcord_check_pass_ratio",
+            "Check gates passed, as a share of the gates that passed or failed on the target",
+            metrics.check_pass.clone(),
+        );
+        r.register("ripcord_drill_coverage_ratio", "Share of the target's pending changes that a drill proved at their current checksum (1 with nothing pending)", metrics.drill_coverage.clone());
+        r.register(
+            "ripcord_snapshots_stored",
+            "Complete snapshots in the project's store",
+            metrics.snapshots_stored.clone(),
+        );
+        r.register(
+            "ripcord_snapshot_stored_bytes",
+            "Bytes the store's snapshots take",
+            metrics.snapshot_bytes.clone(),
+        );
         r.register("ripcord_rollback_detection_to_recovery_seconds", "For a rolled back rollout, seconds from the breach's detection to the last target reverted", metrics.detection_to_recovery.clone());
         metrics
     }
@@ -247,9 +271,16 @@ fn scrape(served: &Served) -> Result<String, String> {
         // What went wrong reading one target leaves its other metrics out, not the scrape.
         if let Ok(mut target) = served.open(&name) {
             let _ = from_chain(&mut target, &name, &metrics);
+            let _ = coverage(served, &mut target, &summary.pending, &label, &metrics);
             let _ = from_two_phase(&mut target, &label, &metrics);
             let _ = from_rollouts(&mut target, &name, &metrics);
         }
+    }
+    if let Ok(snapshots) = crate::api::snapshot_list(served) {
+        metrics.snapshots_stored.set(snapshots.len() as i64);
+        metrics
+            .snapshot_bytes
+            .set(snapshots.iter().map(|s| s.stored_bytes as i64).sum());
     }
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|e| e.to_string())?;
@@ -323,6 +354,55 @@ fn from_chain(
                 .observe(seconds);
         }
     }
+    Ok(())
+}
+
+/// The check pass ratio and the drill coverage of one target.
+fn coverage(
+    served: &Served,
+    target: &mut ripcord::Target,
+    pending: &[String],
+    label: &TargetLabel,
+    metrics: &Metrics,
+) -> Result<(), ApiError> {
+    let events = ripcord::audit::events(target)?;
+    let passed = events.iter().filter(|e| e.kind == "gate_passed").count();
+    let failed = events.iter().filter(|e| e.kind == "gate_failed").count();
+    if passed + failed > 0 {
+        metrics
+            .check_pass
+            .get_or_create(label)
+            .set(passed as f64 / (passed + failed) as f64);
+    }
+    // A pending change counts as covered when a drill passed it at its checksum now.
+    let mut proved = std::collections::BTreeSet::new();
+    for event in events.iter().filter(|e| e.kind == "drill_completed") {
+        let detail = event.detail_json();
+        for change in detail["changes"].as_array().into_iter().flatten() {
+            if change["passed"] == true
+                && let (Some(name), Some(checksum)) =
+                    (change["change"].as_str(), change["checksum"].as_str())
+            {
+                proved.insert((name.to_string(), checksum.to_string()));
+            }
+        }
+    }
+    let covered = pending
+        .iter()
+        .filter(|name| {
+            served
+                .options
+                .plan
+                .get(name)
+                .is_some_and(|c| proved.contains(&((*name).clone(), c.checksum.clone())))
+        })
+        .count();
+    let ratio = if pending.is_empty() {
+        1.0
+    } else {
+        covered as f64 / pending.len() as f64
+    };
+    metrics.drill_coverage.get_or_create(label).set(ratio);
     Ok(())
 }
 

@@ -300,6 +300,9 @@ pub fn drill(
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     })();
+    if let Ok(report) = &result {
+        record(target, plan, report);
+    }
     if created {
         // The scratch connection is closed by now; drop even if the drill failed.
         let dropped = target.engine.drop_scratch(&scratch_url);
@@ -309,6 +312,43 @@ pub fn drill(
         }
     }
     result
+}
+
+/// Note the drill in the target's audit chain (`drill_completed`, each change with the
+/// checksum it was rehearsed at), so `ripcord serve` can say which pending changes a
+/// drill proved. Best effort: a target without a ledger, or whose lock is held, keeps
+/// no note, and the drill's own result stands.
+fn record(target: &mut Target, plan: &Plan, report: &DrillReport) {
+    if !matches!(target.engine.ledger_version(), Ok(Some(_))) {
+        return;
+    }
+    let changes: Vec<serde_json::Value> = report
+        .changes
+        .iter()
+        .map(|outcome| {
+            serde_json::json!({
+                "change": outcome.change,
+                "checksum": plan.get(&outcome.change).map(|c| c.checksum.clone()),
+                "passed": outcome.passed,
+                "skipped": outcome.skipped.is_some(),
+            })
+        })
+        .collect();
+    let _ = crate::run::with_lock(target, "drill", |target| {
+        crate::run::append_event_in_own_tx(
+            target,
+            ripcord_core::audit::NewEvent {
+                kind: "drill_completed",
+                change: None,
+                detail: serde_json::json!({
+                    "passed": report.passed,
+                    "changes": changes,
+                    "duration_ms": report.duration_ms,
+                }),
+            },
+        )?;
+        Ok(())
+    });
 }
 
 /// Bring the scratch to the target's state; `(how, replayed changes, seeded)`.
