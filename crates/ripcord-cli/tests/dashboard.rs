@@ -157,6 +157,12 @@ fn the_dashboard_shows_the_timeline_and_a_gantt_row_per_target_without_console_e
         );
     }
     assert_eq!(dom.matches("class=\"gantt-row\"").count(), 3);
+    // The pending change, shown with its risk class on each target.
+    assert_eq!(
+        dom.matches("data-risk=\"safe\"").count(),
+        3,
+        "pending changes with their risk"
+    );
     // Time to detect against time to roll back: one incident, the rolled-back rollout.
     assert_eq!(
         dom.matches("class=\"incident\"").count(),

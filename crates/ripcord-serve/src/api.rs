@@ -159,6 +159,9 @@ pub(crate) struct TargetSummary {
     pub modified: Vec<String>,
     pub other: Vec<Value>,
     pub chain_intact: Option<bool>,
+    /// Each pending change with the worst reversibility class of its statements, as
+    /// `ripcord plan` judges them.
+    pub pending_risk: Vec<Value>,
 }
 
 /// Every served target with its changes by state (unreachable ones say why).
@@ -179,6 +182,7 @@ pub(crate) fn summaries(served: &Served) -> Vec<TargetSummary> {
                 modified: Vec::new(),
                 other: Vec::new(),
                 chain_intact: None,
+                pending_risk: Vec::new(),
             };
             let read = served.open(&t.name).and_then(|mut target| {
                 let status = ripcord::status::status(&mut target, &served.options.plan)?;
@@ -187,10 +191,34 @@ pub(crate) fn summaries(served: &Served) -> Vec<TargetSummary> {
                 } else {
                     None
                 };
-                Ok((status, chain))
+                let planned = ripcord::plan::plan(
+                    &mut target,
+                    &served.options.plan,
+                    None,
+                    Default::default(),
+                )
+                .map(|p| p.changes)
+                .unwrap_or_default();
+                Ok((status, chain, planned))
             });
             match read {
-                Ok((status, chain)) => {
+                Ok((status, chain, planned)) => {
+                    summary.pending_risk = planned
+                        .iter()
+                        .map(|c| {
+                            let worst = c
+                                .statements
+                                .iter()
+                                .map(|s| serde_json::to_value(s.class).unwrap_or_default())
+                                .max_by_key(|v| match v.as_str() {
+                                    Some("irreversible") => 2,
+                                    Some("preserving") => 1,
+                                    _ => 0,
+                                })
+                                .unwrap_or_else(|| json!("safe"));
+                            json!({ "change": c.change, "risk": worst })
+                        })
+                        .collect();
                     summary.reachable = true;
                     summary.ledger = status.ledger;
                     summary.chain_intact = chain;
