@@ -72,7 +72,7 @@ fn headless(url: &str, extra: &[&str]) -> std::process::Output {
             "--no-first-run",
             "--enable-logging=stderr",
             "--v=0",
-            "--virtual-time-budget=10000",
+            "--virtual-time-budget=5000",
             "--window-size=1200,900",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
