@@ -440,10 +440,34 @@ pub fn fingerprint(
 ) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
     let mut target = project.target(global)?;
-    let report = ripcord::drill::fingerprint_target(&mut target, args.data_only)?;
+    let bar = spinner(&printer, format!("hashing the tables of {}", target.name));
+    let report = ripcord::drill::fingerprint_target(&mut target, args.data_only);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     printer.json(&report);
     printer.block(render::fingerprint(&report));
     Ok(Exit::Success)
+}
+
+/// A spinner with the elapsed time on a terminal, for work that reports no steps
+/// (none with -q, --json, --log-format json, or when stderr is not a terminal).
+fn spinner(printer: &Printer, message: String) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if printer.quiet || printer.json || crate::events::json() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    // Cleared when dropped, so an error path leaves no spinner behind.
+    let bar =
+        indicatif::ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("  {spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
 }
 
 pub fn verify(global: &GlobalArgs, printer: Printer) -> Result<Exit, CommandError> {
@@ -668,6 +692,12 @@ fn undo_progress(printer: &Printer) -> impl FnMut(&ripcord_core::capture::UndoPr
     let started = std::time::Instant::now();
     let enabled = !printer.quiet && !printer.json;
     let terminal = std::io::stderr().is_terminal();
+    // On a terminal, each step's line goes above a spinner naming the step running.
+    let bar = if enabled && terminal && !crate::events::json() {
+        spinner(printer, "collecting the rows to undo".into())
+    } else {
+        None
+    };
     move |p| {
         let seconds = started.elapsed().as_secs_f64();
         if crate::events::json() {
@@ -692,7 +722,18 @@ fn undo_progress(printer: &Printer) -> impl FnMut(&ripcord_core::capture::UndoPr
                 "deleted" => format!("{} inserted rows deleted", p.rows),
                 _ => format!("{} rows given their old image", p.rows),
             };
-            eprintln!("  {}: {what} ({seconds:.1} s)", p.table);
+            let line = format!("  {}: {what} ({seconds:.1} s)", p.table);
+            match &bar {
+                Some(bar) => {
+                    bar.println(line);
+                    bar.set_message(match p.step {
+                        "collected" => "checking for conflicts",
+                        "checked" => "deleting inserted rows",
+                        _ => "putting old images back",
+                    });
+                }
+                None => eprintln!("{line}"),
+            }
         } else {
             let mut line = serde_json::to_value(p).expect("progress serializes");
             line["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
