@@ -633,7 +633,34 @@ pub fn vault(
     let mut target = project.target(global)?;
     let (report, pruned) = match command {
         VaultCommand::List => (ripcord::vault::list(&mut target)?, false),
-        VaultCommand::Prune { changes } => (ripcord::vault::prune(&mut target, changes)?, true),
+        VaultCommand::Prune { changes } => {
+            // A name the target never saw is a typo: say so rather than "nothing to prune".
+            let known: Vec<String> = target
+                .engine
+                .changes()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            if let Some(unknown) = changes.iter().find(|c| !known.contains(c)) {
+                let error = CommandError::new(
+                    Exit::Usage,
+                    format!("no change `{unknown}` in the ledger of {}", target.name),
+                );
+                return Err(
+                    match ripcord_core::suggest::did_you_mean(
+                        unknown,
+                        known.iter().map(String::as_str),
+                    ) {
+                        Some(s) => error.hint(format!("did you mean `{s}`?")),
+                        None => {
+                            error.hint("`ripcord vault list` shows the changes whose data is kept")
+                        }
+                    },
+                );
+            }
+            (ripcord::vault::prune(&mut target, changes)?, true)
+        }
     };
     printer.json(&report);
     printer.block(render::vault(&report, pruned));

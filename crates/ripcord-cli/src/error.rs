@@ -222,6 +222,7 @@ impl From<EngineError> for CommandError {
             EngineError::LockBusy { .. } => CommandError::new(Exit::Locked, message).hint(
                 "wait for it to finish (or check that process is still alive); `ripcord status` shows where the target stands",
             ),
+            EngineError::BadUrl { hint, .. } => CommandError::new(Exit::Usage, message).hint(hint),
             EngineError::Connect { .. } => CommandError::new(Exit::Engine, message)
                 .hint("check the URL, that the server is up and accepts connections from here, and the credentials"),
             EngineError::ConnectionLost { .. } => CommandError::new(Exit::Engine, message)
@@ -233,6 +234,17 @@ impl From<EngineError> for CommandError {
                 let mut e = CommandError::new(Exit::Usage, message);
                 e.hint = hint;
                 e
+            }
+            // A value or a name given on the command line that the database cannot read
+            // (a timestamp, a table name): the input is wrong, nothing ran.
+            EngineError::Sql(ref sql)
+                if matches!(
+                    sql.code.as_deref(),
+                    Some("22007" | "22008" | "22P02" | "42602")
+                ) =>
+            {
+                CommandError::new(Exit::Usage, message)
+                    .hint("check the value given on the command line")
             }
             EngineError::Ledger { .. } | EngineError::Sql(_) => CommandError::new(Exit::Engine, message),
         }

@@ -313,6 +313,16 @@ impl std::fmt::Display for SqlError {
 /// What can go wrong talking to a target.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
+    /// The URL itself is wrong: nothing was tried.
+    #[error("{target} is not a usable URL: {reason}")]
+    BadUrl {
+        /// The URL, password hidden (`(empty)` when empty).
+        target: String,
+        /// What is wrong with it, naming the part.
+        reason: String,
+        /// How to write it.
+        hint: String,
+    },
     /// The target cannot be reached or refused the connection.
     #[error("cannot connect to {target}: {reason}")]
     Connect {

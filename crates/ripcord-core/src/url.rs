@@ -39,6 +39,58 @@ impl TargetUrl {
     }
 }
 
+/// Connection parameters the PostgreSQL driver reads from a URL.
+const PG_PARAMS: &[&str] = &[
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslnegotiation",
+    "host",
+    "hostaddr",
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// What is wrong with a `postgres://` URL the driver refused, naming the part: a port
+/// that is no number or out of range, an unknown parameter. `None` when none of those.
+pub fn pg_url_problem(url: &str) -> Option<String> {
+    let parts = PgUrl::parse(url)?;
+    for host in parts.host.split(',') {
+        let port = match host.rsplit_once(':') {
+            // An IPv6 address in brackets has colons of its own.
+            Some((name, port)) if !port.contains(']') && !name.is_empty() => port,
+            _ => continue,
+        };
+        match port.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => {}
+            Ok(n) => return Some(format!("port {n} is out of range (1 to 65535)")),
+            Err(_) => return Some(format!("port `{port}` is not a number")),
+        }
+    }
+    for (key, _) in parts.params() {
+        if !PG_PARAMS.contains(&key) {
+            let hint = crate::suggest::did_you_mean(key, PG_PARAMS.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Some(format!(
+                "the parameter `{key}` is not a connection setting{hint}"
+            ));
+        }
+    }
+    None
+}
+
 /// A `postgres://` URL cut into its parts exactly where the connection parser
 /// (tokio-postgres) cuts it: the credentials run to the first `@` (a password may hold
 /// `#`, `?` or `/` unencoded), the host to the first `/` or `?` after them, the

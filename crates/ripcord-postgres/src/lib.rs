@@ -74,9 +74,11 @@ impl PostgresEngine {
         let target = redact(url);
         let (crate_url, security) = tls::prepare(url);
         let mut config =
-            postgres::Config::from_str(&crate_url).map_err(|e| EngineError::Connect {
+            postgres::Config::from_str(&crate_url).map_err(|e| EngineError::BadUrl {
                 target: target.clone(),
-                reason: format!("invalid connection URL ({})", redact(&e.to_string())),
+                reason: ripcord_core::url::pg_url_problem(&crate_url)
+                    .unwrap_or_else(|| format!("the driver cannot read it ({})", redact(&e.to_string()))),
+                hint: "postgres://user@host:5432/dbname?sslmode=require; percent-encode special characters in the user and password".into(),
             })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));

@@ -30,9 +30,21 @@ pub struct Target {
 
 /// Open `url`; a relative SQLite path is taken relative to `base_dir`.
 pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineError> {
-    let parsed = TargetUrl::parse(url).map_err(|e| EngineError::Connect {
-        target: e.redacted.clone(),
-        reason: "unsupported URL scheme; use postgres://… or sqlite://…".into(),
+    let parsed = TargetUrl::parse(url).map_err(|e| EngineError::BadUrl {
+        target: if url.trim().is_empty() {
+            "(empty)".into()
+        } else {
+            e.redacted.clone()
+        },
+        reason: if url.trim().is_empty() {
+            "the URL is empty".into()
+        } else {
+            match url.split_once("://") {
+                Some((scheme, _)) => format!("`{scheme}://` is not a scheme ripcord reads"),
+                None => "it has no scheme".into(),
+            }
+        },
+        hint: "write postgres://user@host:5432/db or sqlite://path/to/file.db".into(),
     })?;
     let (engine, display_url, url): (Box<dyn Engine>, String, String) = match parsed {
         TargetUrl::Postgres(url) => (Box::new(PostgresEngine::connect(&url)?), redact(&url), url),

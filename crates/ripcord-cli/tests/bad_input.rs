@@ -1,0 +1,130 @@
+//! Bad input gets a clear error, the documented exit code and changes nothing: each
+//! case runs the binary, checks the exit code and one sentence of the message, and
+//! compares the target before and after (schema, data and audit chain).
+
+#[macro_use]
+mod common;
+
+use common::*;
+use ripcord_core::fingerprint::Fingerprint;
+
+/// Schema, data and the number of audit events of the project's target.
+fn state(project: &Project, url: &str) -> (Fingerprint, usize) {
+    let mut target = ripcord::target::connect("t", url, project.path()).unwrap();
+    (
+        Fingerprint::new(
+            target.engine.schema_objects().unwrap(),
+            target.engine.table_data().unwrap(),
+        ),
+        target.engine.events().unwrap().len(),
+    )
+}
+
+const ACCT: &str = "-- ripcord:deploy\nCREATE TABLE acct (id int PRIMARY KEY, v int);\nINSERT INTO acct VALUES (1, 1);\n-- ripcord:revert\nDROP TABLE acct;\n";
+
+/// `(arguments, exit code, a piece of the message)`.
+type Case = (&'static [&'static str], i32, &'static str);
+
+fn check_cases(project: &Project, url: &str, cases: &[Case]) {
+    for (args, exit, says) in cases {
+        let before = state(project, url);
+        let output = run(project, args);
+        assert_eq!(
+            output.status.code(),
+            Some(*exit),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let text = stderr(&output);
+        assert!(text.contains(says), "{args:?} should say {says:?}: {text}");
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+        assert_eq!(state(project, url), before, "{args:?} changed the target");
+    }
+}
+
+#[test]
+fn urls_that_cannot_be_used_are_input_errors_naming_the_part() {
+    let project = Project::sqlite();
+    project.change("0001_acct", ACCT);
+    ok(&project, &["deploy"]);
+    let url = format!("sqlite://{}", project.sqlite_path().display());
+    check_cases(
+        &project,
+        &url,
+        &[
+            (
+                &["--url", "ftp://x", "status"],
+                2,
+                "`ftp://` is not a scheme ripcord reads",
+            ),
+            (&["--url=", "status"], 2, "the URL is empty"),
+            (
+                &["--url", "nothing-at-all", "status"],
+                2,
+                "it has no scheme",
+            ),
+            (
+                &["--url", "postgres://u@127.0.0.1:99999/db", "status"],
+                2,
+                "port 99999 is out of range",
+            ),
+            (
+                &["--url", "postgres://u@127.0.0.1:abc/db", "status"],
+                2,
+                "port `abc` is not a number",
+            ),
+            (
+                &[
+                    "--url",
+                    "postgres://u@127.0.0.1:5432/db?sslmod=require",
+                    "status",
+                ],
+                2,
+                "did you mean `sslmode`?",
+            ),
+            (&["--target", "nope", "status"], 2, "no target `nope`"),
+            (
+                &["vault", "prune", "--change", "nope"],
+                2,
+                "no change `nope`",
+            ),
+            (
+                &["vault", "prune", "--change", "0001_act"],
+                2,
+                "did you mean `0001_acct`?",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn values_the_database_cannot_read_are_input_errors() {
+    let (project, db) = Db::postgres_project();
+    let Db::Postgres(database) = &db else {
+        unreachable!()
+    };
+    project.change("0001_acct", ACCT);
+    ok(&project, &["deploy"]);
+    ok(&project, &["capture", "enable", "public.acct"]);
+    check_cases(
+        &project,
+        &database.url,
+        &[
+            (
+                &["capture", "prune", "--before", "yesterday-ish"],
+                2,
+                "\"yesterday-ish\"",
+            ),
+            (
+                &["flashback", "public.acct", "--to", "notatime"],
+                2,
+                "\"notatime\"",
+            ),
+            (
+                &["snapshot", "create", "--tables", "public.\"bad"],
+                2,
+                "invalid name syntax",
+            ),
+        ],
+    );
+}
