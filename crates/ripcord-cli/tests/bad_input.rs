@@ -128,3 +128,32 @@ fn values_the_database_cannot_read_are_input_errors() {
         ],
     );
 }
+
+#[test]
+fn a_statement_nested_thousands_deep_is_refused_without_a_crash() {
+    let project = Project::sqlite();
+    project.change("0001_acct", ACCT);
+    ok(&project, &["deploy"]);
+    let deep = "(".repeat(20_000) + "1" + &")".repeat(20_000);
+    project.change(
+        "0002_deep",
+        &format!("-- ripcord:deploy\nSELECT {deep};\n-- ripcord:revert\nSELECT 1;\n"),
+    );
+    let url = format!("sqlite://{}", project.sqlite_path().display());
+    check_cases(
+        &project,
+        &url,
+        &[
+            (&["plan"], 2, "nests parentheses 20000 deep"),
+            (&["deploy"], 2, "nests parentheses 20000 deep"),
+            // lint reports an unreadable file as an error finding (exit 1).
+            (&["lint"], 1, "nests parentheses 20000 deep"),
+        ],
+    );
+    // Parentheses inside a string do not count.
+    project.change(
+        "0002_deep",
+        &format!("-- ripcord:deploy\nSELECT '{deep}';\n-- ripcord:revert\nSELECT 1;\n"),
+    );
+    ok(&project, &["plan"]);
+}

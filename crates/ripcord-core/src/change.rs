@@ -9,7 +9,11 @@ use std::sync::Arc;
 
 use crate::checksum::change_checksum;
 use crate::location::SourceLocation;
-use crate::splitter::{leading_words, split_range};
+use crate::splitter::{leading_words, split_with_depth};
+
+/// The deepest nesting of parentheses ripcord reads in a statement: its SQL parser
+/// recurses once per level, and a file nesting thousands deep would exhaust the stack.
+pub const MAX_NESTING: usize = 1000;
 use crate::suggest::did_you_mean;
 
 /// The numeric ID of a change (`0004`, `20261124093000`); ordered by value, not text.
@@ -274,15 +278,28 @@ pub fn read_any_sql(path: &Path) -> Result<Change, ChangeFileError> {
     }
     let text: Arc<str> = Arc::from(text.as_str());
     let body = 0..text.len();
-    let statements = split_range(&text, body.clone()).map_err(|e| ChangeFileError::Syntax {
+    let located = |span: Range<usize>| SourceLocation {
+        name: path.to_path_buf(),
+        text: text.clone(),
+        span,
+    };
+    let split = split_with_depth(&text, body.clone()).map_err(|e| ChangeFileError::Syntax {
         message: format!("{e}"),
         hint: Some("close it; ripcord cannot tell where the statement ends".into()),
-        location: SourceLocation {
-            name: path.to_path_buf(),
-            text: text.clone(),
-            span: e.offset..e.offset + 1,
-        },
+        location: located(e.offset..e.offset + 1),
     })?;
+    if let Some((span, depth)) = split.iter().find(|(_, d)| *d > MAX_NESTING) {
+        return Err(ChangeFileError::Syntax {
+            message: format!(
+                "a statement nests parentheses {depth} deep; ripcord reads at most {MAX_NESTING}"
+            ),
+            hint: Some(
+                "flatten the expression (PostgreSQL itself stops at its max_stack_depth)".into(),
+            ),
+            location: located(span.start..span.start + 1),
+        });
+    }
+    let statements: Vec<Range<usize>> = split.into_iter().map(|(span, _)| span).collect();
     let checksum = change_checksum(&text, None, None);
     Ok(Change {
         id,
@@ -473,13 +490,27 @@ fn parse_named(
                 line_start_of(&text, next_marker.start)
             });
         let body = (*body_start).min(body_end)..body_end;
-        let statements = split_range(&text, body.clone()).map_err(|e| {
+        let split = split_with_depth(&text, body.clone()).map_err(|e| {
             syntax(
                 format!("{} in the {} section", e, kind.as_str()),
                 Some("close it; ripcord cannot tell where the statement ends".into()),
                 e.offset..e.offset + 1,
             )
         })?;
+        if let Some((span, depth)) = split.iter().find(|(_, d)| *d > MAX_NESTING) {
+            return Err(syntax(
+                format!(
+                    "a statement of the {} section nests parentheses {depth} deep; ripcord reads at most {MAX_NESTING}",
+                    kind.as_str()
+                ),
+                Some(
+                    "flatten the expression (PostgreSQL itself stops at its max_stack_depth)"
+                        .into(),
+                ),
+                span.start..span.start + 1,
+            ));
+        }
+        let statements: Vec<Range<usize>> = split.into_iter().map(|(span, _)| span).collect();
         for span in &statements {
             let words = leading_words(&text[span.clone()], 2);
             let control = matches!(

@@ -37,7 +37,20 @@ pub fn split(text: &str) -> Result<Vec<Range<usize>>, SplitError> {
 
 /// Split the part `range` of `text`; the spans returned index into the whole `text`.
 pub fn split_range(text: &str, range: Range<usize>) -> Result<Vec<Range<usize>>, SplitError> {
+    Ok(split_with_depth(text, range)?
+        .into_iter()
+        .map(|(span, _)| span)
+        .collect())
+}
+
+/// Like [`split_range`], with each statement's deepest nesting of parentheses outside
+/// strings, identifiers and comments (parsers recurse once per level).
+pub fn split_with_depth(
+    text: &str,
+    range: Range<usize>,
+) -> Result<Vec<(Range<usize>, usize)>, SplitError> {
     let bytes = text.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
     let mut statements = Vec::new();
     let mut state = State::Normal;
     let mut opened_at = range.start;
@@ -71,8 +84,9 @@ pub fn split_range(text: &str, range: Range<usize>) -> Result<Vec<Range<usize>>,
                 }
                 if b == b';' && words.flush_then_depth(text) == 0 {
                     if let Some(start) = stmt_start.take() {
-                        statements.push(start..last_token_end);
+                        statements.push((start..last_token_end, deepest));
                     }
+                    (depth, deepest) = (0, 0);
                     words.reset();
                     i += 1;
                     continue;
@@ -110,6 +124,12 @@ pub fn split_range(text: &str, range: Range<usize>) -> Result<Vec<Range<usize>>,
                         i += 1;
                     }
                     _ => {
+                        if b == b'(' {
+                            depth += 1;
+                            deepest = deepest.max(depth);
+                        } else if b == b')' {
+                            depth = depth.saturating_sub(1);
+                        }
                         words.flush(text);
                         i += 1;
                     }
@@ -196,7 +216,7 @@ pub fn split_range(text: &str, range: Range<usize>) -> Result<Vec<Range<usize>>,
         });
     }
     if let Some(start) = stmt_start {
-        statements.push(start..last_token_end);
+        statements.push((start..last_token_end, deepest));
     }
     Ok(statements)
 }
@@ -464,5 +484,18 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::split_with_depth;
+
+    #[test]
+    fn depth_counts_parentheses_outside_strings_and_comments() {
+        let text = "SELECT ((1)), '((((', \"(((\" -- ((((\n; SELECT $$ ((( $$, (2)";
+        let split = split_with_depth(text, 0..text.len()).unwrap();
+        let depths: Vec<usize> = split.iter().map(|(_, d)| *d).collect();
+        assert_eq!(depths, [2, 1]);
     }
 }
