@@ -35,7 +35,8 @@ fn check_cases(project: &Project, url: &str, cases: &[Case]) {
             "{args:?}: {}",
             stderr(&output)
         );
-        let text = stderr(&output);
+        // The message is on stderr (lint's findings on stdout).
+        let text = stderr(&output) + &stdout(&output);
         assert!(text.contains(says), "{args:?} should say {says:?}: {text}");
         assert!(!text.contains("panicked"), "{args:?}: {text}");
         assert_eq!(state(project, url), before, "{args:?} changed the target");
