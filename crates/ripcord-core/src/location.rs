@@ -25,6 +25,38 @@ impl LineCol {
     }
 }
 
+/// Where each line of a text starts, for turning many offsets of one text into lines
+/// and columns without rescanning it from the start each time.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Index `text`'s lines (one pass).
+    pub fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// Line and column of byte `offset` in `text` (the text indexed), as [`LineCol::of`].
+    pub fn line_col(&self, text: &str, offset: usize) -> LineCol {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let line_start = self.starts[line - 1];
+        LineCol {
+            line,
+            column: text[line_start..offset].chars().count() + 1,
+        }
+    }
+
+    /// `name:line:column`, as [`SourceLocation::display_short`].
+    pub fn display_short(&self, name: &std::path::Path, text: &str, offset: usize) -> String {
+        format!("{}:{}", name.display(), self.line_col(text, offset))
+    }
+}
+
 impl std::fmt::Display for LineCol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
@@ -72,6 +104,19 @@ impl SourceLocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_index_agrees_with_a_scan_from_the_start() {
+        let text = "ab\ncdé\n\nxyz\n";
+        let index = LineIndex::new(text);
+        for offset in 0..=text.len() + 2 {
+            assert_eq!(
+                index.line_col(text, offset),
+                LineCol::of(text, offset),
+                "{offset}"
+            );
+        }
+    }
 
     #[test]
     fn line_and_column_count_characters() {

@@ -303,6 +303,7 @@ fn verify_script(change: &Change) -> Script {
 
 fn planned(p: &Pending<'_>) -> PlannedChange {
     let change = p.change;
+    let lines = ripcord_core::location::LineIndex::new(&change.text);
     let mut statements = Vec::new();
     for (phase, script) in [
         (Phase::Deploy, deploy_script(change)),
@@ -316,7 +317,7 @@ fn planned(p: &Pending<'_>) -> PlannedChange {
         for (index, span) in script.statements.iter().enumerate().skip(skip) {
             statements.push(PlannedStatement {
                 phase,
-                at: change.location(span.clone()).display_short(),
+                at: lines.display_short(&change.path, &change.text, span.start),
                 sql: script.sql(index).to_string(),
             });
         }

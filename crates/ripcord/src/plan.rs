@@ -219,6 +219,7 @@ fn change_plan(
 ) -> ChangePlan {
     // Suppressions accept a risk; they do not change what a statement does.
     let findings = classify_change_with(change, types);
+    let lines = ripcord_core::location::LineIndex::new(&change.text);
     let statements = change
         .deploy
         .statements
@@ -240,7 +241,7 @@ fn change_plan(
                 .unwrap_or_default()
                 .to_string();
             StatementPlan {
-                at: change.location(span.clone()).display_short(),
+                at: lines.display_short(&change.path, &change.text, span.start),
                 sql,
                 class,
                 lock: on.iter().find_map(|f| f.lock),
