@@ -158,3 +158,42 @@ fn a_statement_nested_thousands_deep_is_refused_without_a_crash() {
     );
     ok(&project, &["plan"]);
 }
+
+#[test]
+fn a_bom_an_upper_case_extension_and_markers_inside_strings_are_read_as_written() {
+    let project = Project::sqlite();
+    // A UTF-8 byte-order mark before the first marker.
+    std::fs::write(
+        project.path().join("changes/0001_bom.sql"),
+        "\u{feff}-- ripcord:deploy\nCREATE TABLE a (id int);\n-- ripcord:revert\nDROP TABLE a;\n",
+    )
+    .unwrap();
+    // `.SQL` is a change file too.
+    std::fs::write(
+        project.path().join("changes/0002_upper.SQL"),
+        "-- ripcord:deploy\nCREATE TABLE b (id int);\n-- ripcord:revert\nDROP TABLE b;\n",
+    )
+    .unwrap();
+    // A marker line inside a string and inside a dollar-quoted body is SQL.
+    project.change(
+        "0003_quoted",
+        "-- ripcord:deploy\nCREATE TABLE c (note text);\nINSERT INTO c VALUES ('first line\n-- ripcord:revert\nlast line');\n\
+         CREATE TRIGGER c_t AFTER INSERT ON c BEGIN SELECT 1; END;\n-- ripcord:revert\nDROP TABLE c;\n",
+    );
+    let out = ok(&project, &["deploy"]);
+    assert!(out.contains("Deployed 3 changes"), "{out}");
+    let db = rusqlite::Connection::open(project.sqlite_path()).unwrap();
+    let note: String = db
+        .query_row("SELECT note FROM c", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(note, "first line\n-- ripcord:revert\nlast line");
+    ok(&project, &["revert", "--all", "--yes"]);
+    let left: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('a', 'b', 'c')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "every change reverted by its own revert section");
+}

@@ -230,7 +230,12 @@ pub enum ChangeFileError {
 
 /// Split a file name `<ID>_<slug>.sql` into ID and name.
 pub fn parse_file_name(file_name: &str) -> Option<(ChangeId, String)> {
-    let stem = file_name.strip_suffix(".sql")?;
+    // `.SQL` too: a file that looks like a change is never skipped for its case.
+    let dot = file_name.len().checked_sub(4)?;
+    if !file_name.is_char_boundary(dot) || !file_name[dot..].eq_ignore_ascii_case(".sql") {
+        return None;
+    }
+    let stem = &file_name[..dot];
     let (digits, slug) = stem.split_once('_')?;
     let id = ChangeId::parse(digits)?;
     let slug_ok = !slug.is_empty()
@@ -263,6 +268,7 @@ pub fn read_any_sql(path: &Path) -> Result<Change, ChangeFileError> {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let (id, name) = parse_file_name(file_name).unwrap_or_else(|| {
         let stem = path
@@ -336,7 +342,11 @@ fn parse_named(
     name: String,
     text: &str,
 ) -> Result<Change, ChangeFileError> {
-    let text: Arc<str> = Arc::from(text);
+    // A byte-order mark is encoding, not SQL before the first section.
+    let text: Arc<str> = Arc::from(text.strip_prefix('\u{feff}').unwrap_or(text));
+    // A marker-like line inside a string or dollar-quoted body is SQL, not a marker.
+    let literals = crate::splitter::literal_spans(&text).unwrap_or_default();
+    let in_literal = |offset: usize| literals.iter().any(|l| l.start < offset && offset < l.end);
     let syntax =
         |message: String, hint: Option<String>, span: Range<usize>| ChangeFileError::Syntax {
             message,
@@ -360,6 +370,9 @@ fn parse_named(
         let trimmed = line.trim();
         let lead = line.len() - line.trim_start().len();
         let line_span = line_start + lead..line_start + lead + trimmed.len();
+        if in_literal(line_start + lead) {
+            continue;
+        }
         if let Some(marker) = section_marker(trimmed) {
             let word = marker.to_ascii_lowercase();
             if NON_SECTION_MARKERS.contains(&word.as_str()) {

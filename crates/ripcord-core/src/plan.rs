@@ -169,7 +169,11 @@ impl Plan {
                 source,
             })?;
             let path = entry.path();
-            if path.is_file() && path.extension().is_some_and(|e| e == "sql") {
+            if path.is_file()
+                && path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("sql"))
+            {
                 paths.push(path);
             }
         }

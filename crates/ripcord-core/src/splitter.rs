@@ -49,6 +49,22 @@ pub fn split_with_depth(
     text: &str,
     range: Range<usize>,
 ) -> Result<Vec<(Range<usize>, usize)>, SplitError> {
+    scan(text, range, &mut Vec::new())
+}
+
+/// The spans of `text`'s string literals, quoted identifiers and dollar-quoted bodies,
+/// or `None` when one is left open.
+pub fn literal_spans(text: &str) -> Option<Vec<Range<usize>>> {
+    let mut literals = Vec::new();
+    scan(text, 0..text.len(), &mut literals).ok()?;
+    Some(literals)
+}
+
+fn scan(
+    text: &str,
+    range: Range<usize>,
+    literals: &mut Vec<Range<usize>>,
+) -> Result<Vec<(Range<usize>, usize)>, SplitError> {
     let bytes = text.as_bytes();
     let (mut depth, mut deepest) = (0usize, 0usize);
     let mut statements = Vec::new();
@@ -166,6 +182,7 @@ pub fn split_with_depth(
                     } else {
                         state = State::Normal;
                         i += 1;
+                        literals.push(opened_at..i);
                     }
                 } else {
                     i += 1;
@@ -179,6 +196,7 @@ pub fn split_with_depth(
                     } else {
                         state = State::Normal;
                         i += 1;
+                        literals.push(opened_at..i);
                     }
                 } else {
                     i += 1;
@@ -190,6 +208,7 @@ pub fn split_with_depth(
                 if b == b'$' && bytes[i..end].starts_with(tag) {
                     i += tag.len();
                     state = State::Normal;
+                    literals.push(tag_start..i);
                 } else {
                     i += 1;
                 }
@@ -497,5 +516,19 @@ mod depth_tests {
         let split = split_with_depth(text, 0..text.len()).unwrap();
         let depths: Vec<usize> = split.iter().map(|(_, d)| *d).collect();
         assert_eq!(depths, [2, 1]);
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::literal_spans;
+
+    #[test]
+    fn literal_spans_cover_strings_identifiers_and_dollar_bodies() {
+        let text = "SELECT 'a\n-- x', \"b\"; DO $f$\n-- y\n$f$;";
+        let spans = literal_spans(text).unwrap();
+        let taken: Vec<&str> = spans.iter().map(|s| &text[s.clone()]).collect();
+        assert_eq!(taken, ["'a\n-- x'", "\"b\"", "$f$\n-- y\n$f$"]);
+        assert_eq!(literal_spans("SELECT 'open"), None);
     }
 }
