@@ -19,12 +19,32 @@ pub fn json() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-/// Install the event writer for `format` (nothing for `human`).
-pub fn install(format: LogFormat) {
+/// Install the event writer for `format`: JSON lines, or for `human` only the
+/// warnings, as plain lines (none with `quiet`).
+pub fn install(format: LogFormat, quiet: bool) {
     if format == LogFormat::Json {
         JSON.store(true, Ordering::Relaxed);
         let subscriber = tracing_subscriber::registry().with(JsonLines);
         let _ = tracing::subscriber::set_global_default(subscriber);
+    } else if !quiet {
+        let subscriber = tracing_subscriber::registry().with(Warnings);
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+}
+
+/// Writes warnings (a wait for a dead lock holder, …) as `ripcord: <message>` lines.
+struct Warnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() > tracing::Level::WARN {
+            return;
+        }
+        let mut fields = Fields(Map::new());
+        event.record(&mut fields);
+        if let Some(Value::String(message)) = fields.0.get("message") {
+            let _ = writeln!(std::io::stderr().lock(), "ripcord: {message}");
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub fn main() -> ExitCode {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose > 0,
     };
-    events::install(cli.global.log_format);
+    events::install(cli.global.log_format, cli.global.quiet);
     let started = std::time::Instant::now();
     let result = run(&cli, printer);
     // The command's own end, as one event: its outcome, exit code and duration.

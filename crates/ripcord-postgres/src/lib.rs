@@ -90,10 +90,14 @@ impl PostgresEngine {
             tls::Security::Plain => config.connect(NoTls),
             secured => config.connect(tls::connector(secured)?),
         };
-        let client = connected.map_err(|e| EngineError::Connect {
+        let mut client = connected.map_err(|e| EngineError::Connect {
             target: target.clone(),
             reason: redact(&connect_reason(&e)),
         })?;
+        // The server notices within a second that a killed ripcord is gone, even in the
+        // middle of a statement, and ends its session (and its locks). PostgreSQL 14+;
+        // older servers do not know the setting, which is fine.
+        let _ = client.batch_execute("SET client_connection_check_interval = '1s'");
         Ok(PostgresEngine {
             client,
             target,

@@ -26,7 +26,7 @@ pub(crate) fn with_lock<T>(
         since: Utc::now(),
         command: command.to_string(),
     };
-    target.engine.lock(&me)?;
+    take_lock(target, &me)?;
     if let Err(e) = start_chain_or_seal(target) {
         let _ = target.engine.unlock();
         return Err(e);
@@ -38,6 +38,53 @@ pub(crate) fn with_lock<T>(
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
+    }
+}
+
+/// How long to wait for the database session of a holder that died on this host.
+const DEAD_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Take the target's lock. When the holder is a process of this host that no longer
+/// runs (killed), its server session may not have ended yet: wait for it, bounded,
+/// saying so, instead of failing with "locked" right after a kill -9.
+fn take_lock(target: &mut Target, me: &LockHolder) -> Result<(), OpError> {
+    let mut waiting: Option<std::time::Instant> = None;
+    loop {
+        match target.engine.lock(me) {
+            Err(EngineError::LockBusy {
+                holder: Some(holder),
+            }) if holder.host == me.host && holder.pid != me.pid && !process_runs(holder.pid) => {
+                let since = *waiting.get_or_insert_with(|| {
+                    tracing::warn!(
+                        event = "lock_wait",
+                        target = target.name.as_str(),
+                        "the lock of {} is held by process {} ({}), which no longer runs on this host; waiting up to {} s for its database session to end",
+                        target.name,
+                        holder.pid,
+                        holder.command,
+                        DEAD_HOLDER_WAIT.as_secs()
+                    );
+                    std::time::Instant::now()
+                });
+                if since.elapsed() > DEAD_HOLDER_WAIT {
+                    return Err(EngineError::LockBusy {
+                        holder: Some(holder),
+                    }
+                    .into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other.map_err(OpError::from),
+        }
+    }
+}
+
+/// Whether process `pid` of this host still runs (assumed so where it cannot be told).
+fn process_runs(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
     }
 }
 
