@@ -1,7 +1,9 @@
-//! A rerun right after `kill -9` of a ripcord in the middle of a statement: the dead
-//! process's server session still holds the target's lock for a moment. ripcord sets
-//! `client_connection_check_interval` so the server ends that session, and the rerun
-//! waits for it (saying so) instead of failing with exit 3.
+//! The target's lock under pressure. A rerun right after `kill -9` of a ripcord in the
+//! middle of a statement: the dead process's server session still holds the lock for a
+//! moment; ripcord sets `client_connection_check_interval` so the server ends that
+//! session, and the rerun waits for it (saying so) instead of failing with exit 3. And
+//! twenty deploys at once on a brand-new database: one deploys, every other one exits 3
+//! naming the holder.
 
 #[macro_use]
 mod common;
@@ -68,6 +70,55 @@ fn a_rerun_after_kill_9_mid_statement_waits_for_the_dead_session_and_deploys() {
     );
     assert_eq!(
         db.scalar("SELECT count(*)::text FROM ripcord.changes WHERE name = '0001_slow'"),
+        "1"
+    );
+}
+
+#[test]
+fn twenty_simultaneous_first_deploys_one_deploys_and_the_others_name_it() {
+    let (project, db) = Db::postgres_project();
+    project.change(
+        "0001_t",
+        "-- ripcord:deploy\nCREATE TABLE t (id int);\nSELECT pg_sleep(2);\n-- ripcord:revert\nDROP TABLE t;\n",
+    );
+    let runs: Vec<std::process::Child> = (0..20)
+        .map(|_| {
+            ripcord_in(project.path())
+                .args(["deploy"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut deployed = 0;
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        match output.status.code() {
+            // The one that deployed; on a slow machine a late starter may find nothing
+            // left to deploy, which is fine too.
+            Some(0) if String::from_utf8_lossy(&output.stdout).contains("Deployed 1 change") => {
+                deployed += 1
+            }
+            Some(0) => {}
+            Some(3) => {
+                let err = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    err.contains(
+                        "another ripcord holds the target's lock: `ripcord deploy` on host"
+                    ),
+                    "the holder is named: {err}"
+                );
+            }
+            other => panic!(
+                "exit {other:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+    assert_eq!(deployed, 1, "exactly one deploys");
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM ripcord.events WHERE kind = 'deploy_completed'"),
         "1"
     );
 }

@@ -375,11 +375,20 @@ impl Engine for PostgresEngine {
     }
 
     fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError> {
-        let rows = self.query("SELECT pg_try_advisory_lock($1)", &[&TARGET_LOCK_KEY])?;
-        if !rows[0].get::<_, bool>(0) {
-            return Err(EngineError::LockBusy {
-                holder: self.lock_holder()?,
-            });
+        // A holder that has just taken the lock may not have written its row yet (it is
+        // creating the ledger of a new database): look again for a moment, so the
+        // message can name it.
+        let started = std::time::Instant::now();
+        loop {
+            let rows = self.query("SELECT pg_try_advisory_lock($1)", &[&TARGET_LOCK_KEY])?;
+            if rows[0].get::<_, bool>(0) {
+                break;
+            }
+            let holder = self.lock_holder()?;
+            if holder.is_some() || started.elapsed() > Duration::from_secs(2) {
+                return Err(EngineError::LockBusy { holder });
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         let current = self.ledger_version()?.unwrap_or(0);
         if current > LEDGER_VERSION {
