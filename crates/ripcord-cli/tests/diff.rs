@@ -299,7 +299,10 @@ fn bad_input_is_a_clear_error_that_changes_nothing() {
         2,
         "{report}"
     );
-    let dead = a.url.replacen("127.0.0.1:", "127.0.0.1:1", 1);
+    // A server that does not answer (port 1): a connection error, exit 5.
+    let port_start = a.url.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+    let port_end = port_start + a.url[port_start..].find('/').unwrap();
+    let dead = format!("{}1{}", &a.url[..port_start], &a.url[port_end..]);
     let out = run_diff(&[&dead, &b.url]);
     expect_exit(&out, 5);
     assert!(
