@@ -78,7 +78,7 @@ fn a_planted_password_appears_in_no_output_and_no_ledger_row() {
         .unwrap();
     expect_exit(&status, 0);
     assert!(
-        stdout(&status).contains("postgres://postgres@127.0.0.1"),
+        stdout(&status).contains("postgres://postgres:***@127.0.0.1"),
         "{}",
         stdout(&status)
     );
