@@ -397,9 +397,30 @@ pub enum AuditCommand {
     /// Recompute the chain and name the first broken link, then check every ledger row
     /// against the checksum the chain recorded for it (exit 1 when either is broken).
     #[command(
-        after_help = "Example:\n  ripcord audit verify --target prod\n  ripcord audit verify --json"
+        after_help = "Example:\n  ripcord audit verify --target prod\n  ripcord audit verify --json\n  ripcord audit verify --checkpoint prod.checkpoint   # also: was a tail deleted, or history rewritten?"
     )]
-    Verify,
+    Verify {
+        /// A checkpoint written by `audit checkpoint`: the chain must still hold its
+        /// event with the same hash (and its signature must check against `[audit]
+        /// public_key`).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Print a new ed25519 key pair for signing checkpoints.
+    #[command(
+        after_help = "Example:\n  ripcord audit keygen --json\n\nPut private_key in the environment variable `[audit] signing_key_env` names, and\npublic_key in `[audit] public_key` where checkpoints are verified."
+    )]
+    Keygen,
+    /// Write the chain's head (sequence, hash, time) as a checkpoint to keep outside the
+    /// database, signed when `[audit] signing_key_env` names a set variable.
+    #[command(
+        after_help = "Example:\n  ripcord audit checkpoint --out prod-$(date +%F).checkpoint\n  ripcord audit checkpoint | mail -s checkpoint audit@example.com"
+    )]
+    Checkpoint {
+        /// Write it to this file (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -533,15 +533,83 @@ pub fn audit(
     printer: Printer,
 ) -> Result<Exit, CommandError> {
     let project = Project::discover(global)?;
+    if let AuditCommand::Keygen = command {
+        let pair = ripcord::checkpoint::keygen()?;
+        printer.json(&pair);
+        printer.line(format!("private_key {}", pair.private_key));
+        printer.line(format!("public_key  {}", pair.public_key));
+        return Ok(Exit::Success);
+    }
+    let audit = project.config.as_ref().map(|c| c.config.audit.clone());
     let mut target = project.target(global)?;
     match command {
+        AuditCommand::Keygen => unreachable!("handled above"),
+        AuditCommand::Checkpoint { out } => {
+            let private = match audit.as_ref().and_then(|a| a.signing_key_env.clone()) {
+                Some(variable) => Some(std::env::var(&variable).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                    CommandError::new(Exit::Usage, format!("[audit] signing_key_env names ${variable}, which is not set"))
+                        .hint(format!("export {variable}=<private_key from `ripcord audit keygen`>, or remove signing_key_env to write unsigned checkpoints"))
+                })?),
+                None => None,
+            };
+            let checkpoint = ripcord::checkpoint::take(&mut target, private.as_deref())?;
+            let text = checkpoint.render();
+            match out {
+                Some(path) => {
+                    std::fs::write(path, &text).map_err(|e| {
+                        CommandError::new(
+                            Exit::Usage,
+                            format!("cannot write {}: {e}", path.display()),
+                        )
+                    })?;
+                    printer.json(&checkpoint);
+                    printer.line(format!(
+                        "Checkpoint of {} at event {} written to {}{}",
+                        target.name,
+                        checkpoint.seq,
+                        path.display(),
+                        if checkpoint.signature.is_some() {
+                            " (signed)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                None if printer.json => printer.json(&checkpoint),
+                None => print!("{text}"),
+            }
+            Ok(Exit::Success)
+        }
+        AuditCommand::Verify {
+            checkpoint: Some(path),
+        } => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CommandError::new(Exit::Usage, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let checkpoint = ripcord::checkpoint::Checkpoint::parse(&text)?;
+            let public = audit.as_ref().and_then(|a| a.public_key.clone());
+            let verdict = ripcord::checkpoint::check(&mut target, &checkpoint, public.as_deref())?;
+            let report = ripcord::audit::verify(&mut target)?;
+            printer.json(&serde_json::json!({ "chain": report, "checkpoint": verdict }));
+            printer.block(render::audit_verify(&report));
+            printer.line(format!(
+                "{} checkpoint: {}",
+                if verdict.ok() { "OK" } else { "BROKEN" },
+                verdict.detail
+            ));
+            Ok(if report.intact() && verdict.ok() {
+                Exit::Success
+            } else {
+                Exit::Failed
+            })
+        }
         AuditCommand::Log => {
             let events = ripcord::audit::events(&mut target)?;
             printer.json(&serde_json::json!({ "target": target.name, "events": events }));
             printer.block(render::audit_log(&target.name, &events));
             Ok(Exit::Success)
         }
-        AuditCommand::Verify => {
+        AuditCommand::Verify { checkpoint: None } => {
             let report = ripcord::audit::verify(&mut target)?;
             printer.json(&report);
             printer.block(render::audit_verify(&report));

@@ -415,8 +415,11 @@ pub const NOTIFY_EVENTS: [&str; 6] = [
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// Environment variable holding the ed25519 signing key.
+    /// Environment variable holding the ed25519 signing key (base64) that signs
+    /// checkpoints of the audit chain.
     pub signing_key_env: Option<String>,
+    /// The ed25519 public key (base64) checkpoints are verified with.
+    pub public_key: Option<String>,
 }
 
 /// `[drill]`.

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod capture;
 pub mod check;
+pub mod checkpoint;
 pub mod deploy;
 pub mod diff;
 pub mod drill;
