@@ -184,6 +184,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord serve                          # every [targets.*], on 127.0.0.1:7878\n  ripcord serve --fleet prod --listen 0.0.0.0:7878\n  ripcord serve --target prod\n  RIPCORD_SERVE_TOKEN=s3cret ripcord serve   # every request needs `Authorization: Bearer s3cret`\n\nThen open http://127.0.0.1:7878/ or scrape http://127.0.0.1:7878/metrics."
     )]
     Serve(ServeArgs),
+    /// Clear the target's lock when its holder is gone: a process of this host that no
+    /// longer runs is cleared at once; a holder elsewhere only with --force.
+    #[command(
+        after_help = "Example:\n  ripcord unlock --target prod\n  ripcord unlock --force     # the holder ran on another host (or container) and is gone\n\nOn PostgreSQL --force ends the server session holding the lock, rolling back what it had\nnot committed. Exit 3 when the holder may still run and --force is not given."
+    )]
+    Unlock(UnlockArgs),
     /// A guided tour on a throwaway SQLite database; no server needed.
     #[command(after_help = "Example:\n  ripcord demo --keep")]
     Demo(DemoArgs),
@@ -679,6 +685,13 @@ pub struct ServeArgs {
     /// one given with --target or --url).
     #[arg(long, value_name = "NAME")]
     pub fleet: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Break the lock even though its holder may still run (another host or container).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1180,3 +1180,37 @@ pub fn runbook(
     }
     Ok(Exit::Success)
 }
+
+pub fn unlock(
+    args: &crate::cli::UnlockArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let mut target = project.target(global)?;
+    let report = ripcord::unlock::unlock(&mut target, args.force)?;
+    match report.action {
+        "refused" => {
+            let holder = report
+                .holder
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(CommandError::new(
+                Exit::Locked,
+                format!("the lock of {} is held by {holder}, which may still run", target.name),
+            )
+            .hint("wait for it; if you know it is gone (it ran on another host or in a container that stopped), run `ripcord unlock --force`"))
+        }
+        action => {
+            printer.json(&report);
+            printer.line(match (action, &report.holder) {
+                ("released", Some(holder)) => {
+                    format!("Released the lock of {} held by {holder}.", target.name)
+                }
+                _ => format!("The lock of {} is free.", target.name),
+            });
+            Ok(Exit::Success)
+        }
+    }
+}

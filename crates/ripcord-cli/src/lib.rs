@@ -95,6 +95,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Vault(command) => commands::vault(command, global, printer),
         Command::Flashback(args) => commands::flashback(args, global, printer),
         Command::Serve(args) => serve::serve(args, global, printer),
+        Command::Unlock(args) => commands::unlock(args, global, printer),
         Command::Demo(args) => demo::run(args, printer),
     }
 }

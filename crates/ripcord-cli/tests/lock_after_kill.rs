@@ -122,3 +122,98 @@ fn twenty_simultaneous_first_deploys_one_deploys_and_the_others_name_it() {
         "1"
     );
 }
+
+#[test]
+fn unlock_clears_a_lock_left_by_another_host_only_with_force() {
+    let project = Project::sqlite();
+    project.change(
+        "0001_a",
+        "-- ripcord:deploy\nCREATE TABLE a (id int);\n-- ripcord:revert\nDROP TABLE a;\n",
+    );
+    ok(&project, &["status"]);
+    ok(&project, &["deploy"]);
+    project.change(
+        "0002_b",
+        "-- ripcord:deploy\nCREATE TABLE b (id int);\n-- ripcord:revert\nDROP TABLE b;\n",
+    );
+    // A ripcord in a container (pid 1) on another host died holding the lock.
+    let db = rusqlite::Connection::open(project.sqlite_path()).unwrap();
+    db.execute(
+        "INSERT OR REPLACE INTO ripcord_lock (id, host, pid, since, command) VALUES (1, 'build-7f3c', 1, '2026-12-01T10:00:00+00:00', 'deploy')",
+        [],
+    )
+    .unwrap();
+    let blocked = run(&project, &["deploy"]);
+    expect_exit(&blocked, 3);
+    assert!(
+        stderr(&blocked).contains("build-7f3c"),
+        "{}",
+        stderr(&blocked)
+    );
+
+    let refused = run(&project, &["unlock"]);
+    expect_exit(&refused, 3);
+    assert!(
+        stderr(&refused).contains("may still run"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+
+    let forced = run(&project, &["unlock", "--force"]);
+    expect_exit(&forced, 0);
+    assert!(
+        stdout(&forced)
+            .contains("Released the lock of test held by `ripcord deploy` on host build-7f3c"),
+        "{}",
+        stdout(&forced)
+    );
+    let again = run(&project, &["unlock"]);
+    expect_exit(&again, 0);
+    assert!(stdout(&again).contains("is free"), "{}", stdout(&again));
+    ok(&project, &["deploy"]);
+    let broken: i64 = db
+        .query_row(
+            "SELECT count(*) FROM ripcord_events WHERE kind = 'lock_broken'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(broken, 1, "the forced unlock is in the audit chain");
+}
+
+#[test]
+fn unlock_force_on_postgres_ends_the_session_holding_the_lock() {
+    let (project, db) = Db::postgres_project();
+    let Db::Postgres(database) = &db else {
+        unreachable!()
+    };
+    project.change(
+        "0001_a",
+        "-- ripcord:deploy\nCREATE TABLE a (id int);\n-- ripcord:revert\nDROP TABLE a;\n",
+    );
+    ok(&project, &["deploy"]);
+    project.change(
+        "0002_b",
+        "-- ripcord:deploy\nCREATE TABLE b (id int);\n-- ripcord:revert\nDROP TABLE b;\n",
+    );
+    // A session of a ripcord on another host holds the lock and its record names it.
+    let mut holder = database.connect();
+    holder
+        .batch_execute(
+            "SELECT pg_advisory_lock(8244244165252244481);
+             INSERT INTO ripcord.lock (id, host, pid, since, command) VALUES (1, 'build-7f3c', 1, now(), 'deploy')
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid;",
+        )
+        .unwrap();
+    let blocked = run(&project, &["deploy"]);
+    expect_exit(&blocked, 3);
+    expect_exit(&run(&project, &["unlock"]), 3);
+    let forced = run(&project, &["unlock", "--force"]);
+    expect_exit(&forced, 0);
+    assert!(
+        holder.simple_query("SELECT 1").is_err(),
+        "the holding session was ended"
+    );
+    ok(&project, &["deploy"]);
+}

@@ -386,6 +386,11 @@ pub trait Engine: Send {
     /// Take the target's lock for this process (creating or upgrading the ledger as
     /// needed); [`EngineError::LockBusy`] when another process holds it.
     fn lock(&mut self, me: &LockHolder) -> Result<(), EngineError>;
+    /// The holder the lock's record names, alive or not (`None`: no record).
+    fn lock_record(&mut self) -> Result<Option<LockHolder>, EngineError>;
+    /// Break the lock of another process (`ripcord unlock`): remove its record and, on
+    /// PostgreSQL, end the server session holding it. Returns the holder it named.
+    fn break_lock(&mut self) -> Result<Option<LockHolder>, EngineError>;
     /// Release the lock taken by [`Engine::lock`].
     fn unlock(&mut self) -> Result<(), EngineError>;
     /// Start a transaction with `limits` applied to it.

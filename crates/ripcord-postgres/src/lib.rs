@@ -414,6 +414,27 @@ impl Engine for PostgresEngine {
         Ok(())
     }
 
+    fn lock_record(&mut self) -> Result<Option<LockHolder>, EngineError> {
+        self.lock_holder()
+    }
+
+    fn break_lock(&mut self) -> Result<Option<LockHolder>, EngineError> {
+        let holder = self.lock_holder()?;
+        // The session holding the advisory lock (a bigint key is split in two halves).
+        self.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND objsubid = 1
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND classid::bigint = ($1::bigint >> 32) AND objid::bigint = ($1::bigint & 4294967295)
+               AND pid <> pg_backend_pid()",
+            &[&TARGET_LOCK_KEY],
+        )?;
+        if self.has_ledger()? {
+            self.exec("DELETE FROM ripcord.lock WHERE id = 1", &[])?;
+        }
+        Ok(holder)
+    }
+
     fn unlock(&mut self) -> Result<(), EngineError> {
         self.exec("DELETE FROM ripcord.lock WHERE id = 1", &[])?;
         self.query("SELECT pg_advisory_unlock($1)", &[&TARGET_LOCK_KEY])?;

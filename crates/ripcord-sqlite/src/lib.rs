@@ -472,6 +472,47 @@ impl Engine for SqliteEngine {
         }
     }
 
+    fn lock_record(&mut self) -> Result<Option<LockHolder>, EngineError> {
+        if self.ledger_version()?.is_none() {
+            return Ok(None);
+        }
+        let row = self
+            .conn
+            .query_row(
+                "SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(map_error)?;
+        row.map(|(host, pid, since, command)| {
+            Ok(LockHolder {
+                host,
+                pid: pid as u32,
+                since: parse_time(&since)?,
+                command,
+            })
+        })
+        .transpose()
+    }
+
+    fn break_lock(&mut self) -> Result<Option<LockHolder>, EngineError> {
+        let holder = self.lock_record()?;
+        if holder.is_some() {
+            self.conn
+                .execute("DELETE FROM ripcord_lock WHERE id = 1", [])
+                .map_err(map_error)?;
+        }
+        Ok(holder)
+    }
+
     fn unlock(&mut self) -> Result<(), EngineError> {
         if self.conn.is_autocommit() {
             self.conn

@@ -29,6 +29,7 @@ pub mod scope;
 pub mod snapshot;
 pub mod status;
 pub mod target;
+pub mod unlock;
 pub mod vault;
 pub mod verify;
 

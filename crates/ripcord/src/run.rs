@@ -80,7 +80,7 @@ fn take_lock(target: &mut Target, me: &LockHolder) -> Result<(), OpError> {
 }
 
 /// Whether process `pid` of this host still runs (assumed so where it cannot be told).
-fn process_runs(pid: u32) -> bool {
+pub(crate) fn process_runs(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         std::path::Path::new(&format!("/proc/{pid}")).exists()
     } else {
