@@ -184,6 +184,13 @@ pub enum Command {
         after_help = "Example:\n  ripcord serve                          # every [targets.*], on 127.0.0.1:7878\n  ripcord serve --fleet prod --listen 0.0.0.0:7878\n  ripcord serve --target prod\n  RIPCORD_SERVE_TOKEN=s3cret ripcord serve   # every request needs `Authorization: Bearer s3cret`\n\nThen open http://127.0.0.1:7878/ or scrape http://127.0.0.1:7878/metrics."
     )]
     Serve(ServeArgs),
+    /// Turn another tool's migrations into ripcord change files, keeping order, names
+    /// and SQL; lists which changes have a revert, which ripcord can write one for, and
+    /// which need one written.
+    #[command(
+        after_help = "Example:\n  ripcord import --from sqitch ../legacy-sqitch --dry-run\n  ripcord import --from flyway db/migration\n  ripcord import --from goose migrations --into changes/\n\nLayouts: sqitch (sqitch.plan, deploy/ revert/ verify/), flyway (V/U files; R refused),\ngolang-migrate and sqlx (<version>_<title>.up.sql/.down.sql; sqlx also single .sql files),\ngoose (-- +goose Up/Down, NO TRANSACTION), dbmate (-- migrate:up/down, transaction:false),\nrefinery (V and U files; U is unversioned, not undo)."
+    )]
+    Import(ImportArgs),
     /// Clear the target's lock when its holder is gone: a process of this host that no
     /// longer runs is cleared at once; a holder elsewhere only with --force.
     #[command(
@@ -685,6 +692,21 @@ pub struct ServeArgs {
     /// one given with --target or --url).
     #[arg(long, value_name = "NAME")]
     pub fleet: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tool whose layout DIR has.
+    #[arg(long, value_name = "TOOL", value_parser = clap::builder::PossibleValuesParser::new(["sqitch", "flyway", "golang-migrate", "sqlx", "goose", "dbmate", "refinery"]))]
+    pub from: String,
+    /// The other tool's migrations directory.
+    pub dir: std::path::PathBuf,
+    /// Where to write the change files (default: the project's changes/).
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<std::path::PathBuf>,
+    /// Show what would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1214,3 +1214,62 @@ pub fn unlock(
         }
     }
 }
+
+pub fn import(
+    args: &crate::cli::ImportArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let config = project.require_config()?;
+    let into = args.into.clone().unwrap_or_else(|| config.changes_dir());
+    // Which reverts ripcord could write depends on the engine of the default target.
+    let engine = project.target(global).ok().map(|t| t.engine.kind());
+    let report = ripcord::import::import(&args.from, &args.dir, &into, engine, args.dry_run)?;
+    printer.json(&report);
+    printer.line(format!(
+        "{} {} changes from {} ({}){}",
+        if args.dry_run {
+            "Would import"
+        } else {
+            "Imported"
+        },
+        report.changes.len(),
+        args.dir.display(),
+        args.from,
+        if args.dry_run {
+            "; nothing written"
+        } else {
+            ""
+        }
+    ));
+    for change in &report.changes {
+        let revert = match change.revert {
+            "author" => "revert from the source".to_string(),
+            "ripcord" => "no revert: ripcord writes it at deploy (vault)".to_string(),
+            _ => format!(
+                "NO REVERT: write one or declare `-- irreversible:` ({})",
+                change.why.clone().unwrap_or_default()
+            ),
+        };
+        printer.line(format!(
+            "  {}  <- {}  · {revert}",
+            change.file,
+            change.sources.join(", ")
+        ));
+        for note in &change.notes {
+            printer.line(format!("      note: {note}"));
+        }
+    }
+    let needed = report
+        .changes
+        .iter()
+        .filter(|c| c.revert == "needed")
+        .count();
+    if needed > 0 {
+        printer.line(format!(
+            "{needed} changes need a revert section or `-- irreversible: <reason>` before ripcord deploys them."
+        ));
+    }
+    Ok(Exit::Success)
+}

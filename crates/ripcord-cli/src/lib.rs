@@ -96,6 +96,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Flashback(args) => commands::flashback(args, global, printer),
         Command::Serve(args) => serve::serve(args, global, printer),
         Command::Unlock(args) => commands::unlock(args, global, printer),
+        Command::Import(args) => commands::import(args, global, printer),
         Command::Demo(args) => demo::run(args, printer),
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod failpoint;
 pub mod flags;
 pub mod identity;
+pub mod import;
 pub mod integrity;
 pub mod observe;
 pub mod plan;
