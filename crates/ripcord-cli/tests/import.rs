@@ -312,3 +312,44 @@ fn a_directory_of_no_known_layout_says_what_was_looked_for() {
     );
     assert!(stderr(&out).contains("-- migrate:up"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_imported_goose_project_drills_on_postgres() {
+    let (project, _db) = Db::postgres_project();
+    let source = tempfile::tempdir().unwrap();
+    write(
+        source.path(),
+        &[
+            (
+                "00001_users.sql",
+                "-- +goose Up\nCREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\nINSERT INTO users (email) VALUES ('a@example.com'), ('b@example.com');\n-- +goose Down\nDROP TABLE users;\n",
+            ),
+            (
+                "00002_fn.sql",
+                "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION user_count() RETURNS bigint AS $$\nBEGIN\n  RETURN (SELECT count(*) FROM users);\nEND;\n$$ LANGUAGE plpgsql;\n-- +goose StatementEnd\n-- +goose Down\nDROP FUNCTION user_count();\n",
+            ),
+            // No down: ripcord writes the revert, keeping the dropped column's values.
+            (
+                "00003_drop_email.sql",
+                "-- +goose Up\nALTER TABLE users DROP COLUMN email;\n",
+            ),
+        ],
+    );
+    let out = ok(
+        &project,
+        &[
+            "import",
+            "--from",
+            "goose",
+            &source.path().display().to_string(),
+        ],
+    );
+    assert!(out.contains("ripcord writes it at deploy"), "{out}");
+    let drill = run(&project, &["drill"]);
+    expect_exit(&drill, 0);
+    assert!(
+        stdout(&drill).contains("Drill passed: 3 changes came back exactly"),
+        "{}",
+        stdout(&drill)
+    );
+}
