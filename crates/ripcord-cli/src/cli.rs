@@ -197,6 +197,19 @@ pub enum Command {
         after_help = "Example:\n  ripcord unlock --target prod\n  ripcord unlock --force     # the holder ran on another host (or container) and is gone\n\nOn PostgreSQL --force ends the server session holding the lock, rolling back what it had\nnot committed. Exit 3 when the holder may still run and --force is not given."
     )]
     Unlock(UnlockArgs),
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell, on stdout.
+    #[command(
+        after_help = "Example:\n  ripcord completions bash > /etc/bash_completion.d/ripcord\n  ripcord completions zsh > \"${fpath[1]}/_ripcord\"\n  ripcord completions fish > ~/.config/fish/completions/ripcord.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff), on stdout.
+    #[command(
+        after_help = "Example:\n  ripcord man > /usr/local/share/man/man1/ripcord.1 && man ripcord"
+    )]
+    Man,
     /// A guided tour on a throwaway SQLite database; no server needed.
     #[command(after_help = "Example:\n  ripcord demo --keep")]
     Demo(DemoArgs),

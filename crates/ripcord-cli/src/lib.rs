@@ -67,6 +67,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Write generated text to stdout; a reader that stops early (`| head`) is fine.
+fn write_stdout(text: &[u8]) -> Result<Exit, CommandError> {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CommandError::new(
+            Exit::Failed,
+            format!("cannot write to stdout: {e}"),
+        )),
+        _ => Ok(Exit::Success),
+    }
+}
+
 fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
     let global = &cli.global;
     match &cli.command {
@@ -97,6 +109,21 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Serve(args) => serve::serve(args, global, printer),
         Command::Unlock(args) => commands::unlock(args, global, printer),
         Command::Import(args) => commands::import(args, global, printer),
+        Command::Completions { shell } => {
+            let mut command = <Cli as CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut command, "ripcord", &mut text);
+            write_stdout(&text)
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as CommandFactory>::command())
+                .render(&mut text)
+                .map_err(|e| {
+                    CommandError::new(Exit::Failed, format!("cannot render the manual: {e}"))
+                })?;
+            write_stdout(&text)
+        }
         Command::Demo(args) => demo::run(args, printer),
     }
 }

@@ -153,3 +153,32 @@ fn runbook_output() {
     assert_eq!(json["changes"][0]["revert_by"], "ripcord");
     assert_eq!(json["changes"][1]["risk"], "irreversible");
 }
+
+#[test]
+fn completions_and_the_manual_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = ripcord_in(dir.path())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        expect_exit(&out, 0);
+        let text = stdout(&out);
+        for command in ["deploy", "rollout", "serve", "import", "unlock", "runbook"] {
+            assert!(text.contains(command), "{shell} completions lack {command}");
+        }
+    }
+    let man = ripcord_in(dir.path()).arg("man").output().unwrap();
+    expect_exit(&man, 0);
+    let text = stdout(&man);
+    assert!(
+        text.starts_with(".ie") && text.contains(".TH ripcord 1"),
+        "{text}"
+    );
+    assert!(text.contains("rollout"), "the manual lists the commands");
+    let bad = ripcord_in(dir.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    expect_exit(&bad, 2);
+}
