@@ -188,7 +188,7 @@ pub enum Command {
     /// and SQL; lists which changes have a revert, which ripcord can write one for, and
     /// which need one written.
     #[command(
-        after_help = "Example:\n  ripcord import --from sqitch ../legacy-sqitch --dry-run\n  ripcord import --from flyway db/migration\n  ripcord import --from goose migrations --into changes/\n\nLayouts: sqitch (sqitch.plan, deploy/ revert/ verify/), flyway (V/U files; R refused),\ngolang-migrate and sqlx (<version>_<title>.up.sql/.down.sql; sqlx also single .sql files),\ngoose (-- +goose Up/Down, NO TRANSACTION), dbmate (-- migrate:up/down, transaction:false),\nrefinery (V and U files; U is unversioned, not undo)."
+        after_help = "Example:\n  ripcord import --from sqitch ../legacy-sqitch --dry-run\n  ripcord import --from flyway db/migration\n  ripcord import --from goose migrations --into changes/\n\nLayouts: sqitch (sqitch.plan, deploy/ revert/ verify/), flyway (V/U files; R refused),\ngolang-migrate and sqlx (<version>_<title>.up.sql/.down.sql; sqlx also single .sql files),\ngoose (-- +goose Up/Down, NO TRANSACTION), dbmate (-- migrate:up/down, transaction:false),\nrefinery (V and U files; U is unversioned, not undo), pop (<version>_<name>.<dialect>.up.sql/.down.sql,\nfiles of one timestamp grouped; --dialect picks the files; .fizz refused)."
     )]
     Import(ImportArgs),
     /// Clear the target's lock when its holder is gone: a process of this host that no
@@ -710,8 +710,12 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The tool whose layout DIR has.
-    #[arg(long, value_name = "TOOL", value_parser = clap::builder::PossibleValuesParser::new(["sqitch", "flyway", "golang-migrate", "sqlx", "goose", "dbmate", "refinery"]))]
+    #[arg(long, value_name = "TOOL", value_parser = clap::builder::PossibleValuesParser::new(["sqitch", "flyway", "golang-migrate", "sqlx", "goose", "dbmate", "refinery", "pop"]))]
     pub from: String,
+    /// pop: the dialect suffix of the files to take (default: postgres, or sqlite3 for
+    /// a SQLite target).
+    #[arg(long, value_name = "DIALECT")]
+    pub dialect: Option<String>,
     /// The other tool's migrations directory.
     pub dir: std::path::PathBuf,
     /// Where to write the change files (default: the project's changes/).

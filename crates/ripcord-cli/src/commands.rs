@@ -1225,7 +1225,14 @@ pub fn import(
     let into = args.into.clone().unwrap_or_else(|| config.changes_dir());
     // Which reverts ripcord could write depends on the engine of the default target.
     let engine = project.target(global).ok().map(|t| t.engine.kind());
-    let report = ripcord::import::import(&args.from, &args.dir, &into, engine, args.dry_run)?;
+    let report = ripcord::import::import(
+        &args.from,
+        &args.dir,
+        &into,
+        engine,
+        args.dialect.as_deref(),
+        args.dry_run,
+    )?;
     printer.json(&report);
     printer.line(format!(
         "{} {} changes from {} ({}){}",

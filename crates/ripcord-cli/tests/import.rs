@@ -353,3 +353,148 @@ fn an_imported_goose_project_drills_on_postgres() {
         stdout(&drill)
     );
 }
+
+#[test]
+fn pop_files_of_one_timestamp_are_one_change_for_the_chosen_dialect() {
+    let project = round_trip(
+        "pop",
+        &[
+            (
+                "20200101000000000000_users.sqlite3.up.sql",
+                "CREATE TABLE users (id integer PRIMARY KEY);\n",
+            ),
+            (
+                "20200101000000000000_users.sqlite3.down.sql",
+                "DROP TABLE users;\n",
+            ),
+            (
+                "20200101000000000000_users.mysql.up.sql",
+                "CREATE TABLE users (id int AUTO_INCREMENT PRIMARY KEY);\n",
+            ),
+            (
+                "20200101000000000000_users.mysql.down.sql",
+                "DROP TABLE users;\n",
+            ),
+            (
+                "20200101000000000001_users.sqlite3.up.sql",
+                "CREATE INDEX users_id ON users (id);\n",
+            ),
+            (
+                "20200101000000000001_users.sqlite3.down.sql",
+                "DROP INDEX users_id;\n",
+            ),
+            // No dialect: every dialect; an empty down undoes nothing.
+            (
+                "20200202000000000000_notes.up.sql",
+                "CREATE TABLE notes (id integer PRIMARY KEY, body text);\n",
+            ),
+            ("20200202000000000000_notes.down.sql", "DROP TABLE notes;\n"),
+            (
+                "20200303000000000000_seed.up.sql",
+                "INSERT INTO notes VALUES (1, 'hello');\n",
+            ),
+            ("20200303000000000000_seed.down.sql", ""),
+        ],
+        &["0001_users.sql", "0002_notes.sql", "0003_seed.sql"],
+    );
+    let users = change(&project, "0001_users.sql");
+    assert!(
+        users.contains("-- ripcord:deploy\nCREATE TABLE users (id integer PRIMARY KEY);\nCREATE INDEX users_id ON users (id);\n"),
+        "ups in file order: {users}"
+    );
+    assert!(
+        users.contains("-- ripcord:revert\nDROP INDEX users_id;\nDROP TABLE users;\n"),
+        "downs in reverse: {users}"
+    );
+    assert!(
+        !users.contains("AUTO_INCREMENT"),
+        "another dialect's file was left out"
+    );
+    assert!(!change(&project, "0003_seed.sql").contains("-- ripcord:revert"));
+
+    let other = Project::sqlite();
+    let source = tempfile::tempdir().unwrap();
+    write(
+        source.path(),
+        &[(
+            "20200101000000_users.up.fizz",
+            "create_table(\"users\") {}\n",
+        )],
+    );
+    let refused = run(
+        &other,
+        &[
+            "import",
+            "--from",
+            "pop",
+            &source.path().display().to_string(),
+        ],
+    );
+    expect_exit(&refused, 2);
+    assert!(stderr(&refused).contains("20200101000000_users.up.fizz is a fizz migration"));
+}
+
+#[test]
+fn a_hundred_and_twenty_pop_migrations_import_deploy_and_drill_on_postgres() {
+    let (project, _db) = Db::postgres_project();
+    let source = tempfile::tempdir().unwrap();
+    let mut files: Vec<(String, String)> = Vec::new();
+    for i in 0..120u64 {
+        let stamp = 20200101000000u64 + i * 100;
+        let name = format!("step_{i}");
+        // Every third migration has two parts; each has a mysql twin to leave out.
+        files.push((
+            format!("{stamp}000000_{name}.postgres.up.sql"),
+            format!("CREATE TABLE t{i} (id bigserial PRIMARY KEY, v text NOT NULL DEFAULT 'x');\n"),
+        ));
+        files.push((
+            format!("{stamp}000000_{name}.postgres.down.sql"),
+            format!("DROP TABLE t{i};\n"),
+        ));
+        files.push((
+            format!("{stamp}000000_{name}.mysql.up.sql"),
+            "SELECT 1;\n".into(),
+        ));
+        if i % 3 == 0 {
+            files.push((
+                format!("{stamp}000001_{name}.postgres.up.sql"),
+                format!("INSERT INTO t{i} (v) SELECT 'row ' || g FROM generate_series(1, 5) g;\n"),
+            ));
+            files.push((
+                format!("{stamp}000001_{name}.postgres.down.sql"),
+                format!("DELETE FROM t{i};\n"),
+            ));
+        }
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    write(source.path(), &refs);
+    let out = ok(
+        &project,
+        &[
+            "import",
+            "--from",
+            "pop",
+            "--dialect",
+            "postgres",
+            &source.path().display().to_string(),
+        ],
+    );
+    assert!(out.contains("Imported 120 changes"), "{out}");
+    let drill = run(&project, &["drill"]);
+    expect_exit(&drill, 0);
+    let text = stdout(&drill);
+    assert!(
+        text.contains("Drill passed: 120 changes came back exactly"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("pass 0").count(),
+        120,
+        "a verdict per change: {text}"
+    );
+    ok(&project, &["deploy"]);
+    ok(&project, &["revert", "--all", "--yes"]);
+}

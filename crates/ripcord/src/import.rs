@@ -21,6 +21,7 @@ pub const TOOLS: &[&str] = &[
     "goose",
     "dbmate",
     "refinery",
+    "pop",
 ];
 
 /// One change read from the other tool's files.
@@ -171,9 +172,10 @@ fn without_own_transaction(sql: &str, notes: &mut Vec<String>, what: &str) -> St
     sql.to_string()
 }
 
-/// Read `dir` as laid out by `tool`.
-pub fn read_layout(tool: &str, dir: &Path) -> Result<Vec<Imported>, OpError> {
+/// Read `dir` as laid out by `tool` (`dialect`: pop's file suffix to take).
+pub fn read_layout(tool: &str, dir: &Path, dialect: &str) -> Result<Vec<Imported>, OpError> {
     let changes = match tool {
+        "pop" => pop(dir, dialect)?,
         "sqitch" => sqitch(dir)?,
         "flyway" => flyway(dir, false)?,
         "refinery" => flyway(dir, true)?,
@@ -199,6 +201,7 @@ pub fn read_layout(tool: &str, dir: &Path) -> Result<Vec<Imported>, OpError> {
                     "golang-migrate" => "<version>_<title>.up.sql and .down.sql",
                     "sqlx" => "<version>_<title>.sql or .up.sql/.down.sql",
                     "goose" => "<version>_<name>.sql with -- +goose Up",
+                    "pop" => "<version>_<name>[.<dialect>].up.sql and .down.sql",
                     _ => "<version>_<name>.sql with -- migrate:up",
                 }
             ),
@@ -529,6 +532,123 @@ fn goose(dir: &Path) -> Result<Vec<Imported>, OpError> {
     Ok(changes)
 }
 
+/// pop / fizz (as Ory Kratos lays them out): `<version>_<name>[.<dialect>].up.sql` and
+/// `.down.sql`; files whose versions share their first 14 digits (one timestamp) are
+/// one change, ups in file order and downs in reverse; files of other dialects are
+/// left out; `.fizz` files are refused.
+fn pop(dir: &Path, dialect: &str) -> Result<Vec<Imported>, OpError> {
+    struct Part {
+        version: String,
+        name: String,
+        up: bool,
+        file: String,
+    }
+    let mut parts = Vec::new();
+    for file in files(dir)? {
+        if file.ends_with(".fizz") {
+            return Err(invalid(
+                format!("{file} is a fizz migration, which ripcord cannot import"),
+                "generate its SQL (`soda generate sql`, or the SQL files pop writes for your dialect) and import those",
+            ));
+        }
+        let (stem, up) = if let Some(s) = file.strip_suffix(".up.sql") {
+            (s, true)
+        } else if let Some(s) = file.strip_suffix(".down.sql") {
+            (s, false)
+        } else {
+            continue;
+        };
+        let Some((version, rest)) = stem.split_once('_') else {
+            continue;
+        };
+        if version.len() < 14 || !version.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let (name, file_dialect) = match rest.rsplit_once('.') {
+            Some((name, d)) => (name, Some(d)),
+            None => (rest, None),
+        };
+        if file_dialect.is_some_and(|d| d != dialect) {
+            continue;
+        }
+        parts.push(Part {
+            version: version.to_string(),
+            name: name.to_string(),
+            up,
+            file,
+        });
+    }
+    parts.sort_by(|a, b| (&a.version, &a.file).cmp(&(&b.version, &b.file)));
+    let mut changes: Vec<Imported> = Vec::new();
+    let mut group_of: Vec<String> = Vec::new();
+    let mut downs: Vec<Vec<String>> = Vec::new();
+    for part in &parts {
+        let group = part.version[..14].to_string();
+        let index = match group_of.iter().position(|g| g == &group) {
+            Some(index) => index,
+            None => {
+                group_of.push(group);
+                downs.push(Vec::new());
+                changes.push(Imported {
+                    name: slug(&part.name),
+                    sources: Vec::new(),
+                    deploy: String::new(),
+                    revert: None,
+                    verify: None,
+                    requires: Vec::new(),
+                    no_transaction: false,
+                    notes: Vec::new(),
+                });
+                changes.len() - 1
+            }
+        };
+        let sql = read(dir, &part.file)?;
+        changes[index].sources.push(part.file.clone());
+        if part.up {
+            let deploy = &mut changes[index].deploy;
+            if !deploy.is_empty() && !deploy.ends_with('\n') {
+                deploy.push('\n');
+            }
+            deploy.push_str(&sql);
+        } else {
+            downs[index].push(sql);
+        }
+    }
+    for (change, downs) in changes.iter_mut().zip(downs) {
+        if change.deploy.trim().is_empty() {
+            return Err(invalid(
+                format!(
+                    "{} has down files but no up file",
+                    change.sources.join(", ")
+                ),
+                "a down migration undoes an up migration of the same version",
+            ));
+        }
+        // Downs undo the parts newest first; empty down files say nothing to undo.
+        let revert: String = downs
+            .iter()
+            .rev()
+            .map(|d| {
+                if d.ends_with('\n') || d.is_empty() {
+                    d.clone()
+                } else {
+                    format!("{d}\n")
+                }
+            })
+            .collect();
+        if !revert.trim().is_empty() {
+            change.revert = Some(revert);
+        }
+        if change.sources.len() > 2 {
+            change.notes.push(format!(
+                "{} files of one timestamp made one change",
+                change.sources.len()
+            ));
+        }
+    }
+    Ok(changes)
+}
+
 fn dbmate(dir: &Path) -> Result<Vec<Imported>, OpError> {
     let mut changes = Vec::new();
     for (_, name, file) in numbered(dir)? {
@@ -595,9 +715,14 @@ pub fn import(
     dir: &Path,
     into: &Path,
     engine: Option<EngineKind>,
+    dialect: Option<&str>,
     dry_run: bool,
 ) -> Result<ImportReport, OpError> {
-    let changes = read_layout(tool, dir)?;
+    let dialect = dialect.unwrap_or(match engine {
+        Some(EngineKind::Sqlite) => "sqlite3",
+        _ => "postgres",
+    });
+    let changes = read_layout(tool, dir, dialect)?;
     let existing = if into.is_dir() {
         files(into)?
     } else {
