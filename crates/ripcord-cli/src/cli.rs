@@ -191,6 +191,12 @@ pub enum Command {
         after_help = "Example:\n  ripcord import --from sqitch ../legacy-sqitch --dry-run\n  ripcord import --from flyway db/migration\n  ripcord import --from goose migrations --into changes/\n\nLayouts: sqitch (sqitch.plan, deploy/ revert/ verify/), flyway (V/U files; R refused),\ngolang-migrate and sqlx (<version>_<title>.up.sql/.down.sql; sqlx also single .sql files),\ngoose (-- +goose Up/Down, NO TRANSACTION), dbmate (-- migrate:up/down, transaction:false),\nrefinery (V and U files; U is unversioned, not undo), pop (<version>_<name>.<dialect>.up.sql/.down.sql,\nfiles of one timestamp grouped; --dialect picks the files; .fizz refused)."
     )]
     Import(ImportArgs),
+    /// Adopt a database another tool already migrated: record the changes it applied
+    /// (from its history table) or those up to a named one as deployed, running nothing.
+    #[command(
+        after_help = "Example:\n  ripcord import --from flyway db/migration && ripcord baseline --from-tool flyway --dry-run\n  ripcord baseline --from-tool golang-migrate\n  ripcord baseline --up-to 0042_add_index\n\nReads sqitch.changes, flyway_schema_history, schema_migrations (golang-migrate, dbmate),\ngoose_db_version or _sqlx_migrations; refuses a dirty golang-migrate state and failed rows."
+    )]
+    Baseline(BaselineArgs),
     /// Clear the target's lock when its holder is gone: a process of this host that no
     /// longer runs is cleared at once; a holder elsewhere only with --force.
     #[command(
@@ -722,6 +728,19 @@ pub struct ImportArgs {
     #[arg(long, value_name = "DIR")]
     pub into: Option<std::path::PathBuf>,
     /// Show what would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Read what the database has from this tool's history table.
+    #[arg(long, value_name = "TOOL", conflicts_with = "up_to", value_parser = clap::builder::PossibleValuesParser::new(["sqitch", "flyway", "golang-migrate", "goose", "dbmate", "sqlx"]))]
+    pub from_tool: Option<String>,
+    /// The database has every change up to and including this one.
+    #[arg(long, value_name = "CHANGE")]
+    pub up_to: Option<String>,
+    /// Show what would be recorded; write nothing.
     #[arg(long)]
     pub dry_run: bool,
 }

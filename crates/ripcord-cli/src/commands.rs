@@ -1280,3 +1280,41 @@ pub fn import(
     }
     Ok(Exit::Success)
 }
+
+pub fn baseline(
+    args: &crate::cli::BaselineArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<Exit, CommandError> {
+    let project = Project::discover(global)?;
+    let plan = project.plan()?;
+    let mut target = project.target(global)?;
+    let report = ripcord::baseline::baseline(
+        &mut target,
+        &plan,
+        args.from_tool.as_deref(),
+        args.up_to.as_deref(),
+        args.dry_run,
+    )?;
+    printer.json(&report);
+    printer.line(format!(
+        "{} {} changes of {} as deployed (from {}){}",
+        if report.dry_run {
+            "Would record"
+        } else {
+            "Recorded"
+        },
+        report.recorded.len(),
+        target.name,
+        report.from,
+        if report.dry_run {
+            "; nothing written"
+        } else {
+            ", nothing run"
+        }
+    ));
+    for name in &report.recorded {
+        printer.line(format!("  = {name}"));
+    }
+    Ok(Exit::Success)
+}

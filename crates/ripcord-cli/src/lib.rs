@@ -109,6 +109,7 @@ fn run(cli: &Cli, printer: Printer) -> Result<Exit, CommandError> {
         Command::Serve(args) => serve::serve(args, global, printer),
         Command::Unlock(args) => commands::unlock(args, global, printer),
         Command::Import(args) => commands::import(args, global, printer),
+        Command::Baseline(args) => commands::baseline(args, global, printer),
         Command::Completions { shell } => {
             let mut command = <Cli as CommandFactory>::command();
             let mut text = Vec::new();

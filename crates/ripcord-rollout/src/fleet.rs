@@ -173,7 +173,7 @@ fn query_targets(
     let rows = catalogue
         .engine
         .begin(&SessionLimits::default())
-        .and_then(|()| catalogue.engine.query_rows(sql, usize::MAX));
+        .and_then(|()| catalogue.engine.query_rows(sql, 1_000_000));
     let _ = catalogue.engine.rollback();
     let rows = rows.map_err(|e| unreadable(e.to_string()))?;
     let mut members = Vec::new();

@@ -751,7 +751,7 @@ fn snapshot_before(
     crate::snapshot::create_locked(target, &policy.store, &options).map(Some)
 }
 
-fn ledger_row(
+pub(crate) fn ledger_row(
     change: &Change,
     seq: i64,
     target: &Target,

@@ -29,7 +29,7 @@ enum Expected {
 }
 
 /// Events that write a change's row.
-const WRITES_ROW: &[&str] = &["deploy_started", "deploy_completed", "rehash"];
+const WRITES_ROW: &[&str] = &["deploy_started", "deploy_completed", "rehash", "baselined"];
 
 fn expectations(events: &[AuditEvent]) -> BTreeMap<String, Expected> {
     let mut expected = BTreeMap::new();

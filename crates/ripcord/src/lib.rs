@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod baseline;
 pub mod capture;
 pub mod check;
 pub mod checkpoint;
