@@ -223,6 +223,9 @@ impl From<EngineError> for CommandError {
                 "wait for it to finish (or check that process is still alive); `ripcord status` shows where the target stands",
             ),
             EngineError::BadUrl { hint, .. } => CommandError::new(Exit::Usage, message).hint(hint),
+            EngineError::Driver { .. } => CommandError::new(Exit::Engine, message).hint(
+                "nothing was sent to the database; this is a fault in ripcord, please report it with the command that failed",
+            ),
             EngineError::Connect { .. } => CommandError::new(Exit::Engine, message)
                 .hint("check the URL, that the server is up and accepts connections from here, and the credentials"),
             EngineError::ConnectionLost { .. } => CommandError::new(Exit::Engine, message)

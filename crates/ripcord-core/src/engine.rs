@@ -369,6 +369,13 @@ pub enum EngineError {
         /// What is wrong.
         reason: String,
     },
+    /// The database driver refused a request before sending it (a value of the wrong
+    /// type): a fault of ripcord's, not of the database or the connection.
+    #[error("the database driver refused ripcord's request: {reason}")]
+    Driver {
+        /// What the driver said.
+        reason: String,
+    },
 }
 
 /// One connection to one target.

@@ -300,8 +300,16 @@ pub(crate) fn map_error(error: postgres::Error) -> EngineError {
             hint: db.hint().map(String::from),
         });
     }
-    EngineError::ConnectionLost {
-        reason: connect_reason(&error),
+    // A closed connection or a broken socket is a lost connection; anything else the
+    // driver says without the server (a value it cannot encode) is ripcord's fault.
+    let io = std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
+    if error.is_closed() || io || !error.to_string().contains("serializing") {
+        return EngineError::ConnectionLost {
+            reason: connect_reason(&error),
+        };
+    }
+    EngineError::Driver {
+        reason: redact(&error.to_string()),
     }
 }
 
