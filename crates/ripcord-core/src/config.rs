@@ -556,7 +556,8 @@ impl Config {
                             "secrets do not belong in ripcord.toml: put the URL in an environment variable and write `url_env = \"{}_DATABASE_URL\"`",
                             name.to_ascii_uppercase().replace('-', "_")
                         )),
-                        location: locate(path, &shown, "url"),
+                        // At this target's URL (the first `url` of the file may be another's).
+                        location: locate(path, &shown, &crate::url::redact(url)),
                     });
                 }
                 _ => {}
@@ -1116,12 +1117,21 @@ expect = { min = 1, max = 1e6, between = [1, 100] }
     }
 
     #[test]
+    fn a_password_is_located_at_its_own_target() {
+        let (message, _, at) = invalid(
+            "[targets.dev]\nurl = \"sqlite://dev.db\"\n\n[targets.prod]\nurl = \"postgres://app:hunter2@db/shop\"\n",
+        );
+        assert_eq!(message, "target `prod` has a password in its url");
+        assert_eq!(at.as_deref(), Some("ripcord.toml:5:8"));
+    }
+
+    #[test]
     fn passwords_in_the_file_are_refused_without_echoing_them() {
         let (message, hint, at) =
             invalid("[targets.prod]\nurl = \"postgres://app:hunter2@db/shop\"\n");
         assert_eq!(message, "target `prod` has a password in its url");
         assert!(hint.unwrap().contains("url_env = \"PROD_DATABASE_URL\""));
-        assert_eq!(at.as_deref(), Some("ripcord.toml:2:1"));
+        assert_eq!(at.as_deref(), Some("ripcord.toml:2:8"));
     }
 
     #[test]
