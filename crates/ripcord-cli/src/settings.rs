@@ -110,6 +110,7 @@ impl Project {
     /// A database named on the command line: a URL, or a target of ripcord.toml.
     pub fn source(&self, text: &str) -> Result<Target, CommandError> {
         if text.contains("://") || text.starts_with("sqlite:") {
+            existing_sqlite(text, Path::new("."))?;
             return Ok(connect(&redact(text), text, Path::new("."))?);
         }
         let config = self.config.as_ref().ok_or_else(|| {
@@ -117,6 +118,7 @@ impl Project {
                 .hint("give a URL (postgres://… or sqlite://…), a snapshot id (`ripcord snapshot list`), or run in a project whose ripcord.toml names targets")
         })?;
         let url = named_target_url(config, text)?;
+        existing_sqlite(&url, &config.root)?;
         Ok(connect(text, &url, &config.root)?)
     }
 
@@ -171,6 +173,27 @@ impl Project {
         };
         Err(error)
     }
+}
+
+/// A database read from (not deployed to) must exist: opening a SQLite path that does
+/// not would create an empty file and compare against nothing.
+fn existing_sqlite(url: &str, base: &Path) -> Result<(), CommandError> {
+    if let Ok(ripcord_core::url::TargetUrl::Sqlite(path)) = ripcord_core::url::TargetUrl::parse(url)
+    {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        };
+        if !path.exists() {
+            return Err(CommandError::new(
+                Exit::Usage,
+                format!("no SQLite database at {}", path.display()),
+            )
+            .hint("check the path; a database compared with must exist"));
+        }
+    }
+    Ok(())
 }
 
 fn env_var(name: &str) -> Option<String> {

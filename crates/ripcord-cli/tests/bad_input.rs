@@ -197,3 +197,202 @@ fn a_bom_an_upper_case_extension_and_markers_inside_strings_are_read_as_written(
         .unwrap();
     assert_eq!(left, 0, "every change reverted by its own revert section");
 }
+
+/// A SQLite project with `0001_acct` deployed and its table captured.
+fn deployed_sqlite() -> (Project, String) {
+    let project = Project::sqlite();
+    project.change("0001_acct", ACCT);
+    ok(&project, &["deploy"]);
+    ok(&project, &["capture", "enable", "acct"]);
+    let url = format!("sqlite://{}", project.sqlite_path().display());
+    (project, url)
+}
+
+#[test]
+fn command_arguments_that_name_nothing_or_make_no_sense_are_input_errors() {
+    let (project, url) = deployed_sqlite();
+    check_cases(
+        &project,
+        &url,
+        &[
+            (&["deploy", "--to", "nope"], 2, "no change named `nope`"),
+            (&["revert", "--to", "nope"], 2, "nope is not deployed"),
+            (&["revert", "--last", "0"], 2, "--last needs at least 1"),
+            (
+                &["rehash", "nope", "--reason", "x"],
+                2,
+                "no change named `nope`",
+            ),
+            (&["plan", "--to", "nope"], 2, "no change named `nope`"),
+            (&["runbook", "--to", "nope"], 2, "no change named `nope`"),
+            (&["drill", "--changes", "9..1"], 2, "no change named `9`"),
+            (&["snapshot", "restore", "nope"], 2, "no snapshot nope"),
+            (&["snapshot", "verify", "nope"], 2, "no snapshot nope"),
+            (
+                &["snapshot", "create", "--tables", "nope"],
+                2,
+                "no table named nope",
+            ),
+            (
+                &["batch", "revert", "nope"],
+                2,
+                "no captured changes are tagged `nope`",
+            ),
+            (
+                &["flashback", "nope", "--to", "2020-01-01"],
+                2,
+                "`nope` is not captured",
+            ),
+            (
+                &["flashback", "acct", "--to", "notatime"],
+                2,
+                "`notatime` is not a time",
+            ),
+            (
+                &["capture", "prune", "--before", "notatime"],
+                2,
+                "`notatime` is not a time",
+            ),
+            (&["capture", "enable", "nope"], 2, "no table `nope`"),
+            (
+                &["diff", "test", "sqlite://nope.db"],
+                2,
+                "no SQLite database at",
+            ),
+            (&["check"], 2, "this project has no checks"),
+            (
+                &["flag", "set", "bad name", "on"],
+                2,
+                "`bad name` is not a flag name",
+            ),
+            (&["flag", "set", "x;drop", "on"], 2, "is not a flag name"),
+            (&["rollout"], 2, "this project has no fleet"),
+            (&["rollout", "--fleet", "nope"], 2, "no fleet `nope`"),
+            (&["recover"], 2, "this project has no fleet"),
+            (
+                &["serve", "--listen", "1.2.3.4:99999"],
+                2,
+                "invalid socket address",
+            ),
+            (
+                &["import", "--from", "nope", "x"],
+                2,
+                "invalid value 'nope'",
+            ),
+            (
+                &["import", "--from", "sqitch", "/nonexistent-dir"],
+                2,
+                "cannot read /nonexistent-dir/sqitch.plan",
+            ),
+            (&["baseline"], 2, "already has changes of this project"),
+            (
+                &["audit", "verify", "--checkpoint", "/nonexistent-file"],
+                2,
+                "cannot read /nonexistent-file",
+            ),
+            (
+                &["--config", "/nonexistent.toml", "status"],
+                2,
+                "no config file at",
+            ),
+            (&["new", "bad name"], 2, "is not a valid slug"),
+            (&["new", "../escape"], 2, "is not a valid slug"),
+            (&["completions", "tcsh"], 2, "invalid value 'tcsh'"),
+            (&["deploy", "--frobnicate"], 2, "unexpected argument"),
+        ],
+    );
+    assert!(
+        !project.path().join("nope.db").exists(),
+        "diff created no database"
+    );
+}
+
+#[test]
+fn malformed_change_files_are_refused_with_their_place() {
+    let cases: &[(&str, &[u8], &str)] = &[
+        (
+            "0002_x.sql",
+            b"-- ripcord:revert\nDROP TABLE x;\n",
+            "change has no deploy section",
+        ),
+        (
+            "0002_x.sql",
+            b"-- requries: 0001_acct\n-- ripcord:deploy\nSELECT 1;\n",
+            "unknown directive `requries:`",
+        ),
+        (
+            "0002_x.sql",
+            b"-- ripcord:deploy\nBEGIN;\nSELECT 1;\nCOMMIT;\n",
+            "transaction control statement `BEGIN`",
+        ),
+        (
+            "0002_x.sql",
+            b"-- ripcord:deploy\nSELECT 'open;\n",
+            "is never closed",
+        ),
+        (
+            "0002_x.sql",
+            b"-- ripcord:deploy\nSELECT $f$ open;\n",
+            "is never closed",
+        ),
+        (
+            "0001_y.sql",
+            b"-- ripcord:deploy\nSELECT 1;\n",
+            "share the ID 0001",
+        ),
+        (
+            "0002_x.sql",
+            b"-- requires: 0009_nope\n-- ripcord:deploy\nSELECT 1;\n",
+            "requires 0009_nope, which is not a change",
+        ),
+        (
+            "0002_x.sql",
+            b"-- irreversible:\n-- ripcord:deploy\nSELECT 1;\n",
+            "`irreversible:` needs a reason",
+        ),
+        (
+            "0002_x.sql",
+            b"-- transaction: sometimes\n-- ripcord:deploy\nSELECT 1;\n",
+            "unknown transaction mode `sometimes`",
+        ),
+        (
+            "0002_x.sql",
+            b"\xff\xfe-- ripcord:deploy\nSELECT 1;\n",
+            "valid UTF-8",
+        ),
+        (
+            "0002_x.sql",
+            b"SELECT 1;\n-- ripcord:deploy\nSELECT 1;\n",
+            "SQL before the first section",
+        ),
+        (
+            "notes.sql",
+            b"-- ripcord:deploy\nSELECT 1;\n",
+            "is not `<ID>_<slug>.sql`",
+        ),
+        (
+            "0002_x y.sql",
+            b"-- ripcord:deploy\nSELECT 1;\n",
+            "is not `<ID>_<slug>.sql`",
+        ),
+        (
+            "0002_x.sql",
+            b"-- ripcord:deploy\n",
+            "the deploy section is empty",
+        ),
+        (
+            "0002_x.sql",
+            b"-- ripcord:deploy\nSELECT 1;\n-- ripcord:deploy\nSELECT 2;\n",
+            "appears twice",
+        ),
+    ];
+    for (file, text, says) in cases {
+        let (project, url) = deployed_sqlite();
+        std::fs::write(project.path().join("changes").join(file), text).unwrap();
+        check_cases(
+            &project,
+            &url,
+            &[(&["plan"], 2, says), (&["deploy"], 2, says)],
+        );
+    }
+}

@@ -64,6 +64,23 @@ fn literal(text: &str) -> String {
 }
 
 /// Columns and key of `table`.
+/// SQLite reads any text as a time and yields NULL for what is none: say so instead of
+/// comparing with NULL (which would prune or flash back nothing, silently).
+fn check_time(conn: &Connection, text: &str) -> Result<(), EngineError> {
+    let read: Option<String> = conn
+        .query_row("SELECT strftime('%Y-%m-%d %H:%M:%f', ?1)", [text], |r| {
+            r.get(0)
+        })
+        .map_err(map_error)?;
+    match read {
+        Some(_) => Ok(()),
+        None => Err(EngineError::Invalid {
+            reason: format!("`{text}` is not a time"),
+            hint: Some("write it as 2026-11-30 14:00:00 (UTC) or 2026-11-30T14:00:00Z".into()),
+        }),
+    }
+}
+
 fn describe(conn: &Connection, table: &str) -> Result<(Vec<String>, Vec<String>), EngineError> {
     let exists: bool = conn
         .query_row(
@@ -271,6 +288,7 @@ impl Capture for SqliteCapture<'_> {
     }
 
     fn prune(&mut self, before: &str) -> Result<i64, EngineError> {
+        check_time(self.conn, before)?;
         let cutoff = format!("strftime('%Y-%m-%d %H:%M:%f', {})", literal(before));
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
@@ -350,6 +368,7 @@ impl Capture for SqliteCapture<'_> {
         progress: &mut dyn FnMut(&UndoProgress),
     ) -> Result<UndoOutcome, EngineError> {
         if let UndoScope::After { table, after } = scope {
+            check_time(self.conn, after)?;
             self.captured_key(table)?;
             let (reachable, from): (bool, String) = self
                 .conn
