@@ -243,6 +243,8 @@ fn bad_input_is_a_clear_error_that_changes_nothing() {
         .batch_execute("CREATE TABLE typed (k integer PRIMARY KEY);")
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // An (empty) SQLite file to compare with: a path that does not exist is refused first.
+    std::fs::write(dir.path().join("x.db"), b"").unwrap();
     let run_diff = |args: &[&str]| {
         ripcord_in(dir.path())
             .arg("diff")
