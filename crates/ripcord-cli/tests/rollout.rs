@@ -355,6 +355,32 @@ fn atomic_crash(failpoint: &str, committed: bool) {
 }
 
 #[test]
+fn killed_before_prepare_nothing_changes_anywhere_and_the_rerun_converges() {
+    let fleet = Fleet::new("", "");
+    fleet.with_orders();
+    fleet.project.change(
+        "0002_status",
+        "-- ripcord:deploy\nALTER TABLE orders ADD COLUMN status text;\n-- ripcord:revert\nALTER TABLE orders DROP COLUMN status;\n",
+    );
+    let output = fleet.run_with(
+        ("RIPCORD_FAILPOINT", "atomic_before_prepare"),
+        &["rollout", "--atomic"],
+    );
+    assert_ne!(output.status.code(), Some(0), "the failpoint did not fire");
+    // Whatever another target prepared meanwhile is finished by recovery: no commit
+    // decision was recorded, so nothing is committed anywhere.
+    expect_exit(&fleet.run(&["recover"]), 0);
+    for i in 0..4 {
+        assert_eq!(fleet.prepared(i), 0);
+        assert!(!fleet.deployed(i, "0002_status"), "s{}", i + 1);
+    }
+    expect_exit(&fleet.run(&["rollout", "--atomic"]), 0);
+    for i in 0..4 {
+        assert_eq!(fleet.events(i, "deploy_completed", "0002_status"), 1);
+    }
+}
+
+#[test]
 fn killed_after_prepare_and_before_the_decision_recover_rolls_everything_back() {
     atomic_crash("atomic_after_prepare", false);
 }

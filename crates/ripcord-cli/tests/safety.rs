@@ -112,9 +112,61 @@ fn real_sigkill_mid_change_rolls_back_and_rerun_converges((project, db): (Projec
     ok(&project, &["verify"]);
 }
 
+fn crash_in_a_non_transactional_revert_resumes_exactly_once((project, db): (Project, Db)) {
+    project.simple_change("0001_t", "CREATE TABLE t (n integer);", "DROP TABLE t;", "");
+    project.change(
+        "0002_load",
+        "-- transaction: none\n-- ripcord:deploy\n\
+         INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);\nINSERT INTO t VALUES (3);\n\
+         -- ripcord:revert\nDELETE FROM t WHERE n = 3;\nDELETE FROM t WHERE n = 2;\nDELETE FROM t WHERE n = 1;\n",
+    );
+    ok(&project, &["deploy"]);
+    // Die right after the second statement of the revert committed.
+    let crashed = ripcord_in(project.path())
+        .args(["revert", "--yes"])
+        .env("RIPCORD_FAILPOINT", "nontx_revert_statement_done#2")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint kills the process");
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "1");
+    let status = ok(&project, &["status"]);
+    assert!(
+        status.contains("revert stopped after 2 of 3 statements"),
+        "{status}"
+    );
+    // The rerun resumes at the third statement: nothing runs twice.
+    ok(&project, &["revert", "--yes"]);
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "0");
+    assert!(ok(&project, &["status"]).contains("1 deployed"));
+    ok(&project, &["audit", "verify"]);
+    // And it deploys again from scratch.
+    ok(&project, &["deploy"]);
+    assert_eq!(db.scalar("SELECT sum(n) FROM t"), "6");
+}
+
+fn crash_just_before_a_commit_loses_that_change_only((project, db): (Project, Db)) {
+    three_changes(&project);
+    // Die before the second change commits: its transaction dies with the process.
+    let crashed = ripcord_in(project.path())
+        .args(["deploy"])
+        .env("RIPCORD_FAILPOINT", "before_commit#2")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the failpoint kills the process");
+    assert!(ok(&project, &["status"]).contains("1 deployed"));
+    let out = ok(&project, &["deploy"]);
+    assert!(out.contains("Deployed 2 changes"), "{out}");
+    assert!(ok(&project, &["status"]).contains("3 deployed"));
+    ok(&project, &["verify"]);
+    ok(&project, &["audit", "verify"]);
+    let _ = db;
+}
+
 on_both_engines!(
     concurrent_deploys_one_gets_exit_3,
     crash_in_a_non_transactional_change_resumes_exactly_once,
+    crash_in_a_non_transactional_revert_resumes_exactly_once,
+    crash_just_before_a_commit_loses_that_change_only,
     real_sigkill_mid_change_rolls_back_and_rerun_converges,
 );
 
