@@ -62,6 +62,16 @@ pub struct LockHolder {
     pub command: String,
 }
 
+/// Whether process `pid` of this host still runs (assumed so where it cannot be told:
+/// without `/proc`).
+pub fn process_runs(pid: u32) -> bool {
+    let proc_root = std::path::Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return true;
+    }
+    proc_root.join(pid.to_string()).exists()
+}
+
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use ripcord_core::audit::AuditEvent;
+
 use crate::Served;
 use crate::api::ApiError;
 
@@ -270,8 +272,11 @@ fn scrape(served: &Served) -> Result<String, String> {
         }
         // What went wrong reading one target leaves its other metrics out, not the scrape.
         if let Ok(mut target) = served.open(&name) {
-            let _ = from_chain(&mut target, &name, &metrics);
-            let _ = coverage(served, &mut target, &summary.pending, &label, &metrics);
+            // The chain is read once for the counters and the ratios.
+            if let Ok(events) = ripcord::audit::events(&mut target) {
+                from_chain(&events, &name, &metrics);
+                coverage(served, &events, &summary.pending, &label, &metrics);
+            }
             let _ = from_two_phase(&mut target, &label, &metrics);
             let _ = from_rollouts(&mut target, &name, &metrics);
         }
@@ -287,11 +292,7 @@ fn scrape(served: &Served) -> Result<String, String> {
     Ok(text)
 }
 
-fn from_chain(
-    target: &mut ripcord::Target,
-    name: &str,
-    metrics: &Metrics,
-) -> Result<(), ripcord::OpError> {
+fn from_chain(events: &[AuditEvent], name: &str, metrics: &Metrics) {
     let label = TargetLabel {
         target: name.to_string(),
     };
@@ -299,7 +300,7 @@ fn from_chain(
         target: name.to_string(),
         outcome: outcome.to_string(),
     };
-    for event in ripcord::audit::events(target)? {
+    for event in events {
         let seconds = event
             .detail_json()
             .get("duration_ms")
@@ -354,18 +355,16 @@ fn from_chain(
                 .observe(seconds);
         }
     }
-    Ok(())
 }
 
 /// The check pass ratio and the drill coverage of one target.
 fn coverage(
     served: &Served,
-    target: &mut ripcord::Target,
+    events: &[AuditEvent],
     pending: &[String],
     label: &TargetLabel,
     metrics: &Metrics,
-) -> Result<(), ApiError> {
-    let events = ripcord::audit::events(target)?;
+) {
     let passed = events.iter().filter(|e| e.kind == "gate_passed").count();
     let failed = events.iter().filter(|e| e.kind == "gate_failed").count();
     if passed + failed > 0 {
@@ -403,7 +402,6 @@ fn coverage(
         covered as f64 / pending.len() as f64
     };
     metrics.drill_coverage.get_or_create(label).set(ratio);
-    Ok(())
 }
 
 fn from_two_phase(

@@ -5,7 +5,7 @@ use ripcord_core::fleet::{Flag, FleetLedger, RolloutRecord, RolloutStep};
 use ripcord_core::{EngineError, LockHolder};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{map_error, parse_time, process_alive, this_host};
+use crate::{map_error, parse_time, this_host};
 
 /// Ledger version 6: rollouts, their steps and feature flags.
 pub const LEDGER_STEP: &str = r#"
@@ -68,7 +68,7 @@ impl FleetLedger for SqliteFleet<'_> {
             .find(|r| r.fleet == fleet && r.unfinished())
             .map(|r| r.holder)
             .filter(|h| h.pid != std::process::id())
-            .filter(|h| h.host != this_host() || process_alive(h.pid));
+            .filter(|h| h.host != this_host() || ripcord_core::engine::process_runs(h.pid));
         match holder {
             Some(holder) => Err(EngineError::LockBusy {
                 holder: Some(holder),

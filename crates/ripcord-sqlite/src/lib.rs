@@ -77,34 +77,10 @@ impl SqliteEngine {
     }
 
     /// The lock row's holder, unless it is a process of this host that no longer runs.
+    /// The lock's holder, unless it is a process of this host that no longer runs.
     fn live_holder(&mut self) -> Result<Option<LockHolder>, EngineError> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT host, pid, since, command FROM ripcord_lock WHERE id = 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(map_error)?;
-        let Some((host, pid, since, command)) = row else {
-            return Ok(None);
-        };
-        if host == this_host() && !process_alive(pid as u32) {
-            return Ok(None);
-        }
-        Ok(Some(LockHolder {
-            host,
-            pid: pid as u32,
-            since: parse_time(&since)?,
-            command,
+        Ok(self.lock_record()?.filter(|holder| {
+            holder.host != this_host() || ripcord_core::engine::process_runs(holder.pid)
         }))
     }
 
@@ -363,14 +339,6 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, EngineError> {
 }
 
 /// Whether the process `pid` still runs on this host (unknown → assume it does).
-fn process_alive(pid: u32) -> bool {
-    let proc_root = Path::new("/proc");
-    if !proc_root.join("self").exists() {
-        return true;
-    }
-    proc_root.join(pid.to_string()).exists()
-}
-
 fn this_host() -> String {
     std::env::var("RIPCORD_HOST")
         .ok()
@@ -947,7 +915,9 @@ impl Engine for SqliteEngine {
             else {
                 continue;
             };
-            if !process_alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+            if !ripcord_core::engine::process_runs(pid)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
                 dropped.push(name);
             }
         }

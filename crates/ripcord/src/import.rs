@@ -304,35 +304,21 @@ fn flyway(dir: &Path, refinery: bool) -> Result<Vec<Imported>, OpError> {
             continue;
         };
         let (kind, version) = head.split_at(head.len().min(1));
+        let key = || {
+            version_key(version).ok_or_else(|| {
+                invalid(
+                    format!("{file}: `{version}` is not a version"),
+                    &format!("{tool} names files {kind}<version>__<description>.sql"),
+                )
+            })
+        };
         match kind {
+            // refinery's U files are unversioned migrations, not undo scripts.
             "V" | "U" if refinery => {
-                let key = version_key(version).ok_or_else(|| {
-                    invalid(
-                        format!("{file}: `{version}` is not a version"),
-                        "refinery names files V<n>__name.sql",
-                    )
-                })?;
-                // refinery's U files are unversioned migrations, not undo scripts.
-                versioned.push((key, description.to_string(), file.clone()));
+                versioned.push((key()?, description.to_string(), file.clone()))
             }
-            "V" => {
-                let key = version_key(version).ok_or_else(|| {
-                    invalid(
-                        format!("{file}: `{version}` is not a version"),
-                        "Flyway names files V<version>__<description>.sql",
-                    )
-                })?;
-                versioned.push((key, description.to_string(), file.clone()));
-            }
-            "U" => {
-                let key = version_key(version).ok_or_else(|| {
-                    invalid(
-                        format!("{file}: `{version}` is not a version"),
-                        "Flyway names undo files U<version>__<description>.sql",
-                    )
-                })?;
-                undo.push((key, file.clone()));
-            }
+            "V" => versioned.push((key()?, description.to_string(), file.clone())),
+            "U" => undo.push((key()?, file.clone())),
             "R" => {
                 return Err(invalid(
                     format!("{file} is a repeatable migration, which ripcord does not import"),

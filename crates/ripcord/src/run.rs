@@ -53,7 +53,10 @@ fn take_lock(target: &mut Target, me: &LockHolder) -> Result<(), OpError> {
         match target.engine.lock(me) {
             Err(EngineError::LockBusy {
                 holder: Some(holder),
-            }) if holder.host == me.host && holder.pid != me.pid && !process_runs(holder.pid) => {
+            }) if holder.host == me.host
+                && holder.pid != me.pid
+                && !ripcord_core::engine::process_runs(holder.pid) =>
+            {
                 let since = *waiting.get_or_insert_with(|| {
                     tracing::warn!(
                         event = "lock_wait",
@@ -76,15 +79,6 @@ fn take_lock(target: &mut Target, me: &LockHolder) -> Result<(), OpError> {
             }
             other => return other.map_err(OpError::from),
         }
-    }
-}
-
-/// Whether process `pid` of this host still runs (assumed so where it cannot be told).
-pub(crate) fn process_runs(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
     }
 }
 

@@ -36,7 +36,7 @@ pub fn unlock(target: &mut Target, force: bool) -> Result<UnlockReport, OpError>
     let Some(held) = holder else {
         return Ok(report(None, "free"));
     };
-    let gone = held.host == target.identity.host && !crate::run::process_runs(held.pid);
+    let gone = held.host == target.identity.host && !ripcord_core::engine::process_runs(held.pid);
     if !gone && !force {
         return Ok(report(Some(held), "refused"));
     }
