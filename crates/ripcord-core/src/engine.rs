@@ -13,7 +13,7 @@ use crate::change::TransactionMode;
 use crate::fingerprint::{SchemaObject, TableData};
 
 /// Version of the ledger layout this build writes and reads.
-pub const LEDGER_VERSION: u32 = 6;
+pub const LEDGER_VERSION: u32 = 7;
 
 /// Which engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -28,6 +28,7 @@ const STEPS: &[&[&str]] = &[
     &[STEP_4, crate::vault::PUT_BACK_V2],
     &[crate::checks::LEDGER_STEP],
     &[crate::fleet::LEDGER_STEP],
+    &[crate::vault::KEY_MOVES],
 ];
 
 /// Version 4: changes carry the project that deployed them, and the vault's put-back

@@ -138,52 +138,17 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
             }
         })
         .collect();
-    let mut sequences = Vec::new();
-    for r in client
-        .query(
-            "SELECT s.relname::text, quote_ident(n.nspname) || '.' || quote_ident(s.relname), \
-                    a.attname::text, d.deptype = 'i', format_type(q.seqtypid, NULL), \
-                    format('INCREMENT %s MINVALUE %s MAXVALUE %s START %s CACHE %s %s', \
-                        q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache, \
-                        CASE WHEN q.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END) \
-             FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
-             JOIN pg_namespace n ON n.oid = s.relnamespace \
-             JOIN pg_sequence q ON q.seqrelid = s.oid \
-             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
-             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
-               AND d.refobjid = $1 AND d.deptype IN ('a', 'i') ORDER BY 1",
-            &[&oid],
-        )
-        .map_err(map_error)?
-    {
-        let qualified: String = r.get(1);
-        let value = client
-            .query_one(
-                &format!("SELECT last_value, is_called FROM {qualified}"),
-                &[],
-            )
-            .map_err(map_error)?;
-        let sequence = OwnedSequence {
-            name: r.get(0),
-            column: r.get(2),
-            identity: r.get(3),
-            data_type: r.get(4),
-            options: r.get(5),
-            last_value: value.get(0),
-            is_called: value.get(1),
-        };
-        if !sequence.identity {
-            // A serial default names the old sequence; the restore makes its own.
-            if let Some(column) = columns.iter_mut().find(|c| c.name == sequence.column)
-                && column
-                    .default
-                    .as_deref()
-                    .is_some_and(|d| d.starts_with("nextval("))
-            {
-                column.default = None;
-            }
+    let sequences = owned_sequences(client, oid)?;
+    for sequence in sequences.iter().filter(|s| !s.identity) {
+        // A serial default names the old sequence; the restore makes its own.
+        if let Some(column) = columns.iter_mut().find(|c| c.name == sequence.column)
+            && column
+                .default
+                .as_deref()
+                .is_some_and(|d| d.starts_with("nextval("))
+        {
+            column.default = None;
         }
-        sequences.push(sequence);
     }
     let named = |client: &mut Client, sql: &str| -> Result<Vec<NamedDefinition>, EngineError> {
         Ok(client
@@ -522,6 +487,50 @@ impl TableSnapshots for PgSnapshots<'_> {
             .map(|r| r.get(0))
             .collect())
     }
+}
+
+/// The sequences that columns of table `oid` own (serial and identity), with the value
+/// each has reached.
+pub(crate) fn owned_sequences(
+    client: &mut Client,
+    oid: u32,
+) -> Result<Vec<OwnedSequence>, EngineError> {
+    let mut sequences = Vec::new();
+    for r in client
+        .query(
+            "SELECT s.relname::text, quote_ident(n.nspname) || '.' || quote_ident(s.relname), \
+                    a.attname::text, d.deptype = 'i', format_type(q.seqtypid, NULL), \
+                    format('INCREMENT %s MINVALUE %s MAXVALUE %s START %s CACHE %s %s', \
+                        q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache, \
+                        CASE WHEN q.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END) \
+             FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+             JOIN pg_namespace n ON n.oid = s.relnamespace \
+             JOIN pg_sequence q ON q.seqrelid = s.oid \
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+               AND d.refobjid = $1 AND d.deptype IN ('a', 'i') ORDER BY 1",
+            &[&oid],
+        )
+        .map_err(map_error)?
+    {
+        let qualified: String = r.get(1);
+        let value = client
+            .query_one(
+                &format!("SELECT last_value, is_called FROM {qualified}"),
+                &[],
+            )
+            .map_err(map_error)?;
+        sequences.push(OwnedSequence {
+            name: r.get(0),
+            column: r.get(2),
+            identity: r.get(3),
+            data_type: r.get(4),
+            options: r.get(5),
+            last_value: value.get(0),
+            is_called: value.get(1),
+        });
+    }
+    Ok(sequences)
 }
 
 struct PgWorker {

@@ -7,7 +7,7 @@
 
 use postgres::Client;
 use ripcord_core::EngineError;
-use ripcord_core::snapshot::{RestorePlace, TableDefinition};
+use ripcord_core::snapshot::{OwnedSequence, RestorePlace, TableDefinition};
 use ripcord_core::vault::{
     CreatedKind, Effect, Kept, Undo, Vault, VaultEntry, VaultOrigin, identifier_value,
 };
@@ -184,6 +184,118 @@ BEGIN
             RETURN 0;
         END IF;
         EXECUTE format('UPDATE %s t SET %s FROM %s k WHERE %s', live, sets, v.stored, keyjoin);
+    ELSIF v.action = 'insert' THEN
+        EXECUTE format('DELETE FROM %s t USING %s k WHERE %s', live, v.stored, keyjoin);
+    ELSE
+        RAISE EXCEPTION 'ripcord vault entry % has unknown action %', entry, v.action;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$fn$;
+"#;
+
+/// Ledger version 7: UPDATEs that change a key are kept with the keys they moved rows
+/// to, and put back under the old keys.
+pub const KEY_MOVES: &str = r#"
+-- Version 2 of the keeping trigger body: a fourth argument is a statement run after the
+-- copy (an UPDATE's new keys that were not among its old ones: its rows moved).
+CREATE OR REPLACE FUNCTION ripcord.vault_keep_rows() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_ARGV[2] = ANY (string_to_array(current_setting('ripcord.vault_active', true), ',')) THEN
+        EXECUTE format('INSERT INTO %s SELECT %s FROM ripcord_vault_rows', TG_ARGV[0], TG_ARGV[1]);
+        IF TG_NARGS > 3 THEN
+            EXECUTE TG_ARGV[3];
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+-- Put the rows of vault entry `entry` back into its table: re-insert deleted rows,
+-- reset updated values (rows whose key an UPDATE changed go back under their old key),
+-- remove inserted rows. Columns are matched by name as the table
+-- is now; generated columns are recomputed.
+CREATE OR REPLACE FUNCTION ripcord.vault_put_back(entry bigint) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    v ripcord.vault%ROWTYPE;
+    live regclass;
+    cols text;
+    sets text;
+    keyjoin text;
+    keylist text;
+    has_unique boolean;
+    missing text;
+    moved boolean;
+    n bigint;
+BEGIN
+    SELECT * INTO v FROM ripcord.vault WHERE id = entry;
+    IF NOT FOUND OR v.stored IS NULL OR to_regclass(v.stored) IS NULL THEN
+        RAISE EXCEPTION 'ripcord vault entry % is gone (pruned?); its rows cannot be put back', entry;
+    END IF;
+    live := to_regclass(v.table_name);
+    IF live IS NULL THEN
+        RAISE EXCEPTION 'table % does not exist; the revert must re-create it before its kept rows can be put back', v.table_name;
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('%I = k.%I', a.attname, a.attname), ', ' ORDER BY a.attnum)
+             FILTER (WHERE a.attname <> ALL (v.key_columns) AND a.attidentity <> 'a')
+      INTO cols, sets
+      FROM pg_attribute a
+     WHERE a.attrelid = live AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       AND EXISTS (SELECT 1 FROM pg_attribute b WHERE b.attrelid = v.stored::regclass
+                     AND b.attname = a.attname AND b.attnum > 0 AND NOT b.attisdropped);
+    IF v.action IN ('drop_column', 'alter_type') THEN
+        -- The entry holds exactly the values the change destroyed: each needs its column.
+        SELECT string_agg(quote_ident(b.attname), ', ' ORDER BY b.attnum) INTO missing
+          FROM pg_attribute b
+         WHERE b.attrelid = v.stored::regclass AND b.attnum > 0 AND NOT b.attisdropped
+           AND b.attname <> ALL (v.key_columns)
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = live
+                             AND a.attname = b.attname AND a.attnum > 0 AND NOT a.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'the kept values of column(s) % of % cannot be put back: the revert did not re-create them (vault entry %)',
+                missing, v.table_name, entry
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'make the revert re-create the column(s), then `ripcord rehash` the change; or remove its revert section so that ripcord writes one';
+        END IF;
+    END IF;
+    SELECT string_agg(format('t.%I = k.%I', c, c), ' AND '), string_agg(quote_ident(c), ', ')
+      INTO keyjoin, keylist FROM unnest(v.key_columns) c;
+    IF v.action IN ('delete', 'truncate', 'drop_table') THEN
+        SELECT EXISTS (
+            SELECT 1 FROM pg_index i
+             WHERE i.indrelid = live AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+               AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+                     WHERE a.attrelid = live AND a.attnum = ANY (i.indkey))
+                   = (SELECT array_agg(c ORDER BY c) FROM unnest(v.key_columns) c))
+          INTO has_unique;
+        IF keylist IS NOT NULL AND has_unique THEN
+            -- An author's revert may already have put some rows back.
+            EXECUTE format('INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ON CONFLICT (%s) DO %s',
+                live, cols, cols, v.stored, keylist,
+                CASE WHEN sets IS NULL THEN 'NOTHING'
+                     ELSE 'UPDATE SET ' || replace(sets, ' = k.', ' = EXCLUDED.') END);
+        ELSE
+            EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s',
+                live, cols, cols, v.stored);
+        END IF;
+    ELSIF v.action IN ('update', 'drop_column', 'alter_type') THEN
+        SELECT EXISTS (SELECT 1 FROM pg_attribute b WHERE b.attrelid = v.stored::regclass
+                         AND b.attname = 'ripcord_vault_moved' AND NOT b.attisdropped)
+          INTO moved;
+        IF moved THEN
+            -- Rows the UPDATE gave a new key: remove them under it, then re-insert the
+            -- old images whose key is gone.
+            EXECUTE format('DELETE FROM %s t USING %s k WHERE k.ripcord_vault_moved AND %s', live, v.stored, keyjoin);
+            EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s k WHERE k.ripcord_vault_moved = false AND NOT EXISTS (SELECT 1 FROM %s t WHERE %s)',
+                live, cols, cols, v.stored, live, keyjoin);
+        END IF;
+        IF sets IS NULL THEN
+            RETURN 0;
+        END IF;
+        EXECUTE format('UPDATE %s t SET %s FROM %s k WHERE %s%s', live, sets, v.stored, keyjoin,
+            CASE WHEN moved THEN ' AND k.ripcord_vault_moved IS NOT TRUE' ELSE '' END);
     ELSIF v.action = 'insert' THEN
         EXECUTE format('DELETE FROM %s t USING %s k WHERE %s', live, v.stored, keyjoin);
     ELSE
@@ -496,24 +608,55 @@ impl PgVault<'_> {
     ) -> Result<Kept, EngineError> {
         let table = self.qualified(oid)?;
         let (id, stored) = self.new_entry(origin, action, &table, keys, Value::Null)?;
+        let key_list = |prefix: &str| {
+            keys.iter()
+                .map(|k| format!("{prefix}{}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let (event, transition, columns) = match action {
-            "insert" => (
-                "INSERT",
-                "NEW",
-                keys.iter()
-                    .map(|k| quote_ident(k))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            "insert" => ("INSERT", "NEW TABLE AS ripcord_vault_rows", key_list("")),
+            "update" => (
+                "UPDATE",
+                "OLD TABLE AS ripcord_vault_rows NEW TABLE AS ripcord_vault_new",
+                "*".to_string(),
             ),
-            "update" => ("UPDATE", "OLD", "*".to_string()),
-            _ => ("DELETE", "OLD", "*".to_string()),
+            _ => ("DELETE", "OLD TABLE AS ripcord_vault_rows", "*".to_string()),
+        };
+        let (moved_column, moved_keys) = if action == "update" {
+            // The keys an UPDATE moved rows to (new keys that were not old keys), so
+            // that the put-back finds those rows.
+            (
+                format!("ALTER TABLE {stored} ADD COLUMN ripcord_vault_moved boolean;"),
+                format!(
+                    ", {}",
+                    // Old images whose key no row holds after the UPDATE are marked
+                    // `false`: only they are re-inserted, not rows an author's revert
+                    // removed on purpose.
+                    sql_literal(&format!(
+                        "WITH moved AS (INSERT INTO {stored} ({keys}, ripcord_vault_moved) SELECT {new_keys}, true \
+                         FROM ripcord_vault_new n WHERE NOT EXISTS (SELECT 1 FROM ripcord_vault_rows o \
+                         WHERE ({old_keys}) = ({new_keys}))) \
+                         UPDATE {stored} s SET ripcord_vault_moved = false \
+                         WHERE s.ripcord_vault_moved IS NULL AND NOT EXISTS (SELECT 1 FROM ripcord_vault_new n \
+                         WHERE ({new_keys}) = ({stored_keys}))",
+                        keys = key_list(""),
+                        new_keys = key_list("n."),
+                        old_keys = key_list("o."),
+                        stored_keys = key_list("s."),
+                    ))
+                ),
+            )
+        } else {
+            (String::new(), String::new())
         };
         self.client
             .batch_execute(&format!(
                 "CREATE TABLE {stored} AS SELECT {columns} FROM {table} WITH NO DATA;
+                 {moved_column}
                  CREATE TRIGGER ripcord_vault_{id} AFTER {event} ON {table}
-                   REFERENCING {transition} TABLE AS ripcord_vault_rows
-                   FOR EACH STATEMENT EXECUTE FUNCTION ripcord.vault_keep_rows({}, {}, '{id}');
+                   REFERENCING {transition}
+                   FOR EACH STATEMENT EXECUTE FUNCTION ripcord.vault_keep_rows({}, {}, '{id}'{moved_keys});
                  SELECT set_config('ripcord.vault_active',
                      concat_ws(',', nullif(current_setting('ripcord.vault_active', true), ''), '{id}'), true);",
                 sql_literal(&stored),
@@ -523,7 +666,8 @@ impl PgVault<'_> {
         Ok(Kept {
             effect: Effect::Nothing,
             entry: Some(id),
-            state: json!({ "trigger": format!("ripcord_vault_{id}"), "table_oid": oid, "stored": stored }),
+            state: json!({ "trigger": format!("ripcord_vault_{id}"), "table_oid": oid, "stored": stored,
+                           "moves": action == "update" }),
         })
     }
 
@@ -703,11 +847,14 @@ impl PgVault<'_> {
                 };
                 let keys = self.require_key(oid, what)?;
                 let qualified = self.qualified(oid)?;
-                let mut cannot = None;
                 if keys.contains(&state.name) {
-                    cannot = Some(format!(
-                        "column {} is part of the key of {qualified}",
-                        state.name
+                    // Its values are what would match the kept rows to the table again.
+                    return Err(invalid(
+                        format!(
+                            "column {} is part of the key of {qualified}, so {what} could not be matched to their rows again",
+                            state.name
+                        ),
+                        "give the change a revert section of its own, or declare it `-- irreversible: <reason>`",
                     ));
                 }
                 let (dependents, inbound, views) = if dropping {
@@ -721,12 +868,36 @@ impl PgVault<'_> {
                 } else {
                     Default::default()
                 };
-                if dropping && (state.identity || state.serial) {
-                    cannot = Some(format!(
-                        "column {} of {qualified} draws from its own sequence",
-                        state.name
-                    ));
-                }
+                // The column's own sequence goes with it; the undo makes it again and
+                // sets it to the value it had reached.
+                let sequence = if dropping && (state.identity || state.serial) {
+                    crate::snapshot::owned_sequences(self.client, oid)?
+                        .into_iter()
+                        .find(|s| s.column == state.name)
+                } else {
+                    None
+                };
+                let schema: String = self
+                    .client
+                    .query_one(
+                        "SELECT quote_ident(n.nspname) FROM pg_class c \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                        &[&oid],
+                    )
+                    .map_err(map_error)?
+                    .get(0);
+                let identity_kind: Option<String> = if state.identity {
+                    self.client
+                        .query_one(
+                            "SELECT CASE attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END \
+                             FROM pg_attribute WHERE attrelid = $1 AND attnum = $2",
+                            &[&oid, &state.attnum],
+                        )
+                        .map_err(map_error)?
+                        .get(0)
+                } else {
+                    None
+                };
                 let action = if dropping {
                     "drop_column"
                 } else {
@@ -749,7 +920,8 @@ impl PgVault<'_> {
                 Ok(kept(
                     Some(id),
                     json!({ "oid": oid, "column": state, "dependents": dependents,
-                            "inbound": inbound, "views": views, "cannot": cannot }),
+                            "inbound": inbound, "views": views, "sequence": sequence,
+                            "schema": schema, "identity": identity_kind }),
                 ))
             }
         }
@@ -806,7 +978,7 @@ impl Vault for PgVault<'_> {
         if !present {
             self.client
                 .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS ripcord; {LEDGER_STEP} {PUT_BACK_V2}"
+                    "CREATE SCHEMA IF NOT EXISTS ripcord; {LEDGER_STEP} {PUT_BACK_V2} {KEY_MOVES}"
                 ))
                 .map_err(map_error)?;
         }
@@ -815,15 +987,32 @@ impl Vault for PgVault<'_> {
 
     fn undo(&mut self, kept: &Kept) -> Result<Undo, EngineError> {
         let state = &kept.state;
+        let mut moved_rows = 0;
         if state.get("trigger").is_some() {
             let stored = state["stored"].as_str().unwrap_or_default();
+            let moves = state["moves"].as_bool() == Some(true);
+            let images = if moves {
+                " WHERE ripcord_vault_moved IS NOT TRUE"
+            } else {
+                ""
+            };
             self.client
                 .batch_execute(&format!(
                     "SELECT set_config('ripcord.vault_active', '', true);
-                     UPDATE ripcord.vault SET rows = (SELECT count(*) FROM {stored}) WHERE id = {};",
+                     UPDATE ripcord.vault SET rows = (SELECT count(*) FROM {stored}{images}) WHERE id = {};",
                     kept.entry.unwrap_or_default()
                 ))
                 .map_err(map_error)?;
+            if moves {
+                moved_rows = self
+                    .client
+                    .query_one(
+                        &format!("SELECT count(*) FROM {stored} WHERE ripcord_vault_moved"),
+                        &[],
+                    )
+                    .map_err(map_error)?
+                    .get::<_, i64>(0);
+            }
         }
         if state.get("absent").and_then(Value::as_bool) == Some(true) {
             return Ok(Undo::default());
@@ -961,6 +1150,23 @@ impl Vault for PgVault<'_> {
             | Effect::Update { table }
             | Effect::Insert { table } => {
                 cannot(&mut undo, state.get("cannot").and_then(Value::as_str));
+                if moved_rows > 0
+                    && let Some(oid) = state["table_oid"].as_u64()
+                {
+                    let referenced_by = self.inbound_foreign_keys(oid as u32, None)?;
+                    if !referenced_by.is_empty() {
+                        // Putting such rows back under their old key means deleting them
+                        // under the new one, which other tables' rows now reference.
+                        cannot(
+                            &mut undo,
+                            Some(&format!(
+                                "the UPDATE changed the key of {moved_rows} row(s) of {table}, which other tables reference by foreign key"
+                            )),
+                        );
+                        undo.restore.clear();
+                        return Ok(undo);
+                    }
+                }
                 if let Some(id) = kept.entry {
                     let verb = match &kept.effect {
                         Effect::Truncate { .. } => "rows TRUNCATE removed from",
@@ -976,7 +1182,6 @@ impl Vault for PgVault<'_> {
             Effect::DropColumn { .. } | Effect::AlterType { .. } => {
                 let oid = oid.unwrap_or_default();
                 let id = kept.entry.unwrap_or_default();
-                cannot(&mut undo, state.get("cannot").and_then(Value::as_str));
                 let views = strings(&state["views"]);
                 if !views.is_empty() {
                     cannot(
@@ -997,6 +1202,23 @@ impl Vault for PgVault<'_> {
                     .map(|c| format!(" COLLATE {c}"))
                     .unwrap_or_default();
                 let put = put_back(id, &format!("values of {table}.{name}"));
+                let sequence: Option<OwnedSequence> =
+                    serde_json::from_value(state["sequence"].clone()).unwrap_or(None);
+                let sequence_name = sequence.as_ref().map(|s| {
+                    format!(
+                        "{}.{}",
+                        state["schema"].as_str().unwrap_or_default(),
+                        quote_ident(&s.name)
+                    )
+                });
+                if let (Some(s), Some(q)) = (&sequence, &sequence_name)
+                    && !s.identity
+                {
+                    undo.generated.push(format!(
+                        "CREATE SEQUENCE {q} AS {} {}",
+                        s.data_type, s.options
+                    ));
+                }
                 let g = &mut undo.generated;
                 if matches!(kept.effect, Effect::DropColumn { .. }) {
                     match &column.generated {
@@ -1042,6 +1264,23 @@ impl Vault for PgVault<'_> {
                             "ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL"
                         ));
                     }
+                }
+                if let (Some(s), Some(q)) = (&sequence, &sequence_name) {
+                    if s.identity {
+                        g.push(format!(
+                            "ALTER TABLE {table} ALTER COLUMN {name} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {q} {})",
+                            state["identity"].as_str().unwrap_or("BY DEFAULT"),
+                            s.options
+                        ));
+                    } else {
+                        g.push(format!("ALTER SEQUENCE {q} OWNED BY {table}.{name}"));
+                    }
+                    g.push(format!(
+                        "SELECT setval({}::regclass, {}, {})",
+                        sql_literal(q),
+                        s.last_value,
+                        s.is_called
+                    ));
                 }
                 if column.generated.is_none() {
                     undo.restore.push(put);

@@ -187,7 +187,13 @@ const STEPS: &[&str] = &[
     STEP_4,
     checks::LEDGER_STEP,
     fleet::LEDGER_STEP,
+    STEP_7,
 ];
+
+/// Version 7 changes PostgreSQL's vault functions only (SQLite's vault writes its
+/// put-back statements when it reverts); the step keeps the versions of both engines
+/// in step.
+const STEP_7: &str = "-- nothing to change on SQLite";
 
 /// Version 4: changes carry the project that deployed them (NULL: deployed before
 /// ripcord recorded projects).

@@ -104,6 +104,20 @@ struct Columns {
 }
 
 impl SqliteVault<'_> {
+    /// Whether a foreign key of another table references `table`.
+    fn referenced(&mut self, table: &str) -> Result<bool, EngineError> {
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+                 WHERE m.type = 'table' AND m.name <> ?1 AND f.\"table\" = ?1 COLLATE NOCASE",
+                [table],
+                |r| r.get(0),
+            )
+            .map_err(map_error)?;
+        Ok(count > 0)
+    }
+
     /// The table's name as stored, when it exists.
     fn table(&mut self, name: &str) -> Result<Option<String>, EngineError> {
         self.conn
@@ -217,11 +231,48 @@ impl SqliteVault<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let keys = |prefix: &str| {
+            columns
+                .key
+                .iter()
+                .map(|c| format!("{prefix}{}", quote(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (moved_column, moved_keys, vacated) = if action == "update" {
+            // A row whose key the UPDATE changed: its new key, so that the put-back
+            // finds it there.
+            let same = columns
+                .key
+                .iter()
+                .map(|c| format!("NEW.{0} IS OLD.{0}", quote(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            (
+                format!("ALTER TABLE {stored} ADD COLUMN ripcord_vault_moved INTEGER;"),
+                format!(
+                    "INSERT INTO {stored} ({}, ripcord_vault_moved) SELECT {}, 1 WHERE NOT ({same});",
+                    keys(""),
+                    keys("NEW.")
+                ),
+                // The old image of such a row is marked 0: only those are re-inserted,
+                // not rows an author's revert removed on purpose.
+                format!(
+                    "UPDATE {stored} SET ripcord_vault_moved = 0 WHERE rowid = (SELECT max(rowid) FROM {stored} \
+                     WHERE ripcord_vault_moved IS NULL) AND NOT ({same});"
+                ),
+            )
+        } else {
+            (String::new(), String::new(), String::new())
+        };
         self.conn
             .execute_batch(&format!(
                 "CREATE TABLE {stored} AS SELECT {} FROM {} WHERE 0;
+                 {moved_column}
                  CREATE TEMP TRIGGER ripcord_vault_{id} AFTER {event} ON main.{} BEGIN
                    INSERT INTO {stored} ({}) VALUES ({});
+                   {moved_keys}
+                   {vacated}
                  END;",
                 list(""),
                 quote(table),
@@ -232,7 +283,8 @@ impl SqliteVault<'_> {
             .map_err(map_error)?;
         Ok((
             id,
-            json!({ "trigger": format!("ripcord_vault_{id}"), "stored": stored }),
+            json!({ "trigger": format!("ripcord_vault_{id}"), "stored": stored,
+                    "moves": action == "update", "table": table }),
         ))
     }
 
@@ -262,7 +314,21 @@ impl SqliteVault<'_> {
                     .map(|k| format!("{t}.{} = v.{}", quote(k), quote(k)))
                     .collect::<Vec<_>>()
                     .join(" AND ");
-                format!("UPDATE {t} SET {sets} FROM {stored} AS v WHERE {on}")
+                let cols = list(&columns.writable, "");
+                // Rows the UPDATE gave a new key leave it, their old images come back
+                // under the old key; then every old image's values are set again.
+                let mut sql = format!(
+                    "DELETE FROM {t} WHERE ({keys}) IN (SELECT {keys} FROM {stored} WHERE ripcord_vault_moved = 1) \
+                     AND ({keys}) NOT IN (SELECT {keys} FROM {stored} WHERE ripcord_vault_moved IS NOT 1);\n\
+                     INSERT INTO {t} ({cols}) SELECT {cols} FROM {stored} WHERE ripcord_vault_moved = 0 \
+                     AND ({keys}) NOT IN (SELECT {keys} FROM {t})"
+                );
+                if !sets.is_empty() {
+                    sql.push_str(&format!(
+                        ";\nUPDATE {t} SET {sets} FROM {stored} AS v WHERE {on} AND v.ripcord_vault_moved IS NOT 1"
+                    ));
+                }
+                sql
             }
             _ => {
                 let cols = list(&columns.writable, "");
@@ -410,7 +476,38 @@ impl Vault for SqliteVault<'_> {
                 .execute_batch(&format!("DROP TRIGGER temp.{trigger}"))
                 .map_err(map_error)?;
             let stored = state["stored"].as_str().unwrap_or_default().to_string();
+            let moves = state["moves"].as_bool() == Some(true);
             self.count_rows(kept.entry.unwrap_or_default(), &stored)?;
+            if moves {
+                let (images, moved): (i64, i64) = self
+                    .conn
+                    .query_row(
+                        &format!(
+                            "SELECT count(*) FILTER (WHERE ripcord_vault_moved IS NOT 1), \
+                                    count(*) FILTER (WHERE ripcord_vault_moved = 1) FROM {stored}"
+                        ),
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(map_error)?;
+                self.conn
+                    .execute(
+                        "UPDATE ripcord_vault SET rows = ?2 WHERE id = ?1",
+                        params![kept.entry.unwrap_or_default(), images],
+                    )
+                    .map_err(map_error)?;
+                let table = state["table"].as_str().unwrap_or_default().to_string();
+                if moved > 0 && self.referenced(&table)? {
+                    // Putting such rows back under their old key means deleting them
+                    // under the new one, which other tables' rows now reference.
+                    return Ok(Undo {
+                        cannot_generate: Some(format!(
+                            "the UPDATE changed the key of {moved} row(s) of {table}, which other tables reference by foreign key"
+                        )),
+                        ..Undo::default()
+                    });
+                }
+            }
         }
         if state.get("absent").and_then(Value::as_bool) == Some(true)
             || state.get("existed").and_then(Value::as_bool) == Some(true)

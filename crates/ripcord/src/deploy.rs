@@ -437,6 +437,7 @@ pub fn deploy(
             let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
             let existing = ledger.iter().find(|d| d.name == p.change.name);
             let seq = seq_of(ledger, &p.change.name, &mut next_seq);
+            let accepted = is_accepted(plan, p.change, &options.accept_irreversible);
             let change = with_consent(target, p.change, vault_available, false)?;
             let p = &Pending {
                 change: &change,
@@ -452,6 +453,7 @@ pub fn deploy(
                             observer,
                             &completed,
                             vault_available,
+                            accepted,
                         )
                     })
                 }
@@ -528,10 +530,18 @@ pub fn deploy_prepared(
             let completed: Vec<String> = report.deployed.iter().map(|d| d.change.clone()).collect();
             let seq = seq_of(&scoped.mine, &p.change.name, &mut next_seq);
             // In the open transaction: the consent is prepared (and committed) with it.
+            let accepted = is_accepted(plan, p.change, &options.accept_irreversible);
             let change = with_consent(target, p.change, vault_available, true)?;
-            let outcome =
-                apply_in_transaction(target, &change, seq, observer, &completed, vault_available)
-                    .inspect_err(|error| record_change_failure(target, error))?;
+            let outcome = apply_in_transaction(
+                target,
+                &change,
+                seq,
+                observer,
+                &completed,
+                vault_available,
+                accepted,
+            )
+            .inspect_err(|error| record_change_failure(target, error))?;
             observer.change_finished(&outcome.change, Phase::Deploy, outcome.duration_ms);
             report.deployed.push(outcome);
         }
@@ -813,10 +823,19 @@ fn deploy_in_one_transaction(
     observer: &mut dyn Observer,
     completed: &[String],
     vault_available: Option<ripcord_core::EngineKind>,
+    accepted: bool,
 ) -> Result<DeployedOutcome, OpError> {
     let limits = target.limits;
     target.engine.begin(&limits)?;
-    let outcome = apply_in_transaction(target, change, seq, observer, completed, vault_available)?;
+    let outcome = apply_in_transaction(
+        target,
+        change,
+        seq,
+        observer,
+        completed,
+        vault_available,
+        accepted,
+    )?;
     failpoint::hit("before_commit");
     target.engine.commit()?;
     Ok(outcome)
@@ -831,12 +850,13 @@ fn apply_in_transaction(
     observer: &mut dyn Observer,
     completed: &[String],
     vault_available: Option<ripcord_core::EngineKind>,
+    accepted: bool,
 ) -> Result<DeployedOutcome, OpError> {
     let started = Instant::now();
     let deploy = deploy_script(change);
     let verify = verify_script(change);
     observer.change_started(&change.name, Phase::Deploy, deploy.len(), 0);
-    let mut keeper = Keeper::for_change(change, vault_available);
+    let mut keeper = Keeper::with_consent(change, vault_available, accepted);
     for index in 0..deploy.len() {
         let kept = match keeper.as_mut() {
             Some(keeper) => keeper.before(target, change, &deploy, index)?,
@@ -870,8 +890,27 @@ fn apply_in_transaction(
         deploy.len(),
         duration_ms,
     );
+    let mut gave_up = None;
     if let Some(keeper) = &keeper {
         row.revert_sql = keeper.revert_sql(change);
+        if let Some(why) = &keeper.gave_up {
+            let reason = format!(
+                "deployed without a revert, accepted by {} with --accept-irreversible; ripcord could not write one: {why}",
+                target.identity.actor
+            );
+            row.irreversible = Some(reason.clone());
+            gave_up = Some(reason);
+        }
+    }
+    if let Some(reason) = &gave_up {
+        append_event(
+            target,
+            NewEvent {
+                kind: "irreversible_accepted",
+                change: Some(change.name.clone()),
+                detail: json!({ "reason": reason, "by": target.identity.actor }),
+            },
+        )?;
     }
     target.engine.put_change(&row)?;
     let mut event = completed_event(change, &row, deploy.len(), duration_ms, None);

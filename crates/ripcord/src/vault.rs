@@ -91,6 +91,12 @@ pub(crate) struct Keeper {
     to_release: Vec<Kept>,
     /// What could not be kept (a change with its own revert deploys anyway).
     pub(crate) not_kept: Vec<String>,
+    /// The operator consented (`--accept-irreversible`) to deploying this change
+    /// without a revert should ripcord fail to write one.
+    accepted: bool,
+    /// Why ripcord gave up writing the revert (with consent): the change is recorded
+    /// without one.
+    pub(crate) gave_up: Option<String>,
 }
 
 fn same_table(a: &str, b: &str) -> bool {
@@ -107,6 +113,16 @@ impl Keeper {
     /// A keeper for `change`, or `None` when nothing is kept (no vault, `transaction:
     /// none`, or a change declared irreversible).
     pub(crate) fn for_change(change: &Change, engine: Option<EngineKind>) -> Option<Keeper> {
+        Keeper::with_consent(change, engine, false)
+    }
+
+    /// [`Keeper::for_change`], where `accepted` says the operator consented to
+    /// deploying `change` without a revert if ripcord cannot write one.
+    pub(crate) fn with_consent(
+        change: &Change,
+        engine: Option<EngineKind>,
+        accepted: bool,
+    ) -> Option<Keeper> {
         let engine = engine?;
         if change.transaction == TransactionMode::None || change.irreversible.is_some() {
             return None;
@@ -130,6 +146,8 @@ impl Keeper {
             created: Vec::new(),
             to_release: Vec::new(),
             not_kept: Vec::new(),
+            accepted,
+            gave_up: None,
         })
     }
 
@@ -174,6 +192,9 @@ impl Keeper {
                     self.not_kept
                         .push(format!("statement {}: {reason}", index + 1));
                 }
+                Err(EngineError::Invalid { reason, .. }) => {
+                    self.cannot_write(change, index, &reason)?;
+                }
                 Err(e) => return Err(vault_failure(change, script, index, e)),
             }
             crate::failpoint::hit("vault_kept");
@@ -209,21 +230,35 @@ impl Keeper {
             if self.generate
                 && let Some(reason) = &undo.cannot_generate
             {
-                return Err(OpError::MissingRevert {
-                    change: change.name.clone(),
-                    reason: Some(format!(
-                        "statement {} ({}): {reason}",
-                        index + 1,
-                        change
-                            .location(change.deploy.statements[index].clone())
-                            .display_short()
-                    )),
-                });
+                self.cannot_write(change, index, reason)?;
             }
             undos.push(undo);
         }
         self.undone.push((index, undos));
         self.to_release.extend(kept);
+        Ok(())
+    }
+
+    /// ripcord cannot write the revert because of statement `index`: refused like a
+    /// change without a revert (exit 4), unless the operator consented, in which case
+    /// the change is recorded without a revert and the reason kept for the ledger.
+    fn cannot_write(&mut self, change: &Change, index: usize, reason: &str) -> Result<(), OpError> {
+        let reason = format!(
+            "statement {} ({}): {reason}",
+            index + 1,
+            change
+                .location(change.deploy.statements[index].clone())
+                .display_short()
+        );
+        if !self.accepted {
+            return Err(OpError::MissingRevert {
+                change: change.name.clone(),
+                reason: Some(reason),
+            });
+        }
+        self.generate = false;
+        self.not_kept.push(reason.clone());
+        self.gave_up.get_or_insert(reason);
         Ok(())
     }
 
@@ -254,6 +289,10 @@ impl Keeper {
 
     /// The revert to record in the ledger.
     pub(crate) fn revert_sql(&self, change: &Change) -> Option<String> {
+        if self.gave_up.is_some() {
+            // Kept data alone would put rows back into objects nothing re-created.
+            return None;
+        }
         let newest_first = self.undone.iter().rev();
         if self.generate {
             let mut sql = format!(

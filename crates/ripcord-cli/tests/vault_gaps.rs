@@ -1,0 +1,183 @@
+//! The vault's remaining gaps (issue 20): what a change destroys is kept and reverted
+//! exactly, or the change is refused (exit 4) with the reason before anything stays
+//! changed.
+
+#[macro_use]
+mod common;
+
+use common::*;
+
+fn base(project: &Project) {
+    project.change(
+        "0001_t",
+        "-- ripcord:deploy\nCREATE TABLE t (id integer PRIMARY KEY, v text);\n\
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');\n\
+         -- ripcord:revert\nDROP TABLE t;\n",
+    );
+    ok(project, &["deploy"]);
+}
+
+fn rows(db: &Db) -> String {
+    db.scalar("SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM t ORDER BY id) x")
+}
+
+fn rows_pg(db: &Db) -> String {
+    db.scalar("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM t")
+}
+
+fn an_update_that_changes_keys_is_put_back_under_the_old_keys((project, db): (Project, Db)) {
+    base(&project);
+    let show = |db: &Db| {
+        if db.is_postgres() {
+            rows_pg(db)
+        } else {
+            rows(db)
+        }
+    };
+    let before = show(&db);
+    project.change(
+        "0002_rekey",
+        "-- ripcord:deploy\nUPDATE t SET id = id + 100, v = v || '!' WHERE id <= 2;\n\
+         UPDATE t SET v = 'z' WHERE id = 3;\n",
+    );
+    let drill = ok(&project, &["drill"]);
+    assert!(drill.contains("pass 0002_rekey"), "{drill}");
+    ok(&project, &["deploy"]);
+    assert_eq!(show(&db), "3=z,101=a!,102=b!");
+    ok(&project, &["revert", "--last", "1", "-y"]);
+    assert_eq!(show(&db), before, "rows are back under their old keys");
+}
+
+fn a_key_change_others_reference_is_refused((project, db): (Project, Db)) {
+    base(&project);
+    project.change(
+        "0002_child",
+        "-- ripcord:deploy\nCREATE TABLE c (id integer PRIMARY KEY, t_id integer REFERENCES t (id) ON UPDATE CASCADE);\n\
+         INSERT INTO c VALUES (1, 1);\n-- ripcord:revert\nDROP TABLE c;\n",
+    );
+    ok(&project, &["deploy"]);
+    project.change(
+        "0003_rekey",
+        "-- ripcord:deploy\nUPDATE t SET id = id + 100 WHERE id = 1;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("changed the key of 1 row(s)"), "{err}");
+    assert!(err.contains("foreign key"), "{err}");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM t WHERE id = 1"),
+        "1",
+        "rolled back"
+    );
+    assert_eq!(
+        db.scalar(if db.is_postgres() {
+            "SELECT count(*) FROM ripcord.changes WHERE name = '0003_rekey'"
+        } else {
+            "SELECT count(*) FROM ripcord_changes WHERE name = '0003_rekey'"
+        }),
+        "0"
+    );
+}
+
+on_both_engines!(
+    an_update_that_changes_keys_is_put_back_under_the_old_keys,
+    a_key_change_others_reference_is_refused,
+);
+
+#[test]
+fn dropped_serial_and_identity_columns_come_back_with_their_sequences() {
+    let (project, db) = Db::postgres_project();
+    project.change(
+        "0001_s",
+        "-- ripcord:deploy\nCREATE TABLE s (id bigint PRIMARY KEY, v text, \
+         g integer GENERATED ALWAYS AS IDENTITY (START WITH 10 INCREMENT BY 5), n serial);\n\
+         INSERT INTO s (id, v) SELECT i, 'v' || i FROM generate_series(1, 4) i;\n\
+         -- ripcord:revert\nDROP TABLE s;\n",
+    );
+    ok(&project, &["deploy"]);
+    // Values handed out and thrown away still count: the sequence is past the rows.
+    // (The columns are the last ones: a re-created column comes back last, and the
+    // drill compares column order.)
+    db.exec("SELECT nextval('s_n_seq'); SELECT nextval('s_n_seq');");
+    let columns = "SELECT string_agg(id || ':' || n || ':' || g, ',' ORDER BY id) FROM s";
+    let before = db.scalar(columns);
+    project.change(
+        "0002_drop",
+        "-- ripcord:deploy\nALTER TABLE s DROP COLUMN n, DROP COLUMN g;\n",
+    );
+    let drill = ok(&project, &["drill"]);
+    assert!(drill.contains("pass 0002_drop"), "{drill}");
+    ok(&project, &["deploy"]);
+    assert!(!db.has_column("s", "n"));
+    ok(&project, &["revert", "--last", "1", "-y"]);
+    assert_eq!(db.scalar(columns), before);
+    assert_eq!(
+        db.scalar("SELECT nextval('s_n_seq')"),
+        "7",
+        "serial continues"
+    );
+    db.exec("INSERT INTO s (id, v) VALUES (5, 'new')");
+    assert_eq!(
+        db.scalar("SELECT g FROM s WHERE id = 5"),
+        "30",
+        "identity continues after 25"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT attidentity FROM pg_attribute WHERE attrelid = 's'::regclass AND attname = 'g'"
+        ),
+        "a",
+        "still GENERATED ALWAYS"
+    );
+}
+
+#[test]
+fn dropping_a_key_column_needs_consent_and_is_then_recorded_irreversible() {
+    let (project, db) = Db::postgres_project();
+    base(&project);
+    project.change(
+        "0002_dropkey",
+        "-- ripcord:deploy\nALTER TABLE t DROP COLUMN id;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.contains("part of the key of public.t"), "{err}");
+    assert!(err.contains("consent for this deploy"), "{err}");
+    assert!(db.has_column("t", "id"), "nothing changed");
+
+    ok(
+        &project,
+        &["deploy", "--accept-irreversible", "0002_dropkey"],
+    );
+    assert!(!db.has_column("t", "id"));
+    let reason = db.scalar("SELECT irreversible FROM ripcord.changes WHERE name = '0002_dropkey'");
+    assert!(reason.contains("part of the key"), "{reason}");
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM ripcord.events WHERE kind = 'irreversible_accepted' AND change = '0002_dropkey'"
+        ),
+        "1"
+    );
+    let out = run(&project, &["revert", "--last", "1", "-y"]);
+    expect_exit(&out, 4);
+}
+
+#[test]
+fn truncate_cascade_and_restart_identity_need_a_revert_or_consent() {
+    let (project, db) = Db::postgres_project();
+    base(&project);
+    for (name, sql) in [
+        ("0002_cascade", "TRUNCATE t CASCADE"),
+        ("0002_restart", "TRUNCATE t RESTART IDENTITY"),
+    ] {
+        project.change(name, &format!("-- ripcord:deploy\n{sql};\n"));
+        let out = run(&project, &["deploy"]);
+        expect_exit(&out, 4);
+        let err = stderr(&out);
+        assert!(err.contains("not one ripcord knows how to undo"), "{err}");
+        assert_eq!(db.scalar("SELECT count(*) FROM t"), "3", "nothing changed");
+        std::fs::remove_file(project.path().join(format!("changes/{name}.sql"))).unwrap();
+    }
+}
