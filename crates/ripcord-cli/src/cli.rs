@@ -498,12 +498,16 @@ pub enum VaultCommand {
     /// failed deploys); `--change` also drops a deployed change's data, after which it
     /// can no longer be reverted.
     #[command(
-        after_help = "Example:\n  ripcord vault prune\n  ripcord vault prune --change 0007_drop_legacy"
+        after_help = "Example:\n  ripcord vault prune\n  ripcord vault prune --change 0007_drop_legacy\n  ripcord vault prune --older-than 90d   # retention: older kept data goes, deployed or not"
     )]
     Prune {
         /// Also prune this deployed change's kept data (it becomes irreversible).
         #[arg(long = "change", value_name = "CHANGE")]
         changes: Vec<String>,
+        /// Also prune data kept longer than this, e.g. 90d or 12h, even where a deployed
+        /// change's revert needs it (those changes become irreversible, recorded).
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
     },
 }
 

@@ -701,7 +701,22 @@ pub fn vault(
     let mut target = project.target(global)?;
     let (report, pruned) = match command {
         VaultCommand::List => (ripcord::vault::list(&mut target)?, false),
-        VaultCommand::Prune { changes } => {
+        VaultCommand::Prune {
+            changes,
+            older_than,
+        } => {
+            let older_than = older_than
+                .as_deref()
+                .map(|text| {
+                    humantime::parse_duration(text).map_err(|e| {
+                        CommandError::new(
+                            Exit::Usage,
+                            format!("invalid --older-than `{text}`: {e}"),
+                        )
+                        .hint("write e.g. 90d, 12h or 30min")
+                    })
+                })
+                .transpose()?;
             // A name the target never saw is a typo: say so rather than "nothing to prune".
             let known: Vec<String> = target
                 .engine
@@ -727,7 +742,10 @@ pub fn vault(
                     },
                 );
             }
-            (ripcord::vault::prune(&mut target, changes)?, true)
+            (
+                ripcord::vault::prune_older(&mut target, changes, older_than)?,
+                true,
+            )
         }
     };
     printer.json(&report);

@@ -80,10 +80,92 @@ fn a_key_change_others_reference_is_refused((project, db): (Project, Db)) {
     );
 }
 
+fn prune_older_than_is_a_retention_limit((project, db): (Project, Db)) {
+    base(&project);
+    project.change(
+        "0002_purge",
+        "-- ripcord:deploy\nDELETE FROM t WHERE id = 1;\n",
+    );
+    ok(&project, &["deploy"]);
+    let vault = if db.is_postgres() {
+        "ripcord.vault"
+    } else {
+        "ripcord_vault"
+    };
+    // Kept for a day: a limit of a week keeps it, and the change stays revertible.
+    let out = ok(&project, &["vault", "prune", "--older-than", "7d"]);
+    assert!(!out.contains("0002_purge"), "{out}");
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM {vault}")), "1");
+    db.exec(&if db.is_postgres() {
+        format!("UPDATE {vault} SET created_at = now() - interval '2 days'")
+    } else {
+        format!("UPDATE {vault} SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 days')")
+    });
+    let out = ok(&project, &["vault", "prune", "--older-than", "1d"]);
+    assert!(out.contains("0002_purge"), "names what it pruned: {out}");
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM {vault}")), "0");
+    // The change can no longer be reverted, and says why.
+    let out = run(&project, &["revert", "--last", "1", "-y"]);
+    expect_exit(&out, 4);
+    assert!(
+        stderr(&out).contains("pruned from the vault"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "2", "nothing ran");
+
+    let out = run(&project, &["vault", "prune", "--older-than", "soon"]);
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("invalid --older-than"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn a_transaction_none_change_that_destroys_data_needs_a_revert((project, db): (Project, Db)) {
+    base(&project);
+    project.change(
+        "0002_nontx",
+        "-- transaction: none\n-- ripcord:deploy\nDELETE FROM t WHERE id = 1;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    assert!(
+        stderr(&out).contains("one-transaction changes"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "3", "nothing ran");
+}
+
 on_both_engines!(
     an_update_that_changes_keys_is_put_back_under_the_old_keys,
     a_key_change_others_reference_is_refused,
+    prune_older_than_is_a_retention_limit,
+    a_transaction_none_change_that_destroys_data_needs_a_revert,
 );
+
+#[test]
+fn a_cascade_that_takes_views_along_is_refused_naming_them() {
+    let (project, db) = Db::postgres_project();
+    base(&project);
+    project.change(
+        "0002_view",
+        "-- ripcord:deploy\nCREATE VIEW tv AS SELECT v FROM t;\n-- ripcord:revert\nDROP VIEW tv;\n",
+    );
+    ok(&project, &["deploy"]);
+    project.change("0003_drop", "-- ripcord:deploy\nDROP TABLE t CASCADE;\n");
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    assert!(stderr(&out).contains("public.tv"), "{}", stderr(&out));
+    assert!(db.has_table("t"));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tv"),
+        "3",
+        "the view is still there"
+    );
+}
 
 #[test]
 fn dropped_serial_and_identity_columns_come_back_with_their_sequences() {

@@ -397,11 +397,28 @@ pub fn list(target: &mut Target) -> Result<VaultReport, OpError> {
 /// Remove kept data that no deployed change's revert needs any more; with
 /// `also_live`, the entries of these deployed changes too (their reverts stop working).
 pub fn prune(target: &mut Target, also_live: &[String]) -> Result<VaultReport, OpError> {
+    prune_older(target, also_live, None)
+}
+
+/// [`prune`], and also every entry kept longer than `older_than` (a retention limit):
+/// deployed changes whose data goes become irreversible, recorded like `--change`.
+pub fn prune_older(
+    target: &mut Target,
+    also_live: &[String],
+    older_than: Option<std::time::Duration>,
+) -> Result<VaultReport, OpError> {
+    let cutoff = older_than.map(|age| {
+        chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
+    });
     with_lock(target, "vault prune", |target| {
         let entries = target.engine.vault().ok_or_else(no_vault)?.list()?;
         let pruned: Vec<VaultEntry> = entries
             .into_iter()
-            .filter(|e| !e.live || also_live.contains(&e.change))
+            .filter(|e| {
+                !e.live
+                    || also_live.contains(&e.change)
+                    || cutoff.is_some_and(|cutoff| e.created_at < cutoff)
+            })
             .collect();
         let ids: Vec<i64> = pruned.iter().map(|e| e.id).collect();
         if ids.is_empty() {
