@@ -263,3 +263,41 @@ fn truncate_cascade_and_restart_identity_need_a_revert_or_consent() {
         std::fs::remove_file(project.path().join(format!("changes/{name}.sql"))).unwrap();
     }
 }
+
+#[test]
+fn a_rerun_drops_the_invalid_index_an_interrupted_concurrent_build_left() {
+    let (project, db) = Db::postgres_project();
+    base(&project);
+    db.exec("INSERT INTO t VALUES (4, 'a')");
+    project.change(
+        "0002_index",
+        "-- transaction: none\n-- ripcord:deploy\n\
+         CREATE INDEX CONCURRENTLY t_id_idx ON t (id);\n\
+         CREATE UNIQUE INDEX CONCURRENTLY t_v_key ON t (v);\n\
+         -- ripcord:revert\nDROP INDEX CONCURRENTLY t_v_key;\nDROP INDEX CONCURRENTLY t_id_idx;\n",
+    );
+    // The unique build fails on the duplicate and leaves an INVALID index behind.
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 1);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_index WHERE indexrelid = 't_v_key'::regclass AND NOT indisvalid"),
+        "1"
+    );
+    db.exec("DELETE FROM t WHERE id = 4");
+    // The rerun resumes at statement 2, drops the INVALID index and builds it again.
+    ok(&project, &["deploy"]);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = 't_v_key'::regclass AND indisvalid"
+        ),
+        "1"
+    );
+    assert_eq!(
+        db.scalar("SELECT detail::jsonb->>'index' FROM ripcord.events WHERE kind = 'invalid_index_dropped'"),
+        "public.t_v_key"
+    );
+    assert_eq!(
+        db.scalar("SELECT state FROM ripcord.changes WHERE name = '0002_index'"),
+        "deployed"
+    );
+}

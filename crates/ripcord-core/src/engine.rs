@@ -467,6 +467,13 @@ pub trait Engine: Send {
     /// Rows (and bytes, where the engine knows them) of `table` as a change names it,
     /// for estimates; `None` when there is no such table.
     fn table_size(&mut self, table: &str) -> Result<Option<TableSize>, EngineError>;
+    /// Drop index `name` when it exists and is INVALID — what an interrupted `CREATE
+    /// INDEX CONCURRENTLY` leaves behind — so that the statement can run again; returns
+    /// the index dropped. Outside a transaction. Engines without such indexes: `None`.
+    fn drop_invalid_index(&mut self, name: &str) -> Result<Option<String>, EngineError> {
+        let _ = name;
+        Ok(None)
+    }
     /// Run a query (a check's SQL) and return its first `max_rows` rows as JSON values,
     /// with the number of rows it returned in all.
     fn query_rows(&mut self, sql: &str, max_rows: usize) -> Result<QueryRows, EngineError>;

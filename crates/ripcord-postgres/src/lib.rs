@@ -740,6 +740,21 @@ impl Engine for PostgresEngine {
         }))
     }
 
+    fn drop_invalid_index(&mut self, name: &str) -> Result<Option<String>, EngineError> {
+        let rows = self.query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = to_regclass($1) AND NOT i.indisvalid",
+            &[&name],
+        )?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let index: String = row.get(0);
+        self.execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))?;
+        Ok(Some(index))
+    }
+
     fn distributions(
         &mut self,
         sql: &str,

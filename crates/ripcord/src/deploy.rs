@@ -930,6 +930,45 @@ fn apply_in_transaction(
     })
 }
 
+/// A resumed `transaction: none` deploy restarts at the statement that was interrupted;
+/// when that is a `CREATE INDEX CONCURRENTLY`, the INVALID index it left would make the
+/// rerun fail ("already exists"), so it is dropped first and the drop recorded.
+fn drop_invalid_index_left_by(
+    target: &mut Target,
+    change: &Change,
+    index: usize,
+) -> Result<(), OpError> {
+    let Some(span) = change.deploy.statements.get(index) else {
+        return Ok(());
+    };
+    let effects = ripcord_guard::statement_effects(&change.text[span.clone()]).unwrap_or_default();
+    for effect in effects {
+        if let ripcord_core::vault::Effect::Creates {
+            kind: ripcord_core::vault::CreatedKind::Index,
+            name,
+            concurrently: true,
+            ..
+        } = effect
+            && let Some(dropped) = target.engine.drop_invalid_index(&name)?
+        {
+            tracing::warn!(
+                "dropped INVALID index {dropped} left by the interrupted statement {} of {}; building it again",
+                index + 1,
+                change.name
+            );
+            append_event_in_own_tx(
+                target,
+                NewEvent {
+                    kind: "invalid_index_dropped",
+                    change: Some(change.name.clone()),
+                    detail: json!({ "index": dropped, "statement": index + 1 }),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn deploy_statement_by_statement(
     target: &mut Target,
     p: &Pending<'_>,
@@ -967,6 +1006,9 @@ fn deploy_statement_by_statement(
     }
 
     for index in p.resume_at..deploy.len() {
+        if existing.is_some() && index == p.resume_at {
+            drop_invalid_index_left_by(target, change, index)?;
+        }
         run_statement_with_progress(
             target,
             &change.name,
