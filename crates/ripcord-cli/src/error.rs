@@ -344,6 +344,9 @@ impl From<OpError> for CommandError {
             OpError::MissingRevert { change, .. } => CommandError::new(Exit::Refused, message).hint(format!(
                 "add a `-- ripcord:revert` section to {change}, declare `-- irreversible: <reason>` in its header if it truly cannot be undone, or consent for this deploy with `--accept-irreversible {change}`"
             )),
+            OpError::DataNotKept { change, .. } => CommandError::new(Exit::Refused, message).hint(format!(
+                "move the statement into a change that runs in one transaction, or consent for this deploy with `--accept-irreversible {change}` (recorded in the audit chain)"
+            )),
             OpError::Irreversible { .. } => CommandError::new(Exit::Refused, message)
                 .hint("restore from a backup or write a new change that undoes it; use `--to` to revert only the changes after it"),
             OpError::RevertInProgress { change, .. } => CommandError::new(Exit::Refused, message).hint(format!(

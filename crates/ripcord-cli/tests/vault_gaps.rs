@@ -137,6 +137,32 @@ fn a_transaction_none_change_that_destroys_data_needs_a_revert((project, db): (P
         stderr(&out)
     );
     assert_eq!(db.scalar("SELECT count(*) FROM t"), "3", "nothing ran");
+
+    // A revert of its own does not bring back what the vault could not keep.
+    project.change(
+        "0002_nontx",
+        "-- transaction: none\n-- ripcord:deploy\nDELETE FROM t WHERE id = 1;\n\
+         -- ripcord:revert\nSELECT 1;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    let err = stderr(&out).replace(['│', '\n'], " ");
+    assert!(err.contains("destroys"), "{err}");
+    assert!(err.contains("statement 1"), "{err}");
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "3", "nothing ran");
+    ok(&project, &["deploy", "--accept-irreversible", "0002_nontx"]);
+    assert_eq!(db.scalar("SELECT count(*) FROM t"), "2");
+    let events = if db.is_postgres() {
+        "ripcord.events"
+    } else {
+        "ripcord_events"
+    };
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM {events} WHERE kind = 'data_loss_accepted' AND change = '0002_nontx'"
+        )),
+        "1"
+    );
 }
 
 on_both_engines!(

@@ -54,6 +54,38 @@ fn needs_consent(
     crate::vault::why_not_generated(change, vault_available).map(Some)
 }
 
+/// The first statement of a `transaction: none` change (with a revert of its own) that
+/// destroys data: the vault cannot keep it outside a transaction.
+fn data_not_kept(
+    change: &Change,
+    vault_available: Option<ripcord_core::EngineKind>,
+) -> Option<String> {
+    if change.transaction != TransactionMode::None
+        || change.revert.is_none()
+        || change.irreversible.is_some()
+        || vault_available.is_none()
+    {
+        return None;
+    }
+    crate::vault::change_effects(change)
+        .iter()
+        .enumerate()
+        .find(|(_, effects)| {
+            effects
+                .as_ref()
+                .is_some_and(|e| e.iter().any(|e| e.destroys_data()))
+        })
+        .map(|(index, _)| {
+            format!(
+                "statement {} ({}) destroys data",
+                index + 1,
+                change
+                    .location(change.deploy.statements[index].clone())
+                    .display_short()
+            )
+        })
+}
+
 fn is_accepted(plan: &Plan, change: &Change, accepted: &[String]) -> bool {
     accepted
         .iter()
@@ -247,6 +279,14 @@ fn pending<'a>(
                 reason,
             });
         }
+        if let Some(reason) = data_not_kept(p.change, vault_available)
+            && !is_accepted(plan, p.change, accepted)
+        {
+            return Err(OpError::DataNotKept {
+                change: p.change.name.clone(),
+                reason,
+            });
+        }
         for requirement in &p.change.requires {
             let deployed = ledger
                 .iter()
@@ -352,6 +392,22 @@ fn with_consent<'a>(
     in_transaction: bool,
 ) -> Result<std::borrow::Cow<'a, Change>, OpError> {
     if needs_consent(change, vault_available).is_none() {
+        if let Some(reason) = data_not_kept(change, vault_available) {
+            // Deployed with its own revert, but what it destroys is not kept.
+            let event = NewEvent {
+                kind: "data_loss_accepted",
+                change: Some(change.name.clone()),
+                detail: json!({
+                    "reason": format!("{reason} outside a transaction, not kept by the vault; accepted with --accept-irreversible"),
+                    "by": target.identity.actor,
+                }),
+            };
+            if in_transaction {
+                append_event(target, event)?;
+            } else {
+                append_event_in_own_tx(target, event)?;
+            }
+        }
         return Ok(std::borrow::Cow::Borrowed(change));
     }
     let reason = format!(

@@ -97,6 +97,17 @@ pub enum OpError {
         /// Why ripcord cannot write the revert itself.
         reason: Option<String>,
     },
+    /// A `transaction: none` change destroys data the vault cannot keep (outside a
+    /// transaction), so its own revert would bring back the objects without the data.
+    #[error(
+        "{change} runs with `transaction: none` and {reason}; the vault keeps data only inside a change's transaction, so its revert could not bring it back"
+    )]
+    DataNotKept {
+        /// The change.
+        change: String,
+        /// The statement and what it destroys.
+        reason: String,
+    },
     /// A change to revert has no revert SQL.
     #[error("{change} cannot be reverted: {}", reason.as_deref().map(|r| format!("declared irreversible ({r})")).unwrap_or_else(|| "it was deployed without a revert section".into()))]
     Irreversible {
