@@ -705,18 +705,7 @@ pub fn vault(
             changes,
             older_than,
         } => {
-            let older_than = older_than
-                .as_deref()
-                .map(|text| {
-                    humantime::parse_duration(text).map_err(|e| {
-                        CommandError::new(
-                            Exit::Usage,
-                            format!("invalid --older-than `{text}`: {e}"),
-                        )
-                        .hint("write e.g. 90d, 12h or 30min")
-                    })
-                })
-                .transpose()?;
+            let older_than = older_than_arg(older_than.as_deref())?;
             // A name the target never saw is a typo: say so rather than "nothing to prune".
             let known: Vec<String> = target
                 .engine
@@ -1063,18 +1052,7 @@ pub fn snapshot(
             store,
         } => {
             let store = project.snapshot_store(store.store.as_deref())?;
-            let older_than = older_than
-                .as_deref()
-                .map(|text| {
-                    humantime::parse_duration(text).map_err(|e| {
-                        CommandError::new(
-                            Exit::Usage,
-                            format!("invalid --older-than `{text}`: {e}"),
-                        )
-                        .hint("write e.g. 7d, 12h or 30min")
-                    })
-                })
-                .transpose()?;
+            let older_than = older_than_arg(older_than.as_deref())?;
             let mut target = project.target(global).ok();
             let report = ripcord::snapshot::prune(&store, target.as_mut(), *keep, older_than)?;
             printer.json(&report);
@@ -1335,4 +1313,15 @@ pub fn baseline(
         printer.line(format!("  = {name}"));
     }
     Ok(Exit::Success)
+}
+
+/// `--older-than` of the prune commands, e.g. `90d` or `12h`.
+fn older_than_arg(text: Option<&str>) -> Result<Option<std::time::Duration>, CommandError> {
+    text.map(|text| {
+        humantime::parse_duration(text).map_err(|e| {
+            CommandError::new(Exit::Usage, format!("invalid --older-than `{text}`: {e}"))
+                .hint("write e.g. 90d, 12h or 30min")
+        })
+    })
+    .transpose()
 }
