@@ -227,6 +227,12 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
+/// The directory of the PostgreSQL binaries the test server runs from (`psql` is
+/// there too), for tests that drive other tools needing a client on PATH.
+pub fn pg_bindir() -> Option<PathBuf> {
+    find_bindir()
+}
+
 /// `pg_config --bindir`, then `/usr/lib/postgresql/*/bin` (newest), then PATH.
 fn find_bindir() -> Option<PathBuf> {
     let has_initdb = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();

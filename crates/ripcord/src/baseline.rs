@@ -106,6 +106,8 @@ fn applied_by_tool<'p>(
             ),
         ));
     }
+    // Checksums the tool recorded, by script (Flyway) or version (sqlx).
+    let mut recorded: std::collections::HashMap<String, String> = Default::default();
     let matches: Box<Applied> = match tool {
         "sqitch" => {
             let names: Vec<String> = rows(
@@ -125,7 +127,7 @@ fn applied_by_tool<'p>(
         "flyway" => {
             let history = rows(
                 target,
-                "SELECT script, success FROM flyway_schema_history WHERE version IS NOT NULL ORDER BY installed_rank",
+                "SELECT script, success, checksum FROM flyway_schema_history WHERE version IS NOT NULL ORDER BY installed_rank",
                 "flyway_schema_history",
                 tool,
             )?;
@@ -139,6 +141,11 @@ fn applied_by_tool<'p>(
                 ));
             }
             let scripts: Vec<String> = history.iter().map(|r| text(&r[0])).collect();
+            for row in &history {
+                if row[2] != Value::Null {
+                    recorded.insert(text(&row[0]), text(&row[2]));
+                }
+            }
             Box::new(move |s: &[String]| s.first().is_some_and(|f| scripts.contains(f)))
         }
         "golang-migrate" => {
@@ -186,16 +193,19 @@ fn applied_by_tool<'p>(
             })
         }
         "dbmate" | "sqlx" => {
-            let (sql, table) = if tool == "dbmate" {
-                (
-                    "SELECT version, true FROM schema_migrations",
+            let (sql, table) = match (tool, target.engine.kind()) {
+                ("dbmate", _) => (
+                    "SELECT version, true, NULL FROM schema_migrations",
                     "schema_migrations",
-                )
-            } else {
-                (
-                    "SELECT version, success FROM _sqlx_migrations",
+                ),
+                (_, ripcord_core::EngineKind::Sqlite) => (
+                    "SELECT version, success, lower(hex(checksum)) FROM _sqlx_migrations",
                     "_sqlx_migrations",
-                )
+                ),
+                _ => (
+                    "SELECT version, success, encode(checksum, 'hex') FROM _sqlx_migrations",
+                    "_sqlx_migrations",
+                ),
             };
             let history = rows(target, sql, table, tool)?;
             if let Some(failed) = history.iter().find(|r| r[1] == Value::Bool(false)) {
@@ -208,6 +218,11 @@ fn applied_by_tool<'p>(
                 .iter()
                 .filter_map(|r| text(&r[0]).parse().ok())
                 .collect();
+            for row in &history {
+                if row[2] != Value::Null {
+                    recorded.insert(text(&row[0]), text(&row[2]));
+                }
+            }
             Box::new(move |s: &[String]| {
                 s.first()
                     .and_then(|f| version_of(f))
@@ -226,6 +241,39 @@ fn applied_by_tool<'p>(
         .filter(|(_, s)| matches(s))
         .map(|(c, _)| *c)
         .collect();
+    // The tool's checksum proves it ran the very file that was imported.
+    for change in &applied {
+        let Some(file) = sources(change, tool).into_iter().next() else {
+            continue;
+        };
+        let key = if tool == "sqlx" {
+            version_of(&file).map_or(file.clone(), |v| v.to_string())
+        } else {
+            file.clone()
+        };
+        let Some(theirs) = recorded.get(&key) else {
+            continue;
+        };
+        let body = &change.text[change.deploy.body.clone()];
+        // The body starts with the marker line's break; the importer ends a section with
+        // a line break the file may not have had.
+        let deploy = body.strip_prefix('\n').unwrap_or(body);
+        let candidates = [Some(deploy), deploy.strip_suffix('\n')];
+        let ours: Vec<String> = candidates
+            .iter()
+            .flatten()
+            .map(|sql| crate::import::tool_checksum(tool, sql))
+            .collect();
+        if !ours.contains(theirs) {
+            return Err(invalid(
+                format!(
+                    "{tool} applied {file} with checksum {theirs}, but the deploy section of {} has checksum {}",
+                    change.name, ours[0]
+                ),
+                "the migration changed after the tool ran it; put back the SQL the database ran, or baseline with --up-to after checking the schema by hand",
+            ));
+        }
+    }
     // What the tool applied must be where the project starts: no gap.
     let order: Vec<&str> = plan.changes().iter().map(|c| c.name.as_str()).collect();
     for (position, change) in applied.iter().enumerate() {

@@ -284,6 +284,28 @@ fn sqitch(dir: &Path) -> Result<Vec<Imported>, OpError> {
     Ok(changes)
 }
 
+/// The checksum `tool` records for a migration file with this content: Flyway's CRC32
+/// over the file's lines without their line breaks (a BOM dropped), as a signed 32-bit
+/// number; sqlx's SHA-384 of the bytes, in hex.
+pub fn tool_checksum(tool: &str, content: &str) -> String {
+    if tool == "sqlx" {
+        use sha2::Digest;
+        return sha2::Sha384::digest(content.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    }
+    let content = content.strip_prefix('\u{feff}').unwrap_or(content);
+    let mut crc = crc32fast::Hasher::new();
+    // Java's readLine ends a line at \n, \r or \r\n.
+    for line in content.split('\n') {
+        for part in line.split('\r') {
+            crc.update(part.as_bytes());
+        }
+    }
+    (crc.finalize() as i32).to_string()
+}
+
 /// `1.10.2` → `[1, 10, 2]`, for numeric order (`_` separates like `.`).
 fn version_key(version: &str) -> Option<Vec<u64>> {
     version
@@ -798,4 +820,23 @@ pub fn import(
         changes: summaries,
         dry_run,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tool_checksum;
+
+    #[test]
+    fn flyway_checksums_ignore_line_breaks_of_every_kind_and_a_bom() {
+        // zlib.crc32(b"SELECT 1;SELECT 2;SELECT 3;"), as a signed 32-bit number.
+        let expected = "1589608666";
+        for text in [
+            "SELECT 1;\nSELECT 2;\nSELECT 3;\n",
+            "SELECT 1;\r\nSELECT 2;\r\nSELECT 3;",
+            "\u{feff}SELECT 1;\rSELECT 2;\nSELECT 3;\r\n",
+        ] {
+            assert_eq!(tool_checksum("flyway", text), expected, "{text:?}");
+        }
+        assert_ne!(tool_checksum("flyway", "SELECT 1; SELECT 2;"), expected);
+    }
 }
