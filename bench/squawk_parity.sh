@@ -22,7 +22,8 @@ ripcord = root / "target/release/ripcord"
 # change leaves nothing to re-run); and squawk rules ripcord reports under its own id.
 by_design = {"require-lock-timeout", "require-statement-timeout", "require-timeout-settings",
              "prefer-robust-stmts", "transaction-nesting", "ban-uncommitted-transaction"}
-renamed = {"ban-concurrent-index-creation-in-transaction": "statement-needs-own-transaction"}
+renamed = {"ban-concurrent-index-creation-in-transaction": "statement-needs-own-transaction",
+           "adding-not-nullable-field": "set-not-null-scan"}
 # squawk#349: a lock warning for an index on a table the same change creates; nobody
 # else can hold a lock on a table that does not exist yet, so ripcord stays quiet.
 false_positives = {("index_on_new_table.sql", "require-concurrent-index-creation")}

@@ -71,7 +71,7 @@ pub enum Command {
     /// Read every deploy statement of change files and report its risks: lock, rewrite,
     /// destroyed data, reversibility class (exit 1 when a finding is an error).
     #[command(
-        after_help = "Example:\n  ripcord lint\n  ripcord lint changes/0007_drop_legacy.sql --format sarif > lint.sarif\n  ripcord lint db/migration/V*.sql      # other tools' files: one deploy section each\n\nAccept a finding on the next statement with a reason:\n  -- ripcord:allow ban-drop-column because nothing reads it since 0005"
+        after_help = "Example:\n  ripcord lint\n  ripcord lint changes/0007_drop_legacy.sql --format sarif > lint.sarif\n  ripcord lint db/migration/V*.sql      # other tools' files: one deploy section each\n  ripcord lint --from goose db/migrations   # the up parts of another tool's layout\n\nAccept a finding on the next statement with a reason:\n  -- ripcord:allow ban-drop-column because nothing reads it since 0005"
     )]
     Lint(LintArgs),
     /// Pending changes of the target, each deploy statement with its reversibility
@@ -260,8 +260,16 @@ pub enum LintFormat {
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// Change files, or other tools' SQL migrations (default: every change of the project).
+    /// Change files, or other tools' SQL migrations (default: every change of the project);
+    /// with --from, the other tool's migrations directory.
     pub files: Vec<PathBuf>,
+    /// Read the directory as this tool lays it out (as `ripcord import` does) and lint
+    /// the deploy (up) part of each migration, with its own file and line numbers.
+    #[arg(long, value_name = "TOOL", value_parser = clap::builder::PossibleValuesParser::new(["sqitch", "flyway", "golang-migrate", "sqlx", "goose", "dbmate", "refinery", "pop"]))]
+    pub from: Option<String>,
+    /// With --from pop: the dialect suffix of the files to take (default: postgres).
+    #[arg(long, value_name = "DIALECT", requires = "from")]
+    pub dialect: Option<String>,
     /// Output format (`--json` is the same as `--format json`).
     #[arg(long, value_enum, default_value = "human")]
     pub format: LintFormat,

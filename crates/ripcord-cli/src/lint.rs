@@ -18,6 +18,9 @@ fn changes_to_lint(
     args: &LintArgs,
     global: &GlobalArgs,
 ) -> Result<(Vec<Change>, Vec<Finding>), CommandError> {
+    if let Some(tool) = &args.from {
+        return other_tools_layout(tool, args);
+    }
     if args.files.is_empty() {
         let project = Project::discover(global)?;
         let plan = project.plan()?;
@@ -33,6 +36,49 @@ fn changes_to_lint(
     for path in &args.files {
         match ripcord_core::change::read_any_sql(path) {
             Ok(change) => changes.push(change),
+            Err(error) => invalid.push(Finding::invalid_file(&error)),
+        }
+    }
+    Ok((changes, invalid))
+}
+
+/// The deploy parts of a directory laid out by `tool`, each located in its own source
+/// file: where the deploy SQL is a stretch of the file (the whole file, or the part after
+/// goose's or dbmate's up marker), the change is the file up to its end, so that line
+/// numbers and snippets are the file's; only the marker comments precede it.
+fn other_tools_layout(
+    tool: &str,
+    args: &LintArgs,
+) -> Result<(Vec<Change>, Vec<Finding>), CommandError> {
+    let [dir] = args.files.as_slice() else {
+        let mut error = CommandError::new(
+            Exit::Usage,
+            format!(
+                "lint --from {tool} takes one directory, not {} paths",
+                args.files.len()
+            ),
+        );
+        error.hint = Some(format!("ripcord lint --from {tool} path/to/migrations"));
+        return Err(error);
+    };
+    let dialect = args.dialect.as_deref().unwrap_or("postgres");
+    let imported = ripcord::import::read_layout(tool, dir, dialect)?;
+    let mut changes = Vec::new();
+    let mut invalid = Vec::new();
+    for migration in imported {
+        let source = dir.join(&migration.sources[0]);
+        let file = std::fs::read_to_string(&source).unwrap_or_default();
+        let text = match file.find(migration.deploy.as_str()) {
+            Some(at) => &file[..at + migration.deploy.len()],
+            None => migration.deploy.as_str(),
+        };
+        match ripcord_core::change::parse_any_sql(&source, text) {
+            Ok(mut change) => {
+                if migration.no_transaction {
+                    change.transaction = ripcord_core::TransactionMode::None;
+                }
+                changes.push(change);
+            }
             Err(error) => invalid.push(Finding::invalid_file(&error)),
         }
     }

@@ -239,3 +239,63 @@ fn plan_shows_pending_statements_with_class_lock_and_safety_net() {
         "{with_snapshot}"
     );
 }
+
+#[test]
+fn another_tools_layout_is_linted_up_parts_only_with_the_files_own_lines() {
+    let project = Project::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("00001_users.sql"),
+        "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, email text);\n\n-- +goose Down\nDROP TABLE users;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("00002_email.sql"),
+        "-- +goose Up\n-- +goose StatementBegin\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\n-- +goose StatementEnd\n-- +goose Down\nALTER TABLE users DROP COLUMN email;\n",
+    )
+    .unwrap();
+    let path = dir.path().display().to_string();
+    let out = run(&project, &["lint", "--from", "goose", &path, "--json"]);
+    expect_exit(&out, 0);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let findings = doc["findings"].as_array().unwrap();
+    let rules: Vec<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    // The downs (DROP TABLE, DROP COLUMN) are not deploy statements: no error; SET NOT
+    // NULL is one finding, at the line it has in its own file.
+    assert_eq!(rules, vec!["set-not-null-scan"], "{doc}");
+    assert!(
+        findings[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("00002_email.sql")
+    );
+    assert_eq!(findings[0]["line"], 3);
+    assert_eq!(doc["files"], 2);
+
+    let bad = run(&project, &["lint", "--from", "goose", &path, &path]);
+    expect_exit(&bad, 2);
+    assert!(
+        stderr(&bad).contains("takes one directory"),
+        "{}",
+        stderr(&bad)
+    );
+    let nothing = tempfile::tempdir().unwrap();
+    let none = run(
+        &project,
+        &[
+            "lint",
+            "--from",
+            "flyway",
+            &nothing.path().display().to_string(),
+        ],
+    );
+    expect_exit(&none, 2);
+    assert!(
+        stderr(&none).contains("holds no flyway migration"),
+        "{}",
+        stderr(&none)
+    );
+}

@@ -268,7 +268,12 @@ pub fn read_any_sql(path: &Path) -> Result<Change, ChangeFileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
+    parse_any_sql(path, &text)
+}
+
+/// [`read_any_sql`] of `text` read from `path`.
+pub fn parse_any_sql(path: &Path, text: &str) -> Result<Change, ChangeFileError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text).to_string();
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let (id, name) = parse_file_name(file_name).unwrap_or_else(|| {
         let stem = path

@@ -248,8 +248,39 @@ pub fn classify_change_with(change: &Change, known: &ColumnTypes) -> Vec<Finding
         let span = change.deploy.statements[index].clone();
         findings.push(Finding::new(change, rule, message, None, span));
     }
+    merge_same_hazard(&mut findings);
     findings.sort_by_key(|f| (f.location.span.start, f.rule.clone()));
     findings
+}
+
+/// Rules that report one hazard twice: ripcord's (kept, it knows more) and squawk's
+/// (dropped where both fire on the same statement). A suppression of either name
+/// silences the finding kept.
+pub(crate) const SAME_HAZARD: &[(&str, &str)] =
+    &[("set-not-null-scan", "adding-not-nullable-field")];
+
+/// Whether a suppression of `named` covers a finding of `rule`.
+pub(crate) fn same_hazard(rule: &str, named: &str) -> bool {
+    rule == named
+        || SAME_HAZARD.iter().any(|(ours, theirs)| {
+            (rule == *ours && named == *theirs) || (rule == *theirs && named == *ours)
+        })
+}
+
+fn merge_same_hazard(findings: &mut Vec<Finding>) {
+    let kept: Vec<(String, std::ops::Range<usize>)> = findings
+        .iter()
+        .filter(|f| SAME_HAZARD.iter().any(|(ours, _)| f.rule == *ours))
+        .map(|f| (f.rule.clone(), f.location.span.clone()))
+        .collect();
+    findings.retain(|f| {
+        !SAME_HAZARD.iter().any(|(ours, theirs)| {
+            f.rule == *theirs
+                && kept
+                    .iter()
+                    .any(|(rule, span)| rule == ours && span.contains(&f.location.span.start))
+        })
+    });
 }
 
 fn line_start(text: &str, offset: usize) -> usize {

@@ -71,7 +71,7 @@ pub(crate) fn apply(change: &Change, mut findings: Vec<Finding>) -> Vec<Finding>
         };
         let before = findings.len();
         findings.retain(|f| {
-            !(f.rule == rule
+            !(crate::same_hazard(&f.rule, rule)
                 && f.location.span.start >= statement.start.min(span.end)
                 && f.location.span.start < statement.end)
         });

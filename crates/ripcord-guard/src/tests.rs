@@ -155,3 +155,22 @@ fn rewrites_and_blocking_refreshes_are_named() {
     );
     assert!(ours[0].rewrite && ours[3].lock.unwrap().contains("readers"));
 }
+
+#[test]
+fn set_not_null_is_one_finding_not_two() {
+    let found = lint("ALTER TABLE t ALTER COLUMN c SET NOT NULL;");
+    assert_eq!(rules_of(&found), vec!["set-not-null-scan"]);
+    // A suppression written with squawk's name for the same hazard silences it.
+    let found = lint(
+        "-- ripcord:allow adding-not-nullable-field because the table is tiny\n\
+         ALTER TABLE t ALTER COLUMN c SET NOT NULL;",
+    );
+    assert!(found.is_empty(), "{:?}", rules_of(&found));
+    // Squawk's finding stays where ripcord's rule does not fire on that statement.
+    let found = lint("ALTER TABLE t ADD COLUMN d int NOT NULL;");
+    assert!(
+        !rules_of(&found).contains(&"set-not-null-scan"),
+        "{:?}",
+        rules_of(&found)
+    );
+}
