@@ -4,6 +4,9 @@
 //! [`deploy::deploy`], [`revert::revert`], [`verify::verify`], [`status::status`],
 //! [`rehash::rehash`] or the [`audit`] functions. Each returns a serializable report;
 //! failures are [`OpError`]s that keep the report of what was done before them.
+//!
+//! Applications that deploy their own changes on start use [`embed::Migrator`], with
+//! the change files compiled in by [`embed_changes!`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -14,6 +17,7 @@ pub mod checkpoint;
 pub mod deploy;
 pub mod diff;
 pub mod drill;
+pub mod embed;
 pub mod env_vars;
 pub mod error;
 pub mod failpoint;
@@ -38,3 +42,6 @@ pub mod verify;
 pub use error::{ChangeFailure, OpError, Phase};
 pub use observe::{Observer, Silent};
 pub use target::Target;
+
+/// Compile a directory of change files into the binary; see [`embed::Migrator`].
+pub use ripcord_macros::embed_changes;
