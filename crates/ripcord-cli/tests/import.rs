@@ -17,10 +17,20 @@ fn write(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
-/// Import `files` laid out by `tool` into a fresh SQLite project, check the written
-/// change files' names, then deploy, revert all and deploy again.
+/// Import `files` laid out by `tool` into a fresh PostgreSQL project, check the written
+/// change files' names, drill the imported changes on a scratch database, then deploy,
+/// revert all and deploy again.
 fn round_trip(tool: &str, files: &[(&str, &str)], expected: &[&str]) -> Project {
-    let project = Project::sqlite();
+    round_trip_in(Db::postgres_project(), tool, files, expected)
+}
+
+/// [`round_trip`] on the database given (pop's dialect fixture is SQLite's).
+fn round_trip_in(
+    (project, _db): (Project, Db),
+    tool: &str,
+    files: &[(&str, &str)],
+    expected: &[&str],
+) -> Project {
     let source = tempfile::tempdir().unwrap();
     write(source.path(), files);
     let dir = source.path().display().to_string();
@@ -47,6 +57,8 @@ fn round_trip(tool: &str, files: &[(&str, &str)], expected: &[&str]) -> Project 
             "{file}: {text}"
         );
     }
+    let drill = ok(&project, &["drill"]);
+    assert!(drill.contains("Drill passed"), "{tool}: {drill}");
     ok(&project, &["deploy"]);
     ok(&project, &["revert", "--all", "--yes"]);
     ok(&project, &["deploy"]);
@@ -73,7 +85,10 @@ fn sqitch_plan_dependencies_and_scripts() {
                 "-- Deploy blog:users\nBEGIN;\n\nCREATE TABLE users (id integer PRIMARY KEY, name text);\n\nCOMMIT;\n",
             ),
             ("revert/users.sql", "BEGIN;\nDROP TABLE users;\nCOMMIT;\n"),
-            ("verify/users.sql", "SELECT id, name FROM users WHERE 0;\n"),
+            (
+                "verify/users.sql",
+                "SELECT id, name FROM users WHERE false;\n",
+            ),
             (
                 "deploy/posts.sql",
                 "BEGIN;\nCREATE TABLE posts (id integer PRIMARY KEY, user_id integer REFERENCES users (id));\nCOMMIT;\n",
@@ -98,7 +113,7 @@ fn sqitch_plan_dependencies_and_scripts() {
     assert!(posts.contains("BEGIN/COMMIT lines were removed"), "{posts}");
     assert!(
         change(&project, "0001_users.sql")
-            .contains("-- ripcord:verify\nSELECT id, name FROM users WHERE 0;")
+            .contains("-- ripcord:verify\nSELECT id, name FROM users WHERE false;")
     );
     assert!(change(&project, "0003_tags.sql").contains("conflicts with `legacy_tags`"));
 }
@@ -356,7 +371,8 @@ fn an_imported_goose_project_drills_on_postgres() {
 
 #[test]
 fn pop_files_of_one_timestamp_are_one_change_for_the_chosen_dialect() {
-    let project = round_trip(
+    let project = round_trip_in(
+        Db::sqlite_project(),
         "pop",
         &[
             (
