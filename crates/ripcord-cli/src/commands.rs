@@ -1044,6 +1044,12 @@ pub fn snapshot(
                     report.unvalidated_foreign_keys.join(", ")
                 ));
             }
+            if !report.capture_reattached.is_empty() {
+                printer.line(format!(
+                    "  Capture continues on the restored tables: {}",
+                    report.capture_reattached.join(", ")
+                ));
+            }
             Ok(Exit::Success)
         }
         SnapshotCommand::Prune {

@@ -463,3 +463,49 @@ fn loads_held_in_key_arrays_conflict_and_revert() {
     );
     assert_eq!(table(&db), "1:ada:10 2:bob:20 3:cy:30 4:dee:40 11:n11:0");
 }
+
+/// A snapshot restore swaps a new table in; capture must follow it, or a later bad
+/// batch could not be undone (and writes to the replaced table in the vault must not
+/// land in the log).
+#[test]
+fn capture_continues_on_a_table_a_snapshot_restore_swapped_in() {
+    let (project, db) = setup();
+    let before = table(&db);
+    let snapshot = ok(
+        &project,
+        &["snapshot", "create", "--tables", "acct", "--json"],
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&snapshot).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    batch_a(&db);
+    let restored = ok(&project, &["snapshot", "restore", &id]);
+    assert!(
+        restored.contains("Capture continues on the restored tables: public.acct"),
+        "{restored}"
+    );
+    assert_eq!(table(&db), before);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*)::text FROM pg_trigger WHERE tgrelid = 'acct'::regclass AND tgname LIKE 'ripcord_capture%'"
+        ),
+        "5"
+    );
+    let vault = db.scalar("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ripcord_vault_%'");
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*)::text FROM pg_trigger WHERE tgrelid = '{vault}.acct'::regclass AND tgname LIKE 'ripcord_capture%'"
+        )),
+        "0",
+        "the replaced table no longer writes into the log"
+    );
+    // A bad batch after the restore is captured and undone exactly.
+    as_batch(
+        &db,
+        "B",
+        "UPDATE acct SET owner = 'mallory' WHERE id <= 2; DELETE FROM acct WHERE id = 4",
+    );
+    ok(&project, &["batch", "revert", "B"]);
+    assert_eq!(table(&db), before);
+}

@@ -705,3 +705,92 @@ fn bad_input_changes_nothing_and_says_why() {
     assert!(deploy.wait().unwrap().success());
     assert!(snapshot_ids(&project).is_empty());
 }
+
+#[test]
+fn restore_brings_back_row_security_policies_comments_and_column_privileges() {
+    let (project, db) = Db::postgres_project();
+    let Db::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    let reader = format!("{}_reader", pg.name);
+    db.exec(&format!(
+        "CREATE ROLE {reader};
+         CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, secret text);
+         INSERT INTO accounts SELECT g, 'user' || (g % 3), 'x' || g FROM generate_series(1, 50) g;
+         ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE accounts FORCE ROW LEVEL SECURITY;
+         CREATE POLICY own_rows ON accounts AS PERMISSIVE FOR SELECT TO {reader} USING (owner = current_user);
+         CREATE POLICY no_blank ON accounts AS RESTRICTIVE FOR INSERT TO PUBLIC WITH CHECK (owner <> '');
+         COMMENT ON TABLE accounts IS 'who owns what; it''s RLS-protected';
+         COMMENT ON COLUMN accounts.secret IS 'never shown to readers';
+         GRANT SELECT (id, owner) ON accounts TO {reader};
+         GRANT UPDATE (owner) ON accounts TO {reader} WITH GRANT OPTION;"
+    ));
+    let fingerprint = |project: &Project| {
+        let out = ok(project, &["fingerprint", "--json"]);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        doc["schema_digest"].as_str().unwrap().to_string()
+    };
+    let column_privileges = |db: &Db| {
+        db.scalar(&format!(
+            "SELECT string_agg(column_name || ':' || privilege_type || ':' || is_grantable, ',' \
+                ORDER BY column_name, privilege_type) \
+             FROM information_schema.column_privileges \
+             WHERE table_name = 'accounts' AND grantee = '{reader}'"
+        ))
+    };
+    let schema_before = fingerprint(&project);
+    let privileges_before = column_privileges(&db);
+    assert_eq!(
+        privileges_before,
+        "id:SELECT:NO,owner:SELECT:NO,owner:UPDATE:YES"
+    );
+    let rows_before = checksum(&db, "accounts");
+    let id = create_one(&project, &["--tables", "accounts"]);
+
+    // Someone strips the table's protection and damages its rows.
+    db.exec(&format!(
+        "DROP POLICY own_rows ON accounts; DROP POLICY no_blank ON accounts;
+         ALTER TABLE accounts NO FORCE ROW LEVEL SECURITY; ALTER TABLE accounts DISABLE ROW LEVEL SECURITY;
+         COMMENT ON TABLE accounts IS NULL; COMMENT ON COLUMN accounts.secret IS NULL;
+         REVOKE ALL (id, owner) ON accounts FROM {reader};
+         DELETE FROM accounts WHERE id > 10;"
+    ));
+    assert_ne!(fingerprint(&project), schema_before);
+
+    ok(&project, &["snapshot", "restore", &id]);
+    assert_eq!(checksum(&db, "accounts"), rows_before);
+    assert_eq!(
+        fingerprint(&project),
+        schema_before,
+        "policies, row security and comments are back as they were"
+    );
+    assert_eq!(column_privileges(&db), privileges_before);
+    assert_eq!(
+        db.scalar("SELECT relrowsecurity::text || relforcerowsecurity::text FROM pg_class WHERE oid = 'accounts'::regclass"),
+        "truetrue"
+    );
+    // The policies work: the reader sees only its own rows (none are its name).
+    let mut client = pg.connect();
+    client
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA public TO {reader}; SET ROLE {reader}"
+        ))
+        .unwrap();
+    let seen: i64 = client
+        .query_one("SELECT count(id) FROM accounts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0);
+    assert!(
+        client
+            .query_one("SELECT count(secret) FROM accounts", &[])
+            .is_err(),
+        "the column privilege is still only on id and owner"
+    );
+    let m = manifest(&project, &id).to_string();
+    assert!(
+        m.contains("own_rows") && m.contains("never shown to readers"),
+        "{m}"
+    );
+}

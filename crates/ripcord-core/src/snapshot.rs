@@ -182,6 +182,54 @@ pub struct TableDefinition {
     pub sequences: Vec<OwnedSequence>,
     /// SQLite: the `CREATE TABLE` statement as stored.
     pub create_sql: Option<String>,
+    /// Comments, row-level security and column privileges (absent from manifests
+    /// written before they were carried, and from tables without any, so that those
+    /// manifests keep their hash).
+    #[serde(default, skip_serializing_if = "TableExtras::is_empty")]
+    pub extras: TableExtras,
+}
+
+/// What else a table carries besides columns, constraints, indexes and grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableExtras {
+    /// `COMMENT ON TABLE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// `COMMENT ON COLUMN`: `(column, comment)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_comments: Vec<(String, String)>,
+    /// `ENABLE ROW LEVEL SECURITY`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub row_security: bool,
+    /// `FORCE ROW LEVEL SECURITY` (the owner is subject to the policies too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_row_security: bool,
+    /// Policies: `(name, CREATE POLICY … ON <qualified> …)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<NamedDefinition>,
+    /// Column privileges: `GRANT privilege (column) ON table TO grantee`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_grants: Vec<ColumnGrant>,
+}
+
+impl TableExtras {
+    /// Nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self == &TableExtras::default()
+    }
+}
+
+/// One column privilege.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnGrant {
+    /// The column.
+    pub column: String,
+    /// Role (`PUBLIC` for everyone), quoted.
+    pub grantee: String,
+    /// `SELECT`, `INSERT`, `UPDATE`, `REFERENCES`.
+    pub privilege: String,
+    /// WITH GRANT OPTION.
+    pub grantable: bool,
 }
 
 impl TableDefinition {
@@ -351,6 +399,8 @@ pub struct SwapOutcome {
     pub repointed_foreign_keys: Vec<String>,
     /// Foreign keys left NOT VALID because existing rows violate them.
     pub unvalidated_foreign_keys: Vec<String>,
+    /// Captured tables whose capture triggers were put on the restored table.
+    pub capture_reattached: Vec<String>,
 }
 
 /// Streaming tables out of a consistent read and back into new tables; PostgreSQL.

@@ -17,7 +17,7 @@
 //! restore old images of the rest, mapping columns through the lists recorded with each
 //! statement, so capture keeps working after columns are added, dropped or retyped.
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use ripcord_core::capture::{
     BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome,
     UndoProgress, UndoScope,
@@ -118,7 +118,7 @@ impl TableInfo {
 }
 
 /// The table `name` and the columns that identify its rows.
-fn describe(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
+fn describe(client: &mut impl GenericClient, name: &str) -> Result<TableInfo, EngineError> {
     let rows = client
         .query(
             "SELECT c.oid, n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname), c.relkind::text
@@ -349,6 +349,60 @@ fn captured(client: &mut Client, name: &str) -> Result<TableInfo, EngineError> {
         log_table: row.get(2),
         ..info
     })
+}
+
+/// Put capture back on the table now named `name` when capture was enabled for that
+/// name: a restore swapped in a new table (a new oid, without ripcord's triggers). The
+/// triggers call the functions of the original table (named by the relid recorded at
+/// `capture enable`) and write into its log, so the history continues. Run inside the
+/// swap's transaction; `Ok(false)` when the table is not captured.
+pub(crate) fn reattach(tx: &mut impl GenericClient, name: &str) -> Result<bool, EngineError> {
+    let has_capture: bool = tx
+        .query_one(
+            "SELECT to_regclass('ripcord.capture_tables') IS NOT NULL",
+            &[],
+        )
+        .map_err(map_error)?
+        .get(0);
+    if !has_capture {
+        return Ok(false);
+    }
+    let info = describe(tx, name)?;
+    let rows = tx
+        .query(
+            "SELECT relid, key_columns, key_types, log_table FROM ripcord.capture_tables \
+             WHERE table_name = $1 AND enabled",
+            &[&info.name],
+        )
+        .map_err(map_error)?;
+    let Some(row) = rows.first() else {
+        return Ok(false);
+    };
+    let info = TableInfo {
+        relid: row.get(0),
+        key_columns: row.get(1),
+        key_types: row.get(2),
+        log_table: row.get(3),
+        ..info
+    };
+    tx.batch_execute(&install_sql(&info)).map_err(map_error)?;
+    Ok(true)
+}
+
+/// Drop ripcord's capture triggers from `quoted` (a table leaving for a restore's vault,
+/// whose writes are no longer the captured table's).
+pub(crate) fn detach_triggers(
+    tx: &mut impl GenericClient,
+    quoted: &str,
+) -> Result<(), EngineError> {
+    tx.batch_execute(&format!(
+        "DROP TRIGGER IF EXISTS ripcord_capture_ins ON {quoted};
+         DROP TRIGGER IF EXISTS ripcord_capture_upd ON {quoted};
+         DROP TRIGGER IF EXISTS ripcord_capture_del ON {quoted};
+         DROP TRIGGER IF EXISTS ripcord_capture_key ON {quoted};
+         DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {quoted};"
+    ))
+    .map_err(map_error)
 }
 
 /// Whether the relation `name` exists (log tables of older versions lack some).

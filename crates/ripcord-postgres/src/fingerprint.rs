@@ -1,5 +1,6 @@
 //! Catalog queries for drill: the normalized schema of every user schema (everything
-//! but `ripcord`, the system schemas and objects owned by extensions) and per-table
+//! but `ripcord`, ripcord's own `ripcord_*` schemas (restore vaults and staging), the
+//! system schemas and objects owned by extensions) and per-table
 //! data hashes, all computed inside the server.
 
 /// Rows of `(kind, name, definition)`; definitions are `key: value` lines where the
@@ -13,6 +14,7 @@ WITH ns AS (
     SELECT oid, nspname FROM pg_namespace
     WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
       AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'
+      AND nspname NOT LIKE 'ripcord\_%'
 ),
 ext AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
 SELECT 'schema', nspname::text, concat_ws(E'\n', 'comment: ' || obj_description(oid, 'pg_namespace'))
@@ -125,6 +127,7 @@ SELECT 'policy', p.schemaname || '.' || p.tablename || '.' || p.policyname,
        concat_ws(E'\n', 'permissive: ' || p.permissive, 'roles: ' || array_to_string(p.roles, ','),
                  'command: ' || p.cmd, 'using: ' || p.qual, 'with_check: ' || p.with_check)
 FROM pg_policies p WHERE p.schemaname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
+  AND p.schemaname NOT LIKE 'ripcord\_%'
 "#;
 
 /// Qualified and quoted names and the quoted column list of every user table with
@@ -137,6 +140,7 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+  AND n.nspname NOT LIKE 'ripcord\_%'
   AND c.oid NOT IN (SELECT objid FROM pg_depend WHERE deptype = 'e')
 ORDER BY 1
 "#;

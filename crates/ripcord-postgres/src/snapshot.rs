@@ -9,8 +9,9 @@ use std::io::{Read, Write};
 use postgres::Client;
 use ripcord_core::EngineError;
 use ripcord_core::snapshot::{
-    ColumnDefinition, ExportInfo, Grant, NamedDefinition, OwnedSequence, PageRange, RestorePlace,
-    SnapshotWorker, SwapOutcome, TableDefinition, TableSnapshots, quote_ident,
+    ColumnDefinition, ColumnGrant, ExportInfo, Grant, NamedDefinition, OwnedSequence, PageRange,
+    RestorePlace, SnapshotWorker, SwapOutcome, TableDefinition, TableExtras, TableSnapshots,
+    quote_ident,
 };
 
 use crate::{PostgresEngine, map_error};
@@ -200,6 +201,7 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
             grantable: r.get(2),
         })
         .collect();
+    let extras = extras(client, oid, &head.get::<_, String>(2))?;
     Ok(TableDefinition {
         schema: head.get(0),
         name: head.get(1),
@@ -214,6 +216,62 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
         owner: head.get(4),
         sequences,
         create_sql: None,
+        extras,
+    })
+}
+
+/// Comments, row-level security with its policies, and column privileges of table
+/// `oid` (named `qualified`); the session's search_path must be empty, so that the
+/// policies' expressions name everything qualified.
+fn extras(client: &mut Client, oid: u32, qualified: &str) -> Result<TableExtras, EngineError> {
+    let head = client
+        .query_one(
+            "SELECT obj_description(oid, 'pg_class'), relrowsecurity, relforcerowsecurity              FROM pg_class WHERE oid = $1",
+            &[&oid],
+        )
+        .map_err(map_error)?;
+    let column_comments = client
+        .query(
+            "SELECT a.attname::text, d.description FROM pg_attribute a              JOIN pg_description d ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass                AND d.objsubid = a.attnum              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&oid],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let policies = client
+        .query(
+            "SELECT polname::text, format('CREATE POLICY %I ON %s AS %s FOR %s TO %s', polname, $2::text,                     CASE WHEN polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,                     CASE polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'                                 WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,                     (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ')                      FROM unnest(polroles) r))                     || coalesce(' USING (' || pg_get_expr(polqual, polrelid) || ')', '')                     || coalesce(' WITH CHECK (' || pg_get_expr(polwithcheck, polrelid) || ')', '')              FROM pg_policy WHERE polrelid = $1 ORDER BY 1",
+            &[&oid, &qualified],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(|r| NamedDefinition {
+            name: r.get(0),
+            definition: r.get(1),
+        })
+        .collect();
+    let column_grants = client
+        .query(
+            "SELECT a.attname::text, CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,                     x.privilege_type, x.is_grantable              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid              CROSS JOIN LATERAL aclexplode(a.attacl) x LEFT JOIN pg_roles r ON r.oid = x.grantee              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND x.grantee <> c.relowner              ORDER BY a.attnum, 2, 3",
+            &[&oid],
+        )
+        .map_err(map_error)?
+        .iter()
+        .map(|r| ColumnGrant {
+            column: r.get(0),
+            grantee: r.get(1),
+            privilege: r.get(2),
+            grantable: r.get(3),
+        })
+        .collect();
+    Ok(TableExtras {
+        comment: head.get(0),
+        column_comments,
+        row_security: head.get(1),
+        force_row_security: head.get(2),
+        policies,
+        column_grants,
     })
 }
 
@@ -412,6 +470,7 @@ impl TableSnapshots for PgSnapshots<'_> {
                 ))
                 .map_err(map_error)?;
             }
+            crate::capture::detach_triggers(&mut tx, &qualified)?;
             tx.batch_execute(&format!("ALTER TABLE {qualified} SET SCHEMA {vault}"))
                 .map_err(map_error)?;
         }
@@ -445,6 +504,11 @@ impl TableSnapshots for PgSnapshots<'_> {
                 quote_ident(name)
             ))
             .map_err(map_error)?;
+        }
+        for table in tables {
+            if crate::capture::reattach(&mut tx, &table.qualified)? {
+                outcome.capture_reattached.push(table.display_name());
+            }
         }
         tx.batch_execute(&format!("DROP SCHEMA {staging}"))
             .map_err(map_error)?;
@@ -638,6 +702,42 @@ pub(crate) fn post_data_statements(
                 ""
             }
         ));
+    }
+    let extras = &table.extras;
+    for grant in &extras.column_grants {
+        statements.push(format!(
+            "GRANT {} ({}) ON {target} TO {}{}",
+            grant.privilege,
+            quote_ident(&grant.column),
+            grant.grantee,
+            if grant.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(comment) = &extras.comment {
+        statements.push(format!(
+            "COMMENT ON TABLE {target} IS {}",
+            sql_literal(comment)
+        ));
+    }
+    for (column, comment) in &extras.column_comments {
+        statements.push(format!(
+            "COMMENT ON COLUMN {target}.{} IS {}",
+            quote_ident(column),
+            sql_literal(comment)
+        ));
+    }
+    for policy in &extras.policies {
+        statements.push(table.retarget(&policy.definition, place));
+    }
+    if extras.row_security {
+        statements.push(format!("ALTER TABLE {target} ENABLE ROW LEVEL SECURITY"));
+    }
+    if extras.force_row_security {
+        statements.push(format!("ALTER TABLE {target} FORCE ROW LEVEL SECURITY"));
     }
     if let Some(owner) = &table.owner
         && owner != me

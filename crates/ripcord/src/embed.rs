@@ -7,8 +7,9 @@
 //!
 //! ```no_run
 //! # async fn start() -> Result<(), ripcord::OpError> {
+//! // The directory of change files, relative to the crate's Cargo.toml.
 //! let migrator = ripcord::embed::Migrator::new("postgres://app@db/app")
-//!     .with_embedded(ripcord::embed_changes!("changes"))
+//!     .with_embedded(ripcord::embed_changes!("tests/embedded_changes"))
 //!     .project("shop");
 //! let report = migrator.deploy().await?;
 //! println!("{} changes deployed", report.deployed.len());

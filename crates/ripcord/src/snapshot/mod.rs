@@ -686,6 +686,7 @@ fn sqlite_table(name: &str) -> TableDefinition {
         owner: None,
         sequences: Vec::new(),
         create_sql: None,
+        extras: Default::default(),
     }
 }
 
@@ -827,6 +828,8 @@ pub struct RestoreReport {
     pub repointed_foreign_keys: Vec<String>,
     /// Foreign keys left NOT VALID because rows violate them.
     pub unvalidated_foreign_keys: Vec<String>,
+    /// Captured tables whose capture continues on the restored table.
+    pub capture_reattached: Vec<String>,
 }
 
 /// Restore snapshot `id` into `target`: load into staging tables while checking every
@@ -1092,6 +1095,7 @@ fn restore_streamed(
             vault: None,
             repointed_foreign_keys: Vec::new(),
             unvalidated_foreign_keys: Vec::new(),
+            capture_reattached: Vec::new(),
         });
     }
     let vault = format!("ripcord_vault_{}", Utc::now().format("%Y%m%d%H%M%S%3f"));
@@ -1115,6 +1119,7 @@ fn restore_streamed(
         vault: (!outcome.vault_schema.is_empty()).then_some(outcome.vault_schema),
         repointed_foreign_keys: outcome.repointed_foreign_keys,
         unvalidated_foreign_keys: outcome.unvalidated_foreign_keys,
+        capture_reattached: outcome.capture_reattached,
     })
 }
 
@@ -1171,6 +1176,7 @@ fn restore_file_copy(
         vault: (!vaulted.is_empty()).then(|| vaulted.join(", ")),
         repointed_foreign_keys: Vec::new(),
         unvalidated_foreign_keys: Vec::new(),
+        capture_reattached: Vec::new(),
     })
 }
 
