@@ -802,7 +802,15 @@ impl Engine for PostgresEngine {
             .map_err(map_error)?;
         self.client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .map_err(map_error)?;
+            .map_err(|e| {
+                if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                    return EngineError::Invalid {
+                        reason: "this role may not create the scratch database drill rehearses in (permission denied to create database)".into(),
+                        hint: Some("grant it CREATEDB, or pass --scratch with the URL of an empty database it may use".into()),
+                    };
+                }
+                map_error(e)
+            })?;
         Ok(with_database(&self.url, &name))
     }
 
