@@ -672,6 +672,22 @@ impl Capture for PgCapture<'_> {
                 "`ripcord batch list` shows the batches in the capture log",
             ));
         }
+        // Writers wait while the undo runs. Without this a loader's UPDATE still in
+        // flight when the conflicts are read is not yet in the log, and the undo's own
+        // UPDATE, waiting on that row, overwrites it once the loader commits: a lost
+        // update no conflict reports. EXCLUSIVE waits for writes in flight (their log
+        // rows commit with them) and lets readers through.
+        let mut quoted: Vec<String> = Vec::new();
+        for name in &tables {
+            quoted.push(captured(self.client, name)?.quoted);
+        }
+        quoted.sort();
+        self.client
+            .batch_execute(&format!(
+                "LOCK TABLE {} IN EXCLUSIVE MODE",
+                quoted.join(", ")
+            ))
+            .map_err(map_error)?;
         let mut outcome = UndoOutcome::default();
         let mut prepared = Vec::new();
         for (index, name) in tables.iter().enumerate() {
