@@ -248,6 +248,12 @@ fn dropping_a_key_column_needs_consent_and_is_then_recorded_irreversible() {
         "0002_dropkey",
         "-- ripcord:deploy\nALTER TABLE t DROP COLUMN id;\n",
     );
+    // Drill rehearses it to the refusal and reports it as that change's FAIL line.
+    let drill = run(&project, &["drill"]);
+    expect_exit(&drill, 1);
+    let out = stdout(&drill);
+    assert!(out.contains("FAIL 0002_dropkey"), "{out}");
+    assert!(out.contains("part of the key of public.t"), "{out}");
     let out = run(&project, &["deploy"]);
     expect_exit(&out, 4);
     let err = stderr(&out);

@@ -313,14 +313,7 @@ fn choose<'p>(
     let (from, chosen) = match (from_tool, up_to) {
         (Some(tool), _) => (tool.to_string(), applied_by_tool(target, plan, tool)?),
         (None, Some(name)) => {
-            let last = plan.resolve(name).ok_or_else(|| OpError::UnknownChange {
-                name: name.to_string(),
-                suggestion: ripcord_core::suggest::did_you_mean(
-                    name,
-                    plan.changes().iter().map(|c| c.name.as_str()),
-                )
-                .map(String::from),
-            })?;
+            let last = crate::error::resolve_change(plan, name)?;
             let upto: Vec<&Change> = plan
                 .changes()
                 .iter()

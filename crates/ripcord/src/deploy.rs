@@ -180,16 +180,7 @@ fn pending<'a>(
     vault_available: Option<ripcord_core::EngineKind>,
 ) -> Result<Vec<Pending<'a>>, OpError> {
     for name in accepted {
-        if plan.resolve(name).is_none() {
-            return Err(OpError::UnknownChange {
-                name: name.clone(),
-                suggestion: ripcord_core::suggest::did_you_mean(
-                    name,
-                    plan.changes().iter().map(|c| c.name.as_str()),
-                )
-                .map(String::from),
-            });
-        }
+        crate::error::resolve_change(plan, name)?;
     }
     let ledger = &scoped.mine;
     let mut modified = Vec::new();
@@ -228,14 +219,7 @@ fn pending<'a>(
 
     let last = match to {
         Some(name) => {
-            let change = plan.resolve(name).ok_or_else(|| OpError::UnknownChange {
-                name: name.to_string(),
-                suggestion: ripcord_core::suggest::did_you_mean(
-                    name,
-                    plan.changes().iter().map(|c| c.name.as_str()),
-                )
-                .map(String::from),
-            })?;
+            let change = crate::error::resolve_change(plan, name)?;
             Some(change.name.clone())
         }
         None => None,

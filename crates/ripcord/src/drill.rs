@@ -183,16 +183,7 @@ fn selected<'a>(
     let resolve = |name: &Option<String>| -> Result<Option<&'a Change>, OpError> {
         name.as_ref()
             .filter(|n| !n.is_empty())
-            .map(|n| {
-                plan.resolve(n).ok_or_else(|| OpError::UnknownChange {
-                    name: n.clone(),
-                    suggestion: ripcord_core::suggest::did_you_mean(
-                        n,
-                        plan.changes().iter().map(|c| c.name.as_str()),
-                    )
-                    .map(String::from),
-                })
-            })
+            .map(|n| crate::error::resolve_change(plan, n))
             .transpose()
     };
     let (from, to) = match &options.changes {
@@ -711,7 +702,13 @@ fn rehearse(
         TransactionMode::None => Left::Unknown { deployable: false },
     };
     let failed_deploy = |mut outcome: DrillOutcome, e: OpError, context: &str| {
-        if !matches!(e, OpError::ChangeFailed(_)) {
+        // A refusal found while the change runs (a revert ripcord cannot write after
+        // all) is this change's verdict, as a failed statement is; the change's
+        // transaction was rolled back.
+        if !matches!(
+            e,
+            OpError::ChangeFailed(_) | OpError::MissingRevert { .. } | OpError::DataNotKept { .. }
+        ) {
             return Err(e);
         }
         outcome.deploy_failed = true;

@@ -261,3 +261,23 @@ pub enum OpError {
     #[error("{} {} failed: {}", .0.change, .0.phase.as_str(), .0.error)]
     ChangeFailed(Box<ChangeFailure>),
 }
+
+impl OpError {
+    /// No change named `name`; the closest of `known` is suggested.
+    pub(crate) fn unknown_change<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> OpError {
+        OpError::UnknownChange {
+            name: name.to_string(),
+            suggestion: ripcord_core::suggest::did_you_mean(name, known).map(String::from),
+        }
+    }
+}
+
+/// The change of `plan` named (or numbered) `name`, or an error suggesting a close name.
+pub(crate) fn resolve_change<'p>(
+    plan: &'p ripcord_core::Plan,
+    name: &str,
+) -> Result<&'p ripcord_core::Change, OpError> {
+    plan.resolve(name).ok_or_else(|| {
+        OpError::unknown_change(name, plan.changes().iter().map(|c| c.name.as_str()))
+    })
+}

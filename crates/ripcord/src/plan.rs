@@ -139,19 +139,7 @@ pub fn plan(
     let ledger = crate::scope::scoped(target, plan)?.mine;
     let vault = crate::vault::vault_engine(target);
     let last = match to {
-        Some(name) => Some(
-            plan.resolve(name)
-                .ok_or_else(|| OpError::UnknownChange {
-                    name: name.to_string(),
-                    suggestion: ripcord_core::suggest::did_you_mean(
-                        name,
-                        plan.changes().iter().map(|c| c.name.as_str()),
-                    )
-                    .map(String::from),
-                })?
-                .name
-                .clone(),
-        ),
+        Some(name) => Some(crate::error::resolve_change(plan, name)?.name.clone()),
         None => None,
     };
     let last_id = last.as_deref().and_then(|n| plan.get(n)).map(|c| &c.id);

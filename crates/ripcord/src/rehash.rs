@@ -53,14 +53,7 @@ pub fn rehash(
                 Some(change) => OpError::NotDeployed {
                     name: change.name.clone(),
                 },
-                None => OpError::UnknownChange {
-                    name: name.to_string(),
-                    suggestion: ripcord_core::suggest::did_you_mean(
-                        name,
-                        ledger.iter().map(|d| d.name.as_str()),
-                    )
-                    .map(String::from),
-                },
+                None => OpError::unknown_change(name, ledger.iter().map(|d| d.name.as_str())),
             })?;
         let change = plan.get(&deployed.name).ok_or_else(|| OpError::FileGone {
             change: deployed.name.clone(),
