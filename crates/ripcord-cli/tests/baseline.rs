@@ -35,21 +35,27 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("000003_tags.down.sql", "DROP TABLE tags;\n"),
 ];
 
-/// A PostgreSQL project imported from golang-migrate, whose first two migrations the
-/// tool applied (history `version`, `dirty`).
-fn migrated(dirty: bool) -> (Project, Db) {
+/// A PostgreSQL project with `files` (laid out by `tool`) imported.
+fn imported(tool: &str, files: &[(&str, &str)]) -> (Project, Db) {
     let (project, db) = Db::postgres_project();
     let source = tempfile::tempdir().unwrap();
-    write(source.path(), MIGRATIONS);
+    write(source.path(), files);
     ok(
         &project,
         &[
             "import",
             "--from",
-            "golang-migrate",
+            tool,
             &source.path().display().to_string(),
         ],
     );
+    (project, db)
+}
+
+/// A PostgreSQL project imported from golang-migrate, whose first two migrations the
+/// tool applied (history `version`, `dirty`).
+fn migrated(dirty: bool) -> (Project, Db) {
+    let (project, db) = imported("golang-migrate", MIGRATIONS);
     db.exec(&format!(
         "CREATE TABLE users (id integer PRIMARY KEY); CREATE TABLE posts (id integer PRIMARY KEY);
          CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
@@ -120,10 +126,8 @@ fn a_dirty_golang_migrate_state_is_refused_and_nothing_is_written() {
 
 #[test]
 fn flyway_and_up_to() {
-    let (project, db) = Db::postgres_project();
-    let source = tempfile::tempdir().unwrap();
-    write(
-        source.path(),
+    let (project, db) = imported(
+        "flyway",
         &[
             (
                 "V1__users.sql",
@@ -133,15 +137,6 @@ fn flyway_and_up_to() {
                 "V2__posts.sql",
                 "CREATE TABLE posts (id integer PRIMARY KEY);\n",
             ),
-        ],
-    );
-    ok(
-        &project,
-        &[
-            "import",
-            "--from",
-            "flyway",
-            &source.path().display().to_string(),
         ],
     );
     db.exec(
@@ -181,10 +176,8 @@ fn flyway_history(db: &Db, v1_checksum: i64) {
 }
 
 fn flyway_project() -> (Project, Db) {
-    let (project, db) = Db::postgres_project();
-    let source = tempfile::tempdir().unwrap();
-    write(
-        source.path(),
+    let (project, db) = imported(
+        "flyway",
         &[
             // CRLF line breaks: Flyway's checksum ignores them.
             (
@@ -199,15 +192,6 @@ fn flyway_project() -> (Project, Db) {
                 "V3__tags.sql",
                 "CREATE TABLE tags (id integer PRIMARY KEY);\n",
             ),
-        ],
-    );
-    ok(
-        &project,
-        &[
-            "import",
-            "--from",
-            "flyway",
-            &source.path().display().to_string(),
         ],
     );
     (project, db)
@@ -248,10 +232,8 @@ fn a_flyway_checksum_that_disagrees_with_the_file_is_refused_and_nothing_is_writ
 /// sqlx's `_sqlx_migrations` keeps the SHA-384 of each file (hashes from Python's
 /// hashlib); a file without a trailing line break hashes without one.
 fn sqlx_case(db_checksum_of_first: &str) -> (Project, Db, std::process::Output) {
-    let (project, db) = Db::postgres_project();
-    let source = tempfile::tempdir().unwrap();
-    write(
-        source.path(),
+    let (project, db) = imported(
+        "sqlx",
         &[
             (
                 "20240101000000_users.sql",
@@ -261,15 +243,6 @@ fn sqlx_case(db_checksum_of_first: &str) -> (Project, Db, std::process::Output) 
                 "20240102000000_posts.sql",
                 "CREATE TABLE posts (id integer PRIMARY KEY);",
             ),
-        ],
-    );
-    ok(
-        &project,
-        &[
-            "import",
-            "--from",
-            "sqlx",
-            &source.path().display().to_string(),
         ],
     );
     db.exec(&format!(
