@@ -446,11 +446,22 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<std::path::PathBuf>,
     },
-    /// Print a new ed25519 key pair for signing checkpoints.
+    /// Print a new ed25519 key pair for signing events and checkpoints.
     #[command(
-        after_help = "Example:\n  ripcord audit keygen --json\n\nPut private_key in the environment variable `[audit] signing_key_env` names, and\npublic_key in `[audit] public_key` where checkpoints are verified."
+        after_help = "Example:\n  ripcord audit keygen --json\n\nPut private_key in the environment variable `[audit] signing_key_env` names (every event\nappended is then signed), and public_key in `[audit] public_key` where events and\ncheckpoints are verified."
     )]
     Keygen,
+    /// Record in the chain that signing moves to a new key: an event naming the new
+    /// public key, signed with the current one. Then swap the private key in the
+    /// environment and move the old public key to `[audit] previous_public_keys`.
+    #[command(
+        after_help = "Example:\n  ripcord audit keygen --json > new-key.json\n  ripcord audit rotate-key --new-public-key \"$(jq -r .public_key new-key.json)\""
+    )]
+    RotateKey {
+        /// The new key's public half (base64, from `audit keygen`).
+        #[arg(long, value_name = "BASE64")]
+        new_public_key: String,
+    },
     /// Write the chain's head (sequence, hash, time) as a checkpoint to keep outside the
     /// database, signed when `[audit] signing_key_env` names a set variable.
     #[command(

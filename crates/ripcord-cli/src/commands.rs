@@ -541,9 +541,29 @@ pub fn audit(
         return Ok(Exit::Success);
     }
     let audit = project.config.as_ref().map(|c| c.config.audit.clone());
+    let trusted: Vec<String> = audit
+        .as_ref()
+        .map(|a| {
+            a.public_key
+                .iter()
+                .chain(&a.previous_public_keys)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     let mut target = project.target(global)?;
     match command {
         AuditCommand::Keygen => unreachable!("handled above"),
+        AuditCommand::RotateKey { new_public_key } => {
+            let event = ripcord::audit::record_rotation(&mut target, new_public_key)?;
+            printer.json(&event);
+            printer.line(format!(
+                "Recorded event #{}: signing moves to {}. Now put the new private key in the environment, set [audit] public_key to the new key and add the old one to previous_public_keys.",
+                event.seq,
+                serde_json::from_str::<serde_json::Value>(&event.detail).ok().and_then(|d| d["new_key"].as_str().map(String::from)).unwrap_or_default()
+            ));
+            Ok(Exit::Success)
+        }
         AuditCommand::Checkpoint { out } => {
             let private = match audit.as_ref().and_then(|a| a.signing_key_env.clone()) {
                 Some(variable) => Some(std::env::var(&variable).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
@@ -589,7 +609,7 @@ pub fn audit(
             let checkpoint = ripcord::checkpoint::Checkpoint::parse(&text)?;
             let public = audit.as_ref().and_then(|a| a.public_key.clone());
             let verdict = ripcord::checkpoint::check(&mut target, &checkpoint, public.as_deref())?;
-            let report = ripcord::audit::verify(&mut target)?;
+            let report = ripcord::audit::verify(&mut target, &trusted)?;
             printer.json(&serde_json::json!({ "chain": report, "checkpoint": verdict }));
             printer.block(render::audit_verify(&report));
             printer.line(format!(
@@ -610,7 +630,7 @@ pub fn audit(
             Ok(Exit::Success)
         }
         AuditCommand::Verify { checkpoint: None } => {
-            let report = ripcord::audit::verify(&mut target)?;
+            let report = ripcord::audit::verify(&mut target, &trusted)?;
             printer.json(&report);
             printer.block(render::audit_verify(&report));
             Ok(if report.intact() {

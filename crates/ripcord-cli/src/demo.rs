@@ -562,7 +562,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     );
     let history = ripcord::audit::history(&mut target)?;
     printer.block(render::history(&target.name, &history));
-    let chain = ripcord::audit::verify(&mut target)?;
+    let chain = ripcord::audit::verify(&mut target, &[])?;
     printer.block(render::audit_verify(&chain));
 
     step(
@@ -588,7 +588,10 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         .engine
         .execute(&set_revert("DROP TABLE customers;"))?;
     printer.line("  UPDATE ripcord_changes SET revert_sql = 'DROP TABLE customers;' …");
-    printer.block(render::audit_verify(&ripcord::audit::verify(&mut target)?));
+    printer.block(render::audit_verify(&ripcord::audit::verify(
+        &mut target,
+        &[],
+    )?));
     let options = RevertOptions {
         selection: Selection::Last(1),
         dry_run: false,
@@ -612,7 +615,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     }
     target.engine.execute(&set_revert(&recorded))?;
     printer.line("  with the row put back as recorded:");
-    let chain = ripcord::audit::verify(&mut target)?;
+    let chain = ripcord::audit::verify(&mut target, &[])?;
     printer.block(render::audit_verify(&chain));
 
     printer.line("");

@@ -418,6 +418,33 @@ pub fn audit_verify(report: &ChainReport) -> String {
             },
         );
     }
+    let signatures = &report.signatures;
+    if let Some((seq, why)) = &signatures.problem {
+        let _ = writeln!(
+            out,
+            "{} signature of event #{seq}: {why}",
+            paint(style::BAD, "BROKEN")
+        );
+    } else if signatures.signed > 0 {
+        let _ = writeln!(
+            out,
+            "  {} signed{}{}",
+            plural(signatures.signed, "event", "events"),
+            if signatures.checked {
+                ", every signature verified"
+            } else {
+                " (set [audit] public_key to verify the signatures)"
+            },
+            if signatures.unsigned_before_signing > 0 {
+                format!(
+                    "; the first {} predate signing",
+                    signatures.unsigned_before_signing
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     out
 }
 

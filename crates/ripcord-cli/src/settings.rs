@@ -103,6 +103,19 @@ impl Project {
                 lock_timeout: safety.lock_timeout.map(|d| d.0),
                 statement_timeout: safety.statement_timeout.map(|d| d.0),
             };
+            if let Some(variable) = &config.config.audit.signing_key_env {
+                match std::env::var(variable)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                {
+                    Some(private) => {
+                        target.signer = Some(ripcord::audit::signing_key(&private)?);
+                    }
+                    None => eprintln!(
+                        "warning: [audit] signing_key_env names ${variable}, which is not set: events of this run are unsigned, and `audit verify` with the public key will flag them"
+                    ),
+                }
+            }
         }
         Ok(target)
     }

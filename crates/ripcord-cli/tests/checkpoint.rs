@@ -106,3 +106,170 @@ fn a_forged_checkpoint_fails_its_signature() {
         stderr(&junk)
     );
 }
+
+fn with_key(project: &Project, private: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut command = ripcord_in(project.path());
+    if let Some(private) = private {
+        command.env("TEST_SIGNING_KEY", private);
+    }
+    command.args(args).output().unwrap()
+}
+
+fn keypair(project: &Project) -> (String, String) {
+    let keys: serde_json::Value =
+        serde_json::from_str(&ok(project, &["audit", "keygen", "--json"])).unwrap();
+    (
+        keys["private_key"].as_str().unwrap().to_string(),
+        keys["public_key"].as_str().unwrap().to_string(),
+    )
+}
+
+fn config(project: &Project, public: &str, previous: &[&str]) {
+    let previous: Vec<String> = previous.iter().map(|k| format!("\"{k}\"")).collect();
+    project.write_config(&format!(
+        "[project]\nname = \"test\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"sqlite://test.db\"\n\n\
+         [audit]\nsigning_key_env = \"TEST_SIGNING_KEY\"\npublic_key = \"{public}\"\nprevious_public_keys = [{}]\n",
+        previous.join(", ")
+    ));
+}
+
+#[test]
+fn every_event_is_signed_and_a_stripped_or_forged_signature_is_caught() {
+    let (project, private) = signed_project();
+    // Events appended before the key was set are unsigned; from now on they are signed.
+    project.change(
+        "0002_b",
+        "-- ripcord:deploy\nCREATE TABLE b (id int);\n-- ripcord:revert\nDROP TABLE b;\n",
+    );
+    expect_exit(&with_key(&project, Some(&private), &["deploy"]), 0);
+    let verify = with_key(&project, None, &["audit", "verify"]);
+    expect_exit(&verify, 0);
+    let out = stdout(&verify);
+    assert!(
+        out.contains("signed, every signature verified; the first"),
+        "{out}"
+    );
+    let db = rusqlite::Connection::open(project.sqlite_path()).unwrap();
+    let signed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM ripcord_events WHERE signature LIKE 'ed25519:ripcord-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(signed >= 1, "{signed}");
+
+    // A writer without the key is warned, and verify flags its events.
+    let unsigned = with_key(&project, None, &["revert", "--yes"]);
+    expect_exit(&unsigned, 0);
+    assert!(
+        stderr(&unsigned).contains("events of this run are unsigned"),
+        "{}",
+        stderr(&unsigned)
+    );
+    let verify = with_key(&project, None, &["audit", "verify"]);
+    expect_exit(&verify, 1);
+    assert!(
+        stdout(&verify).contains("unsigned, after signed events"),
+        "{}",
+        stdout(&verify)
+    );
+
+    // Someone strips a signature, or re-signs with a key of their own: caught.
+    let (project, private) = signed_project();
+    expect_exit(&with_key(&project, Some(&private), &["revert", "--yes"]), 0);
+    let db = rusqlite::Connection::open(project.sqlite_path()).unwrap();
+    let triggers: Vec<String> = db
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ripcord_events'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for trigger in triggers {
+        db.execute_batch(&format!("DROP TRIGGER {trigger}"))
+            .unwrap();
+    }
+    let last: i64 = db
+        .query_row("SELECT max(seq) FROM ripcord_events", [], |r| r.get(0))
+        .unwrap();
+    db.execute_batch(&format!(
+        "UPDATE ripcord_events SET signature = replace(signature, substr(signature, 9, 16), 'ripcord-00000000') WHERE seq = {last}"
+    ))
+    .unwrap();
+    let verify = with_key(&project, None, &["audit", "verify"]);
+    expect_exit(&verify, 1);
+    assert!(
+        stdout(&verify).contains("which is not a trusted key"),
+        "{}",
+        stdout(&verify)
+    );
+    db.execute_batch(&format!(
+        "UPDATE ripcord_events SET signature = NULL WHERE seq = {last}"
+    ))
+    .unwrap();
+    let verify = with_key(&project, None, &["audit", "verify"]);
+    expect_exit(&verify, 1);
+    assert!(
+        stdout(&verify).contains(&format!("event #{last}")),
+        "{}",
+        stdout(&verify)
+    );
+}
+
+#[test]
+fn a_key_rotation_is_recorded_in_the_chain_and_old_signatures_stay_valid() {
+    let (project, old_private) = signed_project();
+    expect_exit(
+        &with_key(&project, Some(&old_private), &["revert", "--yes"]),
+        0,
+    );
+    let old_public = {
+        let text = std::fs::read_to_string(project.path().join("ripcord.toml")).unwrap();
+        text.split("public_key = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (new_private, new_public) = keypair(&project);
+    // Without the current key the rotation cannot be recorded.
+    let refused = with_key(
+        &project,
+        None,
+        &["audit", "rotate-key", "--new-public-key", &new_public],
+    );
+    expect_exit(&refused, 2);
+    let rotated = with_key(
+        &project,
+        Some(&old_private),
+        &["audit", "rotate-key", "--new-public-key", &new_public],
+    );
+    expect_exit(&rotated, 0);
+    assert!(
+        stdout(&rotated).contains("signing moves to ripcord-"),
+        "{}",
+        stdout(&rotated)
+    );
+
+    config(&project, &new_public, &[&old_public]);
+    expect_exit(&with_key(&project, Some(&new_private), &["deploy"]), 0);
+    let verify = with_key(&project, None, &["audit", "verify"]);
+    expect_exit(&verify, 0);
+    let log = ok(&project, &["audit", "log", "--json"]);
+    assert!(log.contains("signing_key_rotated"), "{log}");
+
+    // Forgetting the old key after a rotation: its signatures no longer count.
+    config(&project, &new_public, &[]);
+    let verify = with_key(&project, None, &["audit", "verify"]);
+    expect_exit(&verify, 1);
+    assert!(
+        stdout(&verify).contains("which is not a trusted key"),
+        "{}",
+        stdout(&verify)
+    );
+}

@@ -34,6 +34,10 @@ pub struct AuditEvent {
     pub prev_hash: String,
     /// Hash of this event.
     pub hash: String,
+    /// `ed25519:<key id>:<base64 signature of the hash>`, when the event was appended
+    /// with `[audit] signing_key_env` set. Not part of the hash: it vouches for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// What an operation wants recorded; [`AuditEvent::seal`] chains it.
@@ -84,6 +88,7 @@ impl AuditEvent {
             detail: event.detail.to_string(),
             prev_hash,
             hash: String::new(),
+            signature: None,
         };
         sealed.hash = sealed.compute_hash();
         sealed

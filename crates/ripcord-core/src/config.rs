@@ -418,8 +418,11 @@ pub struct AuditConfig {
     /// Environment variable holding the ed25519 signing key (base64) that signs
     /// checkpoints of the audit chain.
     pub signing_key_env: Option<String>,
-    /// The ed25519 public key (base64) checkpoints are verified with.
+    /// The ed25519 public key (base64) checkpoints and signed events are verified with.
     pub public_key: Option<String>,
+    /// Keys used before a rotation, still trusted for the events they signed.
+    #[serde(default)]
+    pub previous_public_keys: Vec<String>,
 }
 
 /// `[drill]`.

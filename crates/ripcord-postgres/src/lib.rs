@@ -600,9 +600,9 @@ impl Engine for PostgresEngine {
 
     fn insert_event(&mut self, e: &AuditEvent) -> Result<(), EngineError> {
         self.exec_cached(
-            "INSERT INTO ripcord.events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash)
-             VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[&e.seq, &e.at, &e.actor, &e.host, &e.kind, &e.target, &e.change, &e.detail, &e.prev_hash, &e.hash],
+            "INSERT INTO ripcord.events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash, signature)
+             VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[&e.seq, &e.at, &e.actor, &e.host, &e.kind, &e.target, &e.change, &e.detail, &e.prev_hash, &e.hash, &e.signature],
         )?;
         Ok(())
     }
@@ -613,7 +613,7 @@ impl Engine for PostgresEngine {
         }
         let rows = self.query(
             "SELECT seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor, host, kind, target,
-                    change, detail, prev_hash, hash
+                    change, detail, prev_hash, hash, signature
              FROM ripcord.events ORDER BY seq",
             &[],
         )?;
@@ -630,6 +630,7 @@ impl Engine for PostgresEngine {
                 detail: r.get(7),
                 prev_hash: r.get(8),
                 hash: r.get(9),
+                signature: r.get(10),
             })
             .collect())
     }

@@ -187,7 +187,7 @@ pub(crate) fn summaries(served: &Served) -> Vec<TargetSummary> {
             let read = served.open(&t.name).and_then(|mut target| {
                 let status = ripcord::status::status(&mut target, &served.options.plan)?;
                 let chain = if status.ledger {
-                    Some(ripcord::audit::verify(&mut target)?.intact())
+                    Some(ripcord::audit::verify(&mut target, &[])?.intact())
                 } else {
                     None
                 };
@@ -325,7 +325,7 @@ async fn audit(
     Path(name): Path<String>,
 ) -> Result<Json<ripcord::audit::ChainReport>, ApiError> {
     on_target(served, name, |target, _| {
-        Ok(ripcord::audit::verify(target)?)
+        Ok(ripcord::audit::verify(target, &[])?)
     })
     .await
 }

@@ -693,9 +693,9 @@ impl Engine for SqliteEngine {
     fn insert_event(&mut self, e: &AuditEvent) -> Result<(), EngineError> {
         self.conn
             .execute(
-                "INSERT INTO ripcord_events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![e.seq, e.at, e.actor, e.host, e.kind, e.target, e.change, e.detail, e.prev_hash, e.hash],
+                "INSERT INTO ripcord_events (seq, at, actor, host, kind, target, change, detail, prev_hash, hash, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![e.seq, e.at, e.actor, e.host, e.kind, e.target, e.change, e.detail, e.prev_hash, e.hash, e.signature],
             )
             .map_err(map_error)?;
         Ok(())
@@ -708,7 +708,7 @@ impl Engine for SqliteEngine {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT seq, at, actor, host, kind, target, change, detail, prev_hash, hash
+                "SELECT seq, at, actor, host, kind, target, change, detail, prev_hash, hash, signature
                  FROM ripcord_events ORDER BY seq",
             )
             .map_err(map_error)?;
@@ -724,6 +724,7 @@ impl Engine for SqliteEngine {
                 detail: r.get(7)?,
                 prev_hash: r.get(8)?,
                 hash: r.get(9)?,
+                signature: r.get(10)?,
             })
         })
         .map_err(map_error)?

@@ -127,7 +127,7 @@ impl Checkpoint {
     }
 }
 
-fn signing_key(private_b64: &str) -> Result<SigningKey, OpError> {
+pub(crate) fn signing_key(private_b64: &str) -> Result<SigningKey, OpError> {
     let bytes: [u8; 32] = B64
         .decode(private_b64.trim())
         .ok()
@@ -141,7 +141,7 @@ fn signing_key(private_b64: &str) -> Result<SigningKey, OpError> {
     Ok(SigningKey::from_bytes(&bytes))
 }
 
-fn verifying_key(public_b64: &str) -> Result<VerifyingKey, OpError> {
+pub(crate) fn verifying_key(public_b64: &str) -> Result<VerifyingKey, OpError> {
     let bad = || {
         invalid(
             "[audit] public_key is not a base64 ed25519 public key".into(),
@@ -157,7 +157,7 @@ fn verifying_key(public_b64: &str) -> Result<VerifyingKey, OpError> {
 }
 
 /// A short name for a public key: `ripcord-` and 8 hex digits of its hash.
-fn key_id(key: &VerifyingKey) -> String {
+pub(crate) fn key_id(key: &VerifyingKey) -> String {
     let hash = blake3::hash(&key.to_bytes());
     format!("ripcord-{}", &hash.to_hex()[..8])
 }

@@ -162,11 +162,23 @@ pub(crate) fn append_event(
         target: target.name.clone(),
         at: Utc::now(),
     };
-    let sealed = AuditEvent::seal(
+    let mut event = event;
+    if let (Some(key), Some(detail)) = (&target.signer, event.detail.as_object_mut()) {
+        // Inside the hashed content: a signature removed later leaves an event that
+        // says it was signed, and removing that too breaks the chain.
+        detail.insert(
+            "signed_by".into(),
+            crate::checkpoint::key_id(&key.verifying_key()).into(),
+        );
+    }
+    let mut sealed = AuditEvent::seal(
         last.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
         &stamp,
         event,
     );
+    if let Some(key) = &target.signer {
+        sealed.signature = Some(crate::audit::sign(key, &sealed.hash));
+    }
     target.engine.insert_event(&sealed)?;
     Ok(sealed)
 }

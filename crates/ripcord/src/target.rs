@@ -26,6 +26,9 @@ pub struct Target {
     pub project: Option<String>,
     /// The URL as given, password included: for opening more connections, never printed.
     pub(crate) url: String,
+    /// The key that signs every event appended through this target (`[audit]
+    /// signing_key_env`); `None`: events are appended unsigned.
+    pub signer: Option<ed25519_dalek::SigningKey>,
 }
 
 /// Open `url`; a relative SQLite path is taken relative to `base_dir`.
@@ -72,6 +75,7 @@ pub fn connect(name: &str, url: &str, base_dir: &Path) -> Result<Target, EngineE
         identity,
         project: None,
         url,
+        signer: None,
     })
 }
 
