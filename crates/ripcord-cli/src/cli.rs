@@ -434,6 +434,19 @@ pub enum AuditCommand {
     /// Every event of the chain.
     #[command(after_help = "Example:\n  ripcord audit log --json")]
     Log,
+    /// The events as JSON Lines (one event per line, with seq, hash, prev_hash and
+    /// signature), for a SIEM or a log shipper; `--after` ships only what is new.
+    #[command(
+        after_help = "Example:\n  ripcord audit export --format jsonl > audit.jsonl\n  ripcord audit export --after 1200 | vector --config ship.toml"
+    )]
+    Export {
+        /// Output format (JSON Lines is the one there is).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Only events after this sequence number.
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        after: i64,
+    },
     /// Recompute the chain and name the first broken link, then check every ledger row
     /// against the checksum the chain recorded for it (exit 1 when either is broken).
     #[command(
@@ -472,6 +485,12 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]

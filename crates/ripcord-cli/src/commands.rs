@@ -623,6 +623,18 @@ pub fn audit(
                 Exit::Failed
             })
         }
+        AuditCommand::Export { format: _, after } => {
+            use std::io::Write as _;
+            let events = ripcord::audit::events(&mut target)?;
+            let mut out = std::io::stdout().lock();
+            for event in events.iter().filter(|e| e.seq > *after) {
+                let line = serde_json::to_string(event).expect("an event serializes");
+                if writeln!(out, "{line}").is_err() {
+                    break; // the reader went away (a closed pipe)
+                }
+            }
+            Ok(Exit::Success)
+        }
         AuditCommand::Log => {
             let events = ripcord::audit::events(&mut target)?;
             printer.json(&serde_json::json!({ "target": target.name, "events": events }));

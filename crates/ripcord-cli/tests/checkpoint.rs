@@ -273,3 +273,34 @@ fn a_key_rotation_is_recorded_in_the_chain_and_old_signatures_stay_valid() {
         stdout(&verify)
     );
 }
+
+#[test]
+fn audit_export_writes_json_lines_a_siem_can_chain_and_resume() {
+    let (project, private) = signed_project();
+    expect_exit(&with_key(&project, Some(&private), &["revert", "--yes"]), 0);
+    let all = ok(&project, &["audit", "export", "--format", "jsonl"]);
+    let events: Vec<serde_json::Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.len() >= 3, "{all}");
+    for pair in events.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "the lines chain");
+        assert_eq!(
+            pair[1]["seq"].as_i64(),
+            pair[0]["seq"].as_i64().map(|s| s + 1)
+        );
+    }
+    assert!(
+        events.last().unwrap()["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("ed25519:")
+    );
+    let last_seen = events[events.len() - 2]["seq"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let newer = ok(&project, &["audit", "export", "--after", &last_seen]);
+    assert_eq!(newer.lines().count(), 1, "{newer}");
+}
