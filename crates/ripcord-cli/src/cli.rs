@@ -478,12 +478,19 @@ pub enum AuditCommand {
     /// Write the chain's head (sequence, hash, time) as a checkpoint to keep outside the
     /// database, signed when `[audit] signing_key_env` names a set variable.
     #[command(
-        after_help = "Example:\n  ripcord audit checkpoint --out prod-$(date +%F).checkpoint\n  ripcord audit checkpoint | mail -s checkpoint audit@example.com"
+        after_help = "Example:\n  ripcord audit checkpoint --out prod-$(date +%F).checkpoint\n  ripcord audit checkpoint | mail -s checkpoint audit@example.com\n  ripcord audit checkpoint --store s3://audit-anchors/ripcord --post https://anchor.example.com/ripcord"
     )]
     Checkpoint {
         /// Write it to this file (default: stdout).
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
+        /// Also keep it in a store (`file://DIR`, `s3://…`, `gs://…`, `az://…`) as
+        /// `checkpoints/<target>/<seq>.checkpoint`.
+        #[arg(long, value_name = "URI")]
+        store: Option<String>,
+        /// Also POST it (text/plain) to this webhook, an external anchor.
+        #[arg(long, value_name = "URL")]
+        post: Option<String>,
     },
 }
 

@@ -564,7 +564,7 @@ pub fn audit(
             ));
             Ok(Exit::Success)
         }
-        AuditCommand::Checkpoint { out } => {
+        AuditCommand::Checkpoint { out, store, post } => {
             let private = match audit.as_ref().and_then(|a| a.signing_key_env.clone()) {
                 Some(variable) => Some(std::env::var(&variable).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                     CommandError::new(Exit::Usage, format!("[audit] signing_key_env names ${variable}, which is not set"))
@@ -574,6 +574,30 @@ pub fn audit(
             };
             let checkpoint = ripcord::checkpoint::take(&mut target, private.as_deref())?;
             let text = checkpoint.render();
+            if let Some(uri) = store {
+                let store = project.snapshot_store(Some(uri.as_str()))?;
+                let safe: String = target
+                    .name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let name = format!("checkpoints/{safe}/{:012}.checkpoint", checkpoint.seq);
+                store.put(&name, text.clone().into_bytes())?;
+                eprintln!("Checkpoint kept in {} as {name}", store.uri());
+            }
+            if let Some(url) = post {
+                ripcord_rollout::notify::post(url, "text/plain; charset=utf-8", &text).map_err(|e| {
+                    CommandError::new(Exit::Engine, format!("the checkpoint was not posted: {e}"))
+                        .hint("the anchor is unreachable or refused it; the checkpoint itself is fine, post it again")
+                })?;
+                eprintln!("Checkpoint posted to {}", ripcord_core::url::redact(url));
+            }
             match out {
                 Some(path) => {
                     std::fs::write(path, &text).map_err(|e| {

@@ -304,3 +304,94 @@ fn audit_export_writes_json_lines_a_siem_can_chain_and_resume() {
     let newer = ok(&project, &["audit", "export", "--after", &last_seen]);
     assert_eq!(newer.lines().count(), 1, "{newer}");
 }
+
+/// One HTTP request received on a local port: its body.
+fn one_request() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/anchor",
+        listener.local_addr().unwrap().port()
+    );
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_checkpoint_is_kept_in_a_store_and_posted_to_an_anchor() {
+    let (project, private) = signed_project();
+    let (url, received) = one_request();
+    let out = with_key(
+        &project,
+        Some(&private),
+        &[
+            "audit",
+            "checkpoint",
+            "--store",
+            "file://anchors",
+            "--post",
+            &url,
+        ],
+    );
+    expect_exit(&out, 0);
+    let printed = stdout(&out);
+    assert_eq!(
+        received.join().unwrap(),
+        printed,
+        "the anchor got the checkpoint"
+    );
+    let kept = project.path().join("anchors/checkpoints/test");
+    let files: Vec<_> = std::fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), printed);
+    // The kept copy verifies like any checkpoint file.
+    let verify = run(
+        &project,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            &files[0].display().to_string(),
+        ],
+    );
+    expect_exit(&verify, 0);
+
+    // An anchor that is not there: exit 5, said plainly (the password not shown).
+    let unreachable = with_key(
+        &project,
+        Some(&private),
+        &[
+            "audit",
+            "checkpoint",
+            "--post",
+            "http://user:hunter2@127.0.0.1:1/anchor",
+        ],
+    );
+    expect_exit(&unreachable, 5);
+    let err = stderr(&unreachable);
+    assert!(err.contains("was not posted"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

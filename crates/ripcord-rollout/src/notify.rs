@@ -43,7 +43,7 @@ impl Notifier {
                 }
             };
             let sent = match (&receiver.webhook, &receiver.command) {
-                (Some(url), _) => post(url, &body),
+                (Some(url), _) => post(url, "application/json", &body),
                 (None, Some(command)) => run(command, &body),
                 (None, None) => Ok(()),
             };
@@ -66,7 +66,8 @@ pub fn render(template: &str, event: &Event) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn post(url: &str, body: &str) -> Result<(), String> {
+/// POST `body` to `url` (5 s at most); an error names the URL without its password.
+pub fn post(url: &str, content_type: &str, body: &str) -> Result<(), String> {
     let shown = ripcord_core::url::redact(url);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
@@ -75,7 +76,7 @@ fn post(url: &str, body: &str) -> Result<(), String> {
         .into();
     let response = agent
         .post(url)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .send(body)
         .map_err(|e| format!("webhook {shown}: {e}"))?;
     let status = response.status().as_u16();
