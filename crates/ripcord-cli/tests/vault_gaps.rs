@@ -333,3 +333,79 @@ fn a_rerun_drops_the_invalid_index_an_interrupted_concurrent_build_left() {
         "deployed"
     );
 }
+
+#[test]
+fn dropped_indexes_functions_and_changed_comments_come_back_on_revert() {
+    let (project, db) = Db::postgres_project();
+    let Db::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    base(&project);
+    let caller = format!("{}_caller", pg.name);
+    db.exec(&format!("CREATE ROLE {caller}"));
+    project.change(
+        "0002_objects",
+        &format!("-- ripcord:deploy
+         CREATE INDEX t_v ON t (lower(v)) WHERE v <> '';
+         COMMENT ON INDEX t_v IS 'for the search page';
+         CREATE FUNCTION total(a integer, b integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT a + b $$;
+         REVOKE ALL ON FUNCTION total(integer, integer) FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION total(integer, integer) TO {caller};
+         COMMENT ON FUNCTION total(integer, integer) IS 'adds';
+         COMMENT ON TABLE t IS 'the table';
+         -- ripcord:revert
+         DROP FUNCTION total(integer, integer); DROP INDEX t_v; COMMENT ON TABLE t IS NULL;\n"),
+    );
+    ok(&project, &["deploy"]);
+    let state = |db: &Db| {
+        db.scalar(&format!(
+            "SELECT concat_ws(' | ',
+                pg_get_indexdef('t_v'::regclass), obj_description('t_v'::regclass, 'pg_class'),
+                pg_get_functiondef('total(integer, integer)'::regprocedure),
+                obj_description('total(integer, integer)'::regprocedure, 'pg_proc'),
+                has_function_privilege('{caller}', 'total(integer, integer)', 'EXECUTE'),
+                (SELECT count(*) FROM aclexplode((SELECT proacl FROM pg_proc WHERE oid = 'total(integer, integer)'::regprocedure)) WHERE grantee = 0),
+                obj_description('t'::regclass, 'pg_class'), col_description('t'::regclass, 2))"
+        ))
+    };
+    let before = state(&db);
+    assert!(
+        before.contains("for the search page") && before.contains("| t | 0 |"),
+        "{before}"
+    );
+    project.change(
+        "0003_cleanup",
+        "-- ripcord:deploy\nDROP INDEX t_v;\nDROP FUNCTION total(integer, integer);\n\
+         COMMENT ON TABLE t IS 'renamed purpose';\nCOMMENT ON COLUMN t.v IS 'the value';\n",
+    );
+    let drill = ok(&project, &["drill"]);
+    assert!(drill.contains("pass 0003_cleanup"), "{drill}");
+    ok(&project, &["deploy"]);
+    assert_eq!(db.scalar("SELECT to_regclass('t_v') IS NULL"), "true");
+    assert_eq!(
+        db.scalar("SELECT to_regprocedure('total(integer, integer)') IS NULL"),
+        "true"
+    );
+    ok(&project, &["revert", "--last", "1", "-y"]);
+    assert_eq!(
+        state(&db),
+        before,
+        "index with its comment, function with its privileges and comment, and the old comments are back"
+    );
+    assert_eq!(db.scalar("SELECT total(2, 3)"), "5");
+}
+
+#[test]
+fn sqlite_still_refuses_what_its_vault_cannot_keep() {
+    let (project, db) = Db::sqlite_project();
+    base(&project);
+    db.exec("CREATE INDEX t_v ON t (v)");
+    project.change("0002_drop_index", "-- ripcord:deploy\nDROP INDEX t_v;\n");
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 't_v'"),
+        "1",
+        "nothing changed"
+    );
+}

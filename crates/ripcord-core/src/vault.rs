@@ -145,7 +145,24 @@ pub enum Effect {
         /// The table.
         table: String,
     },
-    /// Changes nothing that needs undoing (`COMMENT`, `ANALYZE`, `SET`, a `SELECT`).
+    /// `DROP INDEX`: its definition (and comment) is recorded.
+    DropIndex {
+        /// The index, as written.
+        name: String,
+        /// `IF EXISTS`: the index may be missing.
+        if_exists: bool,
+    },
+    /// `DROP FUNCTION` / `DROP PROCEDURE`: its definition (and comment) is recorded.
+    DropFunction {
+        /// `name(argument types)` as written, or the name alone.
+        signature: String,
+        /// `IF EXISTS`: the function may be missing.
+        if_exists: bool,
+    },
+    /// `COMMENT ON …`: the comments as they were are recorded, and every one the
+    /// statement changed is set back.
+    Comment,
+    /// Changes nothing that needs undoing (`ANALYZE`, `SET`, a `SELECT`).
     Nothing,
 }
 
@@ -177,6 +194,9 @@ impl Effect {
                     | Effect::AddConstraint { .. }
                     | Effect::DropConstraint { .. }
                     | Effect::Truncate { .. }
+                    | Effect::DropIndex { .. }
+                    | Effect::DropFunction { .. }
+                    | Effect::Comment
                     | Effect::Creates {
                         kind: CreatedKind::Sequence | CreatedKind::MaterializedView,
                         ..
@@ -188,7 +208,11 @@ impl Effect {
     /// The table the effect is about, as written.
     pub fn table(&self) -> Option<&str> {
         match self {
-            Effect::Creates { .. } | Effect::Nothing => None,
+            Effect::Creates { .. }
+            | Effect::Nothing
+            | Effect::DropIndex { .. }
+            | Effect::DropFunction { .. }
+            | Effect::Comment => None,
             Effect::AddColumn { table, .. }
             | Effect::DropColumn { table, .. }
             | Effect::AlterType { table, .. }

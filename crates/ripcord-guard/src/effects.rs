@@ -182,6 +182,42 @@ fn stmt_effects(stmt: ast::Stmt) -> Option<Vec<Effect>> {
             effects.push(Effect::Insert { table });
             Some(effects)
         }
+        Stmt::DropIndex(s) => {
+            // CONCURRENTLY runs outside a transaction, where the vault keeps nothing;
+            // CASCADE takes constraints along.
+            if s.concurrently_token().is_some()
+                || matches!(s.drop_behavior(), Some(ast::DropBehavior::Cascade(_)))
+            {
+                return None;
+            }
+            let if_exists = s.if_exists().is_some();
+            let indexes: Vec<Effect> = s
+                .index_refs()
+                .map(|i| {
+                    Some(Effect::DropIndex {
+                        name: text(&i.path_ref()?),
+                        if_exists,
+                    })
+                })
+                .collect::<Option<_>>()?;
+            (!indexes.is_empty()).then_some(indexes)
+        }
+        Stmt::DropFunction(s) => {
+            if matches!(s.drop_behavior(), Some(ast::DropBehavior::Cascade(_))) {
+                return None;
+            }
+            let if_exists = s.if_exists().is_some();
+            let functions: Vec<Effect> = s
+                .function_sig_list()?
+                .function_sigs()
+                .map(|f| Effect::DropFunction {
+                    signature: text(&f),
+                    if_exists,
+                })
+                .collect();
+            (!functions.is_empty()).then_some(functions)
+        }
+        Stmt::CommentOn(_) => one(Effect::Comment),
         Stmt::Set(_) | Stmt::Analyze(_) => Some(Vec::new()),
         _ => None,
     }
@@ -251,6 +287,38 @@ mod tests {
         let mut effects = statement_effects(sql).expect("recognized");
         assert_eq!(effects.len(), 1, "{effects:?}");
         effects.remove(0)
+    }
+
+    #[test]
+    fn dropped_indexes_functions_and_comments_are_kept_unless_they_cascade() {
+        assert_eq!(
+            statement_effects("DROP INDEX IF EXISTS a, s.b").unwrap(),
+            vec![
+                Effect::DropIndex {
+                    name: "a".into(),
+                    if_exists: true
+                },
+                Effect::DropIndex {
+                    name: "s.b".into(),
+                    if_exists: true
+                },
+            ]
+        );
+        assert_eq!(
+            one("DROP FUNCTION f(integer, text)"),
+            Effect::DropFunction {
+                signature: "f(integer, text)".into(),
+                if_exists: false
+            }
+        );
+        assert_eq!(one("COMMENT ON COLUMN t.a IS 'x'"), Effect::Comment);
+        for refused in [
+            "DROP INDEX CONCURRENTLY a",
+            "DROP INDEX a CASCADE",
+            "DROP FUNCTION f() CASCADE",
+        ] {
+            assert_eq!(statement_effects(refused), None, "{refused}");
+        }
     }
 
     #[test]

@@ -354,6 +354,34 @@ impl PgVault<'_> {
         })
     }
 
+    /// Every comment on a user object, as `{"target": "<COMMENT ON target>", "comment"}`
+    /// (the target qualified: `TABLE public.t`, `COLUMN public.t.a`, `FUNCTION
+    /// public.f(integer)`, `CONSTRAINT c ON public.t`).
+    fn comments(&mut self) -> Result<Vec<Value>, EngineError> {
+        self.with_catalog_names(|v| {
+            Ok(v.client
+                .query(
+                    "SELECT CASE o.type \
+                              WHEN 'table column' THEN 'COLUMN ' || o.identity \
+                              WHEN 'table constraint' THEN 'CONSTRAINT ' || o.identity \
+                              WHEN 'domain constraint' THEN 'CONSTRAINT ' || replace(o.identity, ' on ', ' ON DOMAIN ') \
+                              ELSE upper(o.type) || ' ' || o.identity END, d.description \
+                     FROM pg_description d \
+                     CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o \
+                     WHERE d.objoid >= 16384 AND o.identity IS NOT NULL \
+                       AND coalesce(o.schema, '') NOT IN ('pg_catalog', 'information_schema', 'ripcord') \
+                     ORDER BY 1",
+                    &[],
+                )
+                .map_err(map_error)?
+                .iter()
+                .map(|r| {
+                    json!({ "target": r.get::<_, String>(0), "comment": r.get::<_, String>(1) })
+                })
+                .collect())
+        })
+    }
+
     fn qualified(&mut self, oid: u32) -> Result<String, EngineError> {
         Ok(self
             .client
@@ -699,6 +727,113 @@ impl PgVault<'_> {
         };
         match effect {
             Effect::Nothing => Ok(kept(None, Value::Null)),
+            Effect::DropIndex { name, if_exists } => {
+                let Some(oid) = self.oid_of(name)? else {
+                    if *if_exists {
+                        return Ok(kept(None, json!({ "absent": true })));
+                    }
+                    return Err(invalid(
+                        format!("no index `{name}` to keep"),
+                        "the statement drops an index that does not exist",
+                    ));
+                };
+                let row = self.with_catalog_names(|v| {
+                    v.client
+                        .query_one(
+                            "SELECT pg_get_indexdef($1), obj_description($1, 'pg_class'), $1::regclass::text \
+                             FROM pg_index WHERE indexrelid = $1",
+                            &[&oid],
+                        )
+                        .map_err(map_error)
+                })?;
+                let (definition, comment, qualified): (String, Option<String>, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                Ok(kept(
+                    None,
+                    json!({ "definition": definition, "comment": comment, "qualified": qualified }),
+                ))
+            }
+            Effect::DropFunction {
+                signature,
+                if_exists,
+            } => {
+                let oid: Option<u32> = self
+                    .client
+                    .query_one(
+                        "SELECT (CASE WHEN $1 LIKE '%(%' THEN to_regprocedure($1)::oid \
+                                      ELSE to_regproc($1)::oid END)",
+                        &[&signature],
+                    )
+                    .map_err(map_error)?
+                    .get(0);
+                let Some(oid) = oid else {
+                    if *if_exists {
+                        return Ok(kept(None, json!({ "absent": true })));
+                    }
+                    return Err(invalid(
+                        format!(
+                            "no function `{signature}` to keep (or its name alone is ambiguous)"
+                        ),
+                        "name the function with its argument types, e.g. DROP FUNCTION f(integer)",
+                    ));
+                };
+                let state = self.with_catalog_names(|v| {
+                    let row = v
+                        .client
+                        .query_one(
+                            "SELECT p.prokind::text, $1::oid::regprocedure::text, \
+                                    CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, \
+                                    obj_description(p.oid, 'pg_proc'), p.proacl IS NOT NULL, \
+                                    quote_ident(pg_get_userbyid(p.proowner)), \
+                                    quote_ident(current_user) \
+                             FROM pg_proc p WHERE p.oid = $1",
+                            &[&oid],
+                        )
+                        .map_err(map_error)?;
+                    let grants: Vec<String> = v
+                        .client
+                        .query(
+                            "SELECT format('%s %s', x.privilege_type, \
+                                    CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END) \
+                                    || CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END \
+                             FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) x \
+                             LEFT JOIN pg_roles r ON r.oid = x.grantee \
+                             WHERE p.oid = $1 AND x.grantee <> p.proowner ORDER BY 1",
+                            &[&oid],
+                        )
+                        .map_err(map_error)?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    let (kind, identity, definition, comment, own_acl, owner, me): (
+                        String,
+                        String,
+                        Option<String>,
+                        Option<String>,
+                        bool,
+                        String,
+                        String,
+                    ) = (
+                        row.get(0),
+                        row.get(1),
+                        row.get(2),
+                        row.get(3),
+                        row.get(4),
+                        row.get(5),
+                        row.get(6),
+                    );
+                    Ok(json!({
+                        "kind": kind, "identity": identity, "definition": definition,
+                        "comment": comment, "own_acl": own_acl, "grants": grants,
+                        "owner": (owner != me).then_some(owner),
+                    }))
+                })?;
+                Ok(kept(None, state))
+            }
+            Effect::Comment => {
+                let comments = self.comments()?;
+                Ok(kept(None, json!({ "comments": comments })))
+            }
             Effect::Creates {
                 kind,
                 name,
@@ -1026,6 +1161,84 @@ impl Vault for PgVault<'_> {
         };
         match &kept.effect {
             Effect::Nothing => {}
+            Effect::DropIndex { .. } => {
+                if let Some(definition) = state["definition"].as_str() {
+                    undo.generated.push(definition.to_string());
+                }
+                if let (Some(comment), Some(qualified)) =
+                    (state["comment"].as_str(), state["qualified"].as_str())
+                {
+                    undo.generated.push(format!(
+                        "COMMENT ON INDEX {qualified} IS {}",
+                        sql_literal(comment)
+                    ));
+                }
+            }
+            Effect::DropFunction { .. } => {
+                let Some(definition) = state["definition"].as_str() else {
+                    cannot(
+                        &mut undo,
+                        Some(&format!(
+                            "{} is an aggregate or window function, which ripcord does not re-create",
+                            state["identity"].as_str().unwrap_or("the function")
+                        )),
+                    );
+                    return Ok(undo);
+                };
+                let identity = state["identity"].as_str().unwrap_or_default();
+                let keyword = if state["kind"].as_str() == Some("p") {
+                    "PROCEDURE"
+                } else {
+                    "FUNCTION"
+                };
+                undo.generated.push(definition.to_string());
+                if state["own_acl"].as_bool() == Some(true) {
+                    // Re-created functions get the default privileges: put back the
+                    // ones it had, EXECUTE for PUBLIC only if it was granted.
+                    undo.generated
+                        .push(format!("REVOKE ALL ON {keyword} {identity} FROM PUBLIC"));
+                    for grant in strings(&state["grants"]) {
+                        let (privilege, rest) = grant.split_once(' ').unwrap_or((&grant, ""));
+                        undo.generated.push(format!(
+                            "GRANT {privilege} ON {keyword} {identity} TO {rest}"
+                        ));
+                    }
+                }
+                if let Some(owner) = state["owner"].as_str() {
+                    undo.generated
+                        .push(format!("ALTER {keyword} {identity} OWNER TO {owner}"));
+                }
+                if let Some(comment) = state["comment"].as_str() {
+                    undo.generated.push(format!(
+                        "COMMENT ON {keyword} {identity} IS {}",
+                        sql_literal(comment)
+                    ));
+                }
+            }
+            Effect::Comment => {
+                let before: std::collections::BTreeMap<String, Value> = state["comments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| Some((c["target"].as_str()?.to_string(), c["comment"].clone())))
+                    .collect();
+                let after: std::collections::BTreeMap<String, Value> = self
+                    .comments()?
+                    .into_iter()
+                    .filter_map(|c| Some((c["target"].as_str()?.to_string(), c["comment"].clone())))
+                    .collect();
+                let targets: std::collections::BTreeSet<&String> =
+                    before.keys().chain(after.keys()).collect();
+                for target in targets {
+                    let old = before.get(target).and_then(Value::as_str);
+                    if old != after.get(target).and_then(Value::as_str) {
+                        undo.generated.push(format!(
+                            "COMMENT ON {target} IS {}",
+                            old.map_or_else(|| "NULL".to_string(), sql_literal)
+                        ));
+                    }
+                }
+            }
             Effect::Creates { kind, name, .. } => {
                 if state["existed"].as_bool() != Some(true) {
                     let oid = self.oid_of(name)?.ok_or_else(|| {

@@ -418,6 +418,13 @@ fn undo_of(effect: &Effect) -> Option<String> {
             format!("puts the old values of the updated rows of {table} back")
         }
         Effect::Insert { table } => format!("deletes the rows it inserted into {table}"),
+        Effect::DropIndex { name, .. } => {
+            format!("re-creates index {name} from its kept definition")
+        }
+        Effect::DropFunction { signature, .. } => {
+            format!("re-creates {signature} from its kept definition, privileges and owner")
+        }
+        Effect::Comment => "sets the comments it changed back".into(),
         Effect::Nothing => return None,
     })
 }
@@ -433,6 +440,8 @@ fn kept_of(effect: &Effect) -> Option<String> {
         Effect::Delete { table } => format!("the rows deleted from {table}"),
         Effect::Update { table } => format!("the old values of the rows updated in {table}"),
         Effect::DropConstraint { table, name } => format!("constraint {name} of {table}"),
+        Effect::DropIndex { name, .. } => format!("the definition of index {name}"),
+        Effect::DropFunction { signature, .. } => format!("the definition of {signature}"),
         _ => return None,
     })
 }
