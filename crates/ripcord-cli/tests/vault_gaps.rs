@@ -409,3 +409,57 @@ fn sqlite_still_refuses_what_its_vault_cannot_keep() {
         "nothing changed"
     );
 }
+
+#[test]
+fn grants_and_revokes_on_tables_are_reverted_and_drill_sees_privileges() {
+    let (project, db) = Db::postgres_project();
+    let Db::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    base(&project);
+    let (app, reader) = (format!("{}_app", pg.name), format!("{}_reader", pg.name));
+    db.exec(&format!(
+        "CREATE ROLE {app}; CREATE ROLE {reader}; GRANT SELECT, INSERT ON t TO {app};"
+    ));
+    let privileges = |db: &Db| {
+        db.scalar(&format!(
+            "SELECT coalesce(string_agg(grantee || ':' || privilege_type || ':' || is_grantable, ',' \
+                ORDER BY grantee, privilege_type), '') FROM information_schema.table_privileges \
+             WHERE table_name = 't' AND grantee IN ('{app}', '{reader}')"
+        )) + "/"
+            + &db.scalar(&format!(
+                "SELECT coalesce(string_agg(grantee || ':' || column_name || ':' || privilege_type, ',' \
+                    ORDER BY grantee, column_name, privilege_type), '') FROM information_schema.column_privileges \
+                 WHERE table_name = 't' AND grantee = '{reader}'"
+            ))
+    };
+    let before = privileges(&db);
+    project.change(
+        "0002_access",
+        &format!(
+            "-- ripcord:deploy\nREVOKE INSERT ON t FROM {app};\nGRANT UPDATE ON t TO {app} WITH GRANT OPTION;\n\
+             GRANT SELECT (v) ON t TO {reader};\n"
+        ),
+    );
+    let drill = ok(&project, &["drill", "--from-target"]);
+    assert!(drill.contains("pass 0002_access"), "{drill}");
+    ok(&project, &["deploy"]);
+    assert_ne!(privileges(&db), before);
+    ok(&project, &["revert", "--last", "1", "-y"]);
+    assert_eq!(privileges(&db), before);
+
+    // A revert that forgets a grant: drill names the privilege left behind.
+    project.change(
+        "0002_access",
+        &format!(
+            "-- ripcord:deploy\nGRANT SELECT ON t TO {reader};\n-- ripcord:revert\nSELECT 1;\n"
+        ),
+    );
+    let out = run(&project, &["drill", "--from-target"]);
+    expect_exit(&out, 1);
+    assert!(
+        stdout(&out).contains(&format!("privileges {reader}=SELECT")),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -162,6 +162,10 @@ pub enum Effect {
     /// `COMMENT ON …`: the comments as they were are recorded, and every one the
     /// statement changed is set back.
     Comment,
+    /// `GRANT` / `REVOKE` on tables, views or sequences: every relation's privileges
+    /// (table and column) as they were are recorded, and every relation the statement
+    /// changed gets them back.
+    Privileges,
     /// Changes nothing that needs undoing (`ANALYZE`, `SET`, a `SELECT`).
     Nothing,
 }
@@ -197,6 +201,7 @@ impl Effect {
                     | Effect::DropIndex { .. }
                     | Effect::DropFunction { .. }
                     | Effect::Comment
+                    | Effect::Privileges
                     | Effect::Creates {
                         kind: CreatedKind::Sequence | CreatedKind::MaterializedView,
                         ..
@@ -212,7 +217,8 @@ impl Effect {
             | Effect::Nothing
             | Effect::DropIndex { .. }
             | Effect::DropFunction { .. }
-            | Effect::Comment => None,
+            | Effect::Comment
+            | Effect::Privileges => None,
             Effect::AddColumn { table, .. }
             | Effect::DropColumn { table, .. }
             | Effect::AlterType { table, .. }

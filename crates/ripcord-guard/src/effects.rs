@@ -218,9 +218,35 @@ fn stmt_effects(stmt: ast::Stmt) -> Option<Vec<Effect>> {
             (!functions.is_empty()).then_some(functions)
         }
         Stmt::CommentOn(_) => one(Effect::Comment),
+        Stmt::Grant(s) => relation_privileges(&text(&s.on_privilege_objects_clause()?)),
+        Stmt::Revoke(s) => relation_privileges(&text(&s.on_privilege_objects_clause()?)),
         Stmt::Set(_) | Stmt::Analyze(_) => Some(Vec::new()),
         _ => None,
     }
+}
+
+/// `GRANT`/`REVOKE … ON <objects>` on tables, views or sequences (also `ALL TABLES IN
+/// SCHEMA`); `None` for schemas, functions, types and the other objects the vault does
+/// not keep the privileges of.
+fn relation_privileges(on_clause: &str) -> Option<Vec<Effect>> {
+    let words: Vec<String> = on_clause
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let first = words.get(1).map(String::as_str)?;
+    let relation = match first {
+        "TABLE" | "SEQUENCE" => true,
+        "ALL" => matches!(
+            words.get(2).map(String::as_str),
+            Some("TABLES" | "SEQUENCES")
+        ),
+        "SCHEMA" | "FUNCTION" | "PROCEDURE" | "ROUTINE" | "DATABASE" | "TYPE" | "DOMAIN"
+        | "LANGUAGE" | "LARGE" | "FOREIGN" | "TABLESPACE" | "PARAMETER" => false,
+        // `ON name`: a table.
+        _ => true,
+    };
+    relation.then(|| vec![Effect::Privileges])
 }
 
 fn alter_table(s: ast::AlterTable) -> Option<Vec<Effect>> {
@@ -312,6 +338,23 @@ mod tests {
             }
         );
         assert_eq!(one("COMMENT ON COLUMN t.a IS 'x'"), Effect::Comment);
+        for kept in [
+            "GRANT SELECT ON t TO app",
+            "REVOKE ALL ON TABLE t FROM PUBLIC",
+            "GRANT SELECT (a, b) ON t TO app",
+            "GRANT USAGE ON SEQUENCE s TO app",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader",
+        ] {
+            assert_eq!(one(kept), Effect::Privileges, "{kept}");
+        }
+        for refused in [
+            "GRANT USAGE ON SCHEMA s TO app",
+            "GRANT EXECUTE ON FUNCTION f() TO app",
+            "GRANT admin TO alice",
+            "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO app",
+        ] {
+            assert_eq!(statement_effects(refused), None, "{refused}");
+        }
         for refused in [
             "DROP INDEX CONCURRENTLY a",
             "DROP INDEX a CASCADE",

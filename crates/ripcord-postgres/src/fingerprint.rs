@@ -29,7 +29,12 @@ SELECT CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'table' END,
            CASE WHEN c.relispartition THEN 'partition_of: ' ||
                (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid) END,
            CASE WHEN c.relispartition THEN 'partition_bound: ' || pg_get_expr(c.relpartbound, c.oid) END,
-           'comment: ' || obj_description(c.oid, 'pg_class'))
+           'comment: ' || obj_description(c.oid, 'pg_class'),
+           -- Privileges of roles other than the owner: a NULL ACL and the owner's
+           -- explicit one grant the same.
+           'privileges: ' || (SELECT string_agg(CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END || '=' || x.privilege_type
+                                                || CASE WHEN x.is_grantable THEN '*' ELSE '' END, ',' ORDER BY 1)
+                              FROM aclexplode(c.relacl) x WHERE x.grantee <> c.relowner))
 FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'f') AND c.oid NOT IN (SELECT objid FROM ext)
 UNION ALL
@@ -43,7 +48,10 @@ SELECT 'column', ns.nspname || '.' || c.relname || '.' || a.attname,
                CASE a.attidentity WHEN 'a' THEN 'always' ELSE 'by default' END END,
            CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN 'collation: ' ||
                (SELECT collname FROM pg_collation WHERE oid = a.attcollation) END,
-           'comment: ' || col_description(c.oid, a.attnum))
+           'comment: ' || col_description(c.oid, a.attnum),
+           'privileges: ' || (SELECT string_agg(CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE x.grantee::regrole::text END || '=' || x.privilege_type
+                                                || CASE WHEN x.is_grantable THEN '*' ELSE '' END, ',' ORDER BY 1)
+                              FROM aclexplode(a.attacl) x WHERE x.grantee <> c.relowner))
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN ns ON ns.oid = c.relnamespace

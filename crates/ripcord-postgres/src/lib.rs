@@ -887,6 +887,14 @@ impl Engine for PostgresEngine {
             .map_err(map_error)?;
         let tables = source.query(fingerprint::COPY_ORDER_QUERY, &[])?;
         self.client.batch_execute("BEGIN").map_err(map_error)?;
+        // The scratch holds what replaying the deployed changes wrote (their INSERTs):
+        // the target's rows replace it, not add to it.
+        let names: Vec<String> = tables.iter().map(|t| t.get(0)).collect();
+        if !names.is_empty() {
+            self.client
+                .batch_execute(&format!("TRUNCATE {}", names.join(", ")))
+                .map_err(map_error)?;
+        }
         for table in tables {
             let name: String = table.get(0);
             let mut reader = source

@@ -354,6 +354,48 @@ impl PgVault<'_> {
         })
     }
 
+    /// Every privilege granted on a user relation (table, view, sequence; table-wide
+    /// and per column) to a role other than its owner, as `{"relation": "TABLE
+    /// public.t", "grantee", "grant": "GRANT … ON TABLE public.t TO …"}`.
+    fn relation_grants(&mut self) -> Result<Vec<Value>, EngineError> {
+        self.with_catalog_names(|v| {
+            Ok(v.client
+                .query(
+                    "WITH rel AS ( \
+                       SELECT c.oid, c.relowner, c.relacl, \
+                              CASE WHEN c.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::regclass::text AS relation \
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.oid >= 16384 \
+                         AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord') \
+                         AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname NOT LIKE 'ripcord\\_%'), \
+                     acl AS ( \
+                       SELECT r.relation, x.grantee, x.privilege_type, x.is_grantable, NULL::text AS col \
+                       FROM rel r CROSS JOIN LATERAL aclexplode(r.relacl) x WHERE x.grantee <> r.relowner \
+                       UNION ALL \
+                       SELECT r.relation, x.grantee, x.privilege_type, x.is_grantable, quote_ident(a.attname) \
+                       FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                       CROSS JOIN LATERAL aclexplode(a.attacl) x WHERE x.grantee <> r.relowner) \
+                     SELECT acl.relation, \
+                            CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END, \
+                            format('GRANT %s%s ON %s TO %s%s', acl.privilege_type, coalesce(' (' || acl.col || ')', ''), \
+                                   acl.relation, CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.rolname) END, \
+                                   CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+                     FROM acl LEFT JOIN pg_roles g ON g.oid = acl.grantee ORDER BY 1, 3",
+                    &[],
+                )
+                .map_err(map_error)?
+                .iter()
+                .map(|r| {
+                    json!({
+                        "relation": r.get::<_, String>(0),
+                        "grantee": r.get::<_, String>(1),
+                        "grant": r.get::<_, String>(2),
+                    })
+                })
+                .collect())
+        })
+    }
+
     /// Every comment on a user object, as `{"target": "<COMMENT ON target>", "comment"}`
     /// (the target qualified: `TABLE public.t`, `COLUMN public.t.a`, `FUNCTION
     /// public.f(integer)`, `CONSTRAINT c ON public.t`).
@@ -834,6 +876,10 @@ impl PgVault<'_> {
                 let comments = self.comments()?;
                 Ok(kept(None, json!({ "comments": comments })))
             }
+            Effect::Privileges => {
+                let grants = self.relation_grants()?;
+                Ok(kept(None, json!({ "grants": grants })))
+            }
             Effect::Creates {
                 kind,
                 name,
@@ -1213,6 +1259,47 @@ impl Vault for PgVault<'_> {
                         "COMMENT ON {keyword} {identity} IS {}",
                         sql_literal(comment)
                     ));
+                }
+            }
+            Effect::Privileges => {
+                // relation -> its grant statements; grantees seen now, to revoke from.
+                let group = |rows: Vec<Value>| {
+                    let mut map: std::collections::BTreeMap<String, Vec<(String, String)>> =
+                        Default::default();
+                    for row in rows {
+                        if let (Some(relation), Some(grantee), Some(grant)) = (
+                            row["relation"].as_str(),
+                            row["grantee"].as_str(),
+                            row["grant"].as_str(),
+                        ) {
+                            map.entry(relation.to_string())
+                                .or_default()
+                                .push((grantee.to_string(), grant.to_string()));
+                        }
+                    }
+                    map
+                };
+                let before = group(state["grants"].as_array().cloned().unwrap_or_default());
+                let after = group(self.relation_grants()?);
+                let relations: std::collections::BTreeSet<&String> =
+                    before.keys().chain(after.keys()).collect();
+                for relation in relations {
+                    let old = before.get(relation).cloned().unwrap_or_default();
+                    let new = after.get(relation).cloned().unwrap_or_default();
+                    if old == new {
+                        continue;
+                    }
+                    let (keyword, name) = relation.split_once(' ').unwrap_or(("TABLE", relation));
+                    let mut grantees: Vec<&String> = new.iter().map(|(g, _)| g).collect();
+                    grantees.sort();
+                    grantees.dedup();
+                    for grantee in grantees {
+                        undo.generated
+                            .push(format!("REVOKE ALL ON {keyword} {name} FROM {grantee}"));
+                    }
+                    for (_, grant) in old {
+                        undo.generated.push(grant);
+                    }
                 }
             }
             Effect::Comment => {

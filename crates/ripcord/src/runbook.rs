@@ -425,6 +425,7 @@ fn undo_of(effect: &Effect) -> Option<String> {
             format!("re-creates {signature} from its kept definition, privileges and owner")
         }
         Effect::Comment => "sets the comments it changed back".into(),
+        Effect::Privileges => "gives the tables it changed their old privileges back".into(),
         Effect::Nothing => return None,
     })
 }
