@@ -179,6 +179,10 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     }
     let mut target = connect("dev", "sqlite://shop.db", root)?;
     target.project = Some("shop".into());
+    // Every event of the tour is signed, as with `[audit] signing_key_env` set.
+    let keys = ripcord::checkpoint::keygen()?;
+    target.signer = Some(ripcord::audit::signing_key(&keys.private_key)?);
+    let trusted = vec![keys.public_key.clone()];
     let mut progress = ProgressLines {
         printer,
         target: "dev".into(),
@@ -558,11 +562,11 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         &printer,
         &mut n,
         "History and the tamper-evident audit chain",
-        "Every event is hash-chained to the one before; `ripcord audit verify` recomputes the chain.",
+        "Every event is hash-chained to the one before and signed with ed25519 (`[audit] signing_key_env`); `ripcord audit verify` recomputes the chain and checks each signature against `[audit] public_key`.",
     );
     let history = ripcord::audit::history(&mut target)?;
     printer.block(render::history(&target.name, &history));
-    let chain = ripcord::audit::verify(&mut target, &[])?;
+    let chain = ripcord::audit::verify(&mut target, &trusted)?;
     printer.block(render::audit_verify(&chain));
 
     step(
@@ -590,7 +594,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     printer.line("  UPDATE ripcord_changes SET revert_sql = 'DROP TABLE customers;' …");
     printer.block(render::audit_verify(&ripcord::audit::verify(
         &mut target,
-        &[],
+        &trusted,
     )?));
     let options = RevertOptions {
         selection: Selection::Last(1),
@@ -615,7 +619,7 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
     }
     target.engine.execute(&set_revert(&recorded))?;
     printer.line("  with the row put back as recorded:");
-    let chain = ripcord::audit::verify(&mut target, &[])?;
+    let chain = ripcord::audit::verify(&mut target, &trusted)?;
     printer.block(render::audit_verify(&chain));
 
     printer.line("");

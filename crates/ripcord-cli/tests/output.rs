@@ -98,6 +98,10 @@ fn demo_runs_end_to_end_without_a_server() {
         "the serve step scrapes the shops' metrics: {text}"
     );
     assert!(
+        text.contains("signed, every signature verified"),
+        "the demo's events are signed and verified: {text}"
+    );
+    assert!(
         text.contains("the ledger row of 0004_order_status was altered"),
         "the tampered ledger row is caught: {text}"
     );
