@@ -532,3 +532,27 @@ mod literal_tests {
         assert_eq!(literal_spans("SELECT 'open"), None);
     }
 }
+
+/// Whether PostgreSQL refuses `statement` inside a transaction block
+/// (`CREATE/DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `VACUUM`, `CREATE/DROP
+/// DATABASE` and `TABLESPACE`, `ALTER SYSTEM`, `DETACH PARTITION … CONCURRENTLY`): the
+/// one list the engine (to run it alone) and the guardrail (to flag it in a
+/// one-transaction change) both read.
+pub fn postgres_refuses_in_transaction(statement: &str) -> bool {
+    let words = leading_words(statement, 4);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let upper = statement.to_ascii_uppercase();
+    matches!(
+        words.as_slice(),
+        ["CREATE", "INDEX", "CONCURRENTLY", ..]
+            | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]
+            | ["DROP", "INDEX", "CONCURRENTLY", ..]
+            | ["VACUUM", ..]
+            | ["CREATE", "DATABASE", ..]
+            | ["DROP", "DATABASE", ..]
+            | ["ALTER", "SYSTEM", ..]
+            | ["CREATE", "TABLESPACE", ..]
+            | ["DROP", "TABLESPACE", ..]
+    ) || (words.first() == Some(&"REINDEX") && upper.contains("CONCURRENTLY"))
+        || (upper.contains("DETACH PARTITION") && upper.contains("CONCURRENTLY"))
+}

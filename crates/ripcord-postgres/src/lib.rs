@@ -25,7 +25,6 @@ use postgres::{Client, NoTls, Row};
 use ripcord_core::audit::AuditEvent;
 use ripcord_core::engine::LEDGER_VERSION;
 use ripcord_core::fingerprint::{SchemaObject, TableData};
-use ripcord_core::splitter::leading_words;
 use ripcord_core::url::{redact, with_database};
 use ripcord_core::{
     Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
@@ -507,22 +506,7 @@ impl Engine for PostgresEngine {
     }
 
     fn needs_own_transaction(&self, sql: &str) -> bool {
-        let words = leading_words(sql, 4);
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        let upper = sql.to_ascii_uppercase();
-        matches!(
-            words.as_slice(),
-            ["CREATE", "INDEX", "CONCURRENTLY", ..]
-                | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]
-                | ["DROP", "INDEX", "CONCURRENTLY", ..]
-                | ["VACUUM", ..]
-                | ["CREATE", "DATABASE", ..]
-                | ["DROP", "DATABASE", ..]
-                | ["ALTER", "SYSTEM", ..]
-                | ["CREATE", "TABLESPACE", ..]
-                | ["DROP", "TABLESPACE", ..]
-        ) || (words.first() == Some(&"REINDEX") && upper.contains("CONCURRENTLY"))
-            || (upper.contains("DETACH PARTITION") && upper.contains("CONCURRENTLY"))
+        ripcord_core::splitter::postgres_refuses_in_transaction(sql)
     }
 
     fn changes(&mut self) -> Result<Vec<DeployedChange>, EngineError> {

@@ -4,24 +4,7 @@
 //! in a change that runs in one. squawk reports this only when other statements share
 //! the file; ripcord knows how the change runs.
 
-use ripcord_core::splitter::leading_words;
-
-fn refused_in_a_transaction(statement: &str) -> bool {
-    let words = leading_words(statement, 4);
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let upper = statement.to_ascii_uppercase();
-    matches!(
-        words.as_slice(),
-        ["CREATE", "INDEX", "CONCURRENTLY", ..]
-            | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"]
-            | ["DROP", "INDEX", "CONCURRENTLY", ..]
-            | ["VACUUM", ..]
-            | ["CREATE", "DATABASE", ..]
-            | ["DROP", "DATABASE", ..]
-            | ["ALTER", "SYSTEM", ..]
-    ) || (words.first() == Some(&"REINDEX") && upper.contains("CONCURRENTLY"))
-        || (upper.contains("DETACH PARTITION") && upper.contains("CONCURRENTLY"))
-}
+use ripcord_core::splitter::postgres_refuses_in_transaction as refused_in_a_transaction;
 
 /// The finding's message, when `statement` cannot run in the change's transaction.
 pub(crate) fn check(statement: &str, in_transaction: bool) -> Option<String> {
