@@ -8,9 +8,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let path = std::path::Path::new("changes/0001_x.sql");
     if let Ok(change) = ripcord_core::change::parse_change(path, text) {
-        for section in [Some(&change.deploy), change.revert.as_ref(), change.verify.as_ref()]
-            .into_iter()
-            .flatten()
+        for section in [
+            Some(&change.deploy),
+            change.revert.as_ref(),
+            change.verify.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             for span in &section.statements {
                 assert!(span.end <= change.text.len() && change.text.is_char_boundary(span.start));
