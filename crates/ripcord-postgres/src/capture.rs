@@ -682,12 +682,15 @@ impl Capture for PgCapture<'_> {
             quoted.push(captured(self.client, name)?.quoted);
         }
         quoted.sort();
-        self.client
-            .batch_execute(&format!(
-                "LOCK TABLE {} IN EXCLUSIVE MODE",
-                quoted.join(", ")
-            ))
-            .map_err(map_error)?;
+        // A flashback to a moment after which nothing changed has no table to lock.
+        if !quoted.is_empty() {
+            self.client
+                .batch_execute(&format!(
+                    "LOCK TABLE {} IN EXCLUSIVE MODE",
+                    quoted.join(", ")
+                ))
+                .map_err(map_error)?;
+        }
         let mut outcome = UndoOutcome::default();
         let mut prepared = Vec::new();
         for (index, name) in tables.iter().enumerate() {
