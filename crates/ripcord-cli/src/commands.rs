@@ -576,17 +576,7 @@ pub fn audit(
             let text = checkpoint.render();
             if let Some(uri) = store {
                 let store = project.snapshot_store(Some(uri.as_str()))?;
-                let safe: String = target
-                    .name
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
+                let safe = ripcord::import::slug(&target.name);
                 let name = format!("checkpoints/{safe}/{:012}.checkpoint", checkpoint.seq);
                 store.put(&name, text.clone().into_bytes())?;
                 eprintln!("Checkpoint kept in {} as {name}", store.uri());

@@ -114,8 +114,9 @@ fn files(dir: &Path) -> Result<Vec<String>, OpError> {
     Ok(names)
 }
 
-/// A name safe for `<ID>_<slug>.sql`.
-fn slug(name: &str) -> String {
+/// A name safe for `<ID>_<slug>.sql` (and for any file or directory name): ASCII
+/// letters, digits, `-` and `_`.
+pub fn slug(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| {
