@@ -14,24 +14,14 @@ fn signed_project() -> (Project, String) {
         "-- ripcord:deploy\nCREATE TABLE a (id int);\n-- ripcord:revert\nDROP TABLE a;\n",
     );
     ok(&project, &["deploy"]);
-    let keys: serde_json::Value =
-        serde_json::from_str(&ok(&project, &["audit", "keygen", "--json"])).unwrap();
-    let private = keys["private_key"].as_str().unwrap().to_string();
-    let public = keys["public_key"].as_str().unwrap();
+    let (private, public) = keypair(&project);
     assert_ne!(private, public);
-    project.write_config(&format!(
-        "[project]\nname = \"test\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"sqlite://test.db\"\n\n\
-         [audit]\nsigning_key_env = \"TEST_SIGNING_KEY\"\npublic_key = \"{public}\"\n"
-    ));
+    config(&project, &public, &[]);
     (project, private)
 }
 
 fn checkpoint(project: &Project, private: &str) -> String {
-    let output = ripcord_in(project.path())
-        .env("TEST_SIGNING_KEY", private)
-        .args(["audit", "checkpoint"])
-        .output()
-        .unwrap();
+    let output = with_key(project, Some(private), &["audit", "checkpoint"]);
     expect_exit(&output, 0);
     stdout(&output)
 }

@@ -677,10 +677,11 @@ impl Capture for PgCapture<'_> {
         // UPDATE, waiting on that row, overwrites it once the loader commits: a lost
         // update no conflict reports. EXCLUSIVE waits for writes in flight (their log
         // rows commit with them) and lets readers through.
-        let mut quoted: Vec<String> = Vec::new();
-        for name in &tables {
-            quoted.push(captured(self.client, name)?.quoted);
-        }
+        let infos = tables
+            .iter()
+            .map(|name| captured(self.client, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut quoted: Vec<&str> = infos.iter().map(|i| i.quoted.as_str()).collect();
         quoted.sort();
         // A flashback to a moment after which nothing changed has no table to lock.
         if !quoted.is_empty() {
@@ -693,8 +694,7 @@ impl Capture for PgCapture<'_> {
         }
         let mut outcome = UndoOutcome::default();
         let mut prepared = Vec::new();
-        for (index, name) in tables.iter().enumerate() {
-            let info = captured(self.client, name)?;
+        for (index, info) in infos.into_iter().enumerate() {
             let plan = self.plan_table(&info, &filter, index)?;
             progress(&UndoProgress {
                 table: info.name.clone(),
