@@ -107,7 +107,10 @@ FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
 WHERE p.oid NOT IN (SELECT objid FROM ext)
 UNION ALL
 SELECT 'trigger', ns.nspname || '.' || c.relname || '.' || tg.tgname,
-       pg_get_triggerdef(tg.oid) || CASE tg.tgenabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END
+       -- Capture functions are named after their table's OID: without it, two databases
+       -- with the same tables and capture have the same fingerprint.
+       regexp_replace(pg_get_triggerdef(tg.oid), 'ripcord\.capture(_key)?_fn_[0-9]+', 'ripcord.capture\1_fn', 'g')
+           || CASE tg.tgenabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END
 FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN ns ON ns.oid = c.relnamespace
 WHERE NOT tg.tgisinternal
 UNION ALL

@@ -193,8 +193,14 @@ pub fn undo_with_progress(
     with_lock(target, "undo", |target| {
         let limits = target.limits;
         target.engine.begin(&limits)?;
+        // Each step (rows collected, conflicts checked, rows deleted, images restored)
+        // is a failpoint: a kill between two steps must leave nothing half-undone.
+        let mut step = |p: &UndoProgress| {
+            progress(p);
+            crate::failpoint::hit("undo_step_done");
+        };
         let outcome =
-            match capture_of(target).and_then(|mut c| Ok(c.undo(scope, mode, &tag, progress)?)) {
+            match capture_of(target).and_then(|mut c| Ok(c.undo(scope, mode, &tag, &mut step)?)) {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     let _ = target.engine.rollback();
@@ -208,6 +214,7 @@ pub fn undo_with_progress(
             on_conflict: mode,
             outcome,
         };
+        crate::failpoint::hit("undo_applied");
         let blocked = mode == ConflictMode::Abort && !report.outcome.conflicts.is_empty();
         if dry_run || blocked {
             target.engine.rollback()?;
@@ -227,6 +234,7 @@ pub fn undo_with_progress(
                 }),
             },
         )?;
+        crate::failpoint::hit("undo_before_commit");
         target.engine.commit()?;
         report.committed = true;
         Ok(report)

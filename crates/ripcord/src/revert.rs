@@ -413,6 +413,8 @@ fn revert_one(
             observer,
             completed,
         )?;
+        // The revert's statements (the vault's put-back among them) ran, uncommitted.
+        failpoint::hit("revert_statements_done");
     }
     target.engine.delete_change(&deployed.name)?;
     let duration_ms = started.elapsed().as_millis() as u64;

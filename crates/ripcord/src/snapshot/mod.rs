@@ -1083,6 +1083,7 @@ fn restore_streamed(
         let _ = snapshots.drop_schema(&staging);
         return Err(e);
     }
+    crate::failpoint::hit("restore_indexes_built");
     let restored = tables
         .iter()
         .map(|t| (t.definition.display_name(), t.rows))
