@@ -66,7 +66,9 @@ pub enum Command {
     )]
     Init(InitArgs),
     /// Create a new change file from a template.
-    #[command(after_help = "Example:\n  ripcord new add_coupon --requires 0003_orders")]
+    #[command(
+        after_help = "Example:\n  ripcord new add_coupon --requires 0003_orders\n\nHeader lines a change file may carry (before `-- ripcord:deploy`):\n  -- requires: 0003_orders, 0004_users\n  -- transaction: none            statement by statement (CREATE INDEX CONCURRENTLY)\n  -- irreversible: <reason>       no revert, accepted by the author\n  -- flags: new_checkout          switched off before the revert runs\n  -- column-order: rebuild        a dropped column comes back in its place (PostgreSQL)"
+    )]
     New(NewArgs),
     /// Read every deploy statement of change files and report its risks: lock, rewrite,
     /// destroyed data, reversibility class (exit 1 when a finding is an error).

@@ -111,7 +111,13 @@ impl SectionKind {
 }
 
 const SECTION_NAMES: [&str; 3] = ["deploy", "revert", "verify"];
-const DIRECTIVES: [&str; 4] = ["requires", "transaction", "irreversible", "flags"];
+const DIRECTIVES: [&str; 5] = [
+    "requires",
+    "transaction",
+    "irreversible",
+    "flags",
+    "column-order",
+];
 /// Marker words after `-- ripcord:` that are not sections (reserved for inline suppressions).
 const NON_SECTION_MARKERS: [&str; 1] = ["allow"];
 
@@ -154,6 +160,9 @@ pub struct Change {
     pub irreversible: Option<String>,
     /// Feature flags to switch off on revert.
     pub flags: Vec<String>,
+    /// `column-order: rebuild`: the revert ripcord writes for a dropped column rebuilds
+    /// the table so that the column comes back in its place, not at the end.
+    pub rebuild_column_order: bool,
     /// The deploy section (required).
     pub deploy: Section,
     /// The revert section, if written.
@@ -321,6 +330,7 @@ pub fn parse_any_sql(path: &Path, text: &str) -> Result<Change, ChangeFileError>
         transaction: TransactionMode::PerChange,
         irreversible: None,
         flags: Vec::new(),
+        rebuild_column_order: false,
         deploy: Section {
             kind: SectionKind::Deploy,
             body,
@@ -366,6 +376,7 @@ fn parse_named(
     let mut requires = Vec::new();
     let mut transaction = TransactionMode::PerChange;
     let mut irreversible = None;
+    let mut rebuild_column_order = false;
     let mut flags = Vec::new();
     let mut markers: Vec<(SectionKind, Range<usize>, usize)> = Vec::new(); // kind, marker span, body start
     let mut in_header = true;
@@ -480,6 +491,19 @@ fn parse_named(
                     ));
                 }
                 irreversible = Some(value.to_string());
+            }
+            "column-order" => {
+                rebuild_column_order = match value.to_ascii_lowercase().as_str() {
+                    "rebuild" => true,
+                    "append" => false,
+                    _ => {
+                        return Err(syntax(
+                            format!("unknown column order `{value}`"),
+                            Some("use `-- column-order: rebuild` (a dropped column comes back in its place; the revert rewrites the table) or `append` (the default: it comes back last)".into()),
+                            value_offset..value_offset + value.len(),
+                        ));
+                    }
+                };
             }
             "flags" => flags.extend(
                 value
@@ -610,6 +634,7 @@ fn parse_named(
         transaction,
         irreversible,
         flags,
+        rebuild_column_order,
         deploy,
         revert,
         verify,
@@ -708,6 +733,28 @@ mod tests {
         );
         let second = change.location(change.deploy.statements[1].clone());
         assert_eq!(second.display_short(), "changes/0003_orders.sql:7:1");
+    }
+
+    #[test]
+    fn column_order_directive_reads_rebuild_and_append_and_names_a_bad_value() {
+        let body = "-- ripcord:deploy\nALTER TABLE t DROP COLUMN b;\n";
+        assert!(!parse(body).unwrap().rebuild_column_order);
+        assert!(
+            parse(&format!("-- Column-Order: Rebuild\n{body}"))
+                .unwrap()
+                .rebuild_column_order
+        );
+        assert!(
+            !parse(&format!("-- column-order: append\n{body}"))
+                .unwrap()
+                .rebuild_column_order
+        );
+        let (message, hint, at) = syntax_error(&format!("-- column-order: sideways\n{body}"));
+        assert_eq!(message, "unknown column order `sideways`");
+        assert!(hint.unwrap().contains("rebuild"));
+        assert_eq!(at, "changes/0003_orders.sql:1:18");
+        let (message, _, _) = syntax_error(&format!("-- colum-order: rebuild\n{body}"));
+        assert_eq!(message, "unknown directive `colum-order:`");
     }
 
     #[test]

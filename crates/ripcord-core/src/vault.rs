@@ -244,6 +244,9 @@ pub struct VaultOrigin {
     pub change: String,
     /// 0-based index of the statement in the deploy section.
     pub statement: usize,
+    /// The undo of a dropped column puts it back in its place by rebuilding the table
+    /// (`-- column-order: rebuild`), instead of adding it last.
+    pub rebuild_column_order: bool,
 }
 
 /// What an engine noted before a statement ran: handed back after it ran.

@@ -741,6 +741,90 @@ impl PgVault<'_> {
         })
     }
 
+    /// What rebuilding table `oid` in its current column order takes (read before a
+    /// column of it is dropped): its whole definition and the foreign keys of other
+    /// tables that point at it; or `{"cannot": reason}` when a rebuild would lose
+    /// something (views, capture, partitions, a publication, its row type in use).
+    fn rebuild_plan(&mut self, oid: u32) -> Result<Value, EngineError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT c.oid::regclass::text, c.relkind::text, c.relispartition, \
+                        c.relpersistence::text, c.reloptions IS NOT NULL, c.relreplident::text, \
+                        EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid), \
+                        EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = c.oid AND tgname LIKE 'ripcord\\_capture\\_%'), \
+                        ARRAY(SELECT pubname::text FROM pg_publication_rel r \
+                              JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = c.oid ORDER BY 1), \
+                        ARRAY(SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d \
+                              WHERE d.deptype = 'n' AND d.refclassid = 'pg_type'::regclass \
+                                AND d.refobjid IN (c.reltype, (SELECT typarray FROM pg_type WHERE oid = c.reltype)) \
+                              ORDER BY 1) \
+                 FROM pg_class c WHERE c.oid = $1",
+                &[&oid],
+            )
+            .map_err(map_error)?;
+        let table: String = row.get(0);
+        let publications: Vec<String> = row.get(8);
+        let row_type_users: Vec<String> = row.get(9);
+        let views = self.dependent_views(oid, None)?;
+        let reason = if row.get::<_, String>(1) != "r"
+            || row.get::<_, bool>(2)
+            || row.get::<_, bool>(6)
+        {
+            Some(format!(
+                "{table} is partitioned, a partition or part of an inheritance tree"
+            ))
+        } else if row.get::<_, String>(3) != "p" {
+            Some(format!("{table} is unlogged or temporary"))
+        } else if row.get::<_, bool>(4) || row.get::<_, String>(5) != "d" {
+            Some(format!(
+                "{table} has storage parameters or a replica identity a rebuild would not carry"
+            ))
+        } else if row.get::<_, bool>(7) {
+            Some(format!(
+                "{table} is captured (`ripcord capture disable` it first, or drop `column-order: rebuild`)"
+            ))
+        } else if !views.is_empty() {
+            Some(format!("views depend on {table}: {}", views.join(", ")))
+        } else if !publications.is_empty() {
+            Some(format!(
+                "{table} is in publications: {}",
+                publications.join(", ")
+            ))
+        } else if !row_type_users.is_empty() {
+            Some(format!(
+                "other objects use the row type of {table}: {}",
+                row_type_users.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Ok(json!({
+                "cannot": format!("`column-order: rebuild` cannot rebuild {table}: {reason}")
+            }));
+        }
+        let inbound: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', k.conrelid::regclass, k.conname), \
+                        format('ALTER TABLE %s ADD CONSTRAINT %I %s', k.conrelid::regclass, k.conname, \
+                               pg_get_constraintdef(k.oid)) \
+                 FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = $1 AND k.conrelid <> $1 \
+                 ORDER BY k.conname",
+                &[&oid],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(json!({
+            "definition": definition(self.client, oid)?,
+            "inbound_drop": inbound.iter().map(|(d, _)| d).collect::<Vec<_>>(),
+            "inbound_add": inbound.iter().map(|(_, a)| a).collect::<Vec<_>>(),
+        }))
+    }
+
     fn with_catalog_names<T>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, EngineError>,
@@ -1079,6 +1163,11 @@ impl PgVault<'_> {
                 } else {
                     None
                 };
+                let rebuild = if dropping && origin.rebuild_column_order {
+                    self.with_catalog_names(|v| v.rebuild_plan(oid))?
+                } else {
+                    Value::Null
+                };
                 let action = if dropping {
                     "drop_column"
                 } else {
@@ -1102,7 +1191,7 @@ impl PgVault<'_> {
                     Some(id),
                     json!({ "oid": oid, "column": state, "dependents": dependents,
                             "inbound": inbound, "views": views, "sequence": sequence,
-                            "schema": schema, "identity": identity_kind }),
+                            "schema": schema, "identity": identity_kind, "rebuild": rebuild }),
                 ))
             }
         }
@@ -1131,6 +1220,97 @@ impl PgVault<'_> {
             .map(|r| r.get(0))
             .collect())
     }
+}
+
+/// The statements that rebuild a table in the column order of `plan`'s definition
+/// (read before a column was dropped), once the dropped column is back at the end with
+/// its values: a copy in a schema of its own, filled from the live table, then swapped
+/// for it with every constraint, index, trigger, grant, comment, policy and foreign key
+/// (its own and other tables') re-created, and sequences continuing where they were.
+fn rebuild_in_order(entry: i64, plan: &Value) -> Result<Vec<String>, EngineError> {
+    if plan.get("cannot").is_some() {
+        return Ok(Vec::new());
+    }
+    let mut def: TableDefinition = serde_json::from_value(plan["definition"].clone())
+        .map_err(|e| invalid(e.to_string(), "report this as a bug"))?;
+    let schema = quote_ident(&def.schema);
+    let sequence_name = |name: &str| format!("{schema}.{}", quote_ident(name));
+    // Serial columns keep their live sequence (with the value it has reached); identity
+    // columns get a new one, set to the value of the old.
+    let serials: Vec<OwnedSequence> = def
+        .sequences
+        .iter()
+        .filter(|s| !s.identity)
+        .cloned()
+        .collect();
+    def.sequences.retain(|s| s.identity);
+    for sequence in &serials {
+        if let Some(column) = def.columns.iter_mut().find(|c| c.name == sequence.column) {
+            column.default = Some(format!(
+                "nextval({}::regclass)",
+                sql_literal(&sequence_name(&sequence.name))
+            ));
+        }
+    }
+    let staging_name = format!("ripcord_rebuild_{entry}");
+    let staging = quote_ident(&staging_name);
+    let place = RestorePlace::Staging {
+        schema: staging_name.clone(),
+    };
+    let copy = def.qualified_in(&place);
+    let columns = def
+        .columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut statements = vec![format!("CREATE SCHEMA {staging}")];
+    statements.extend(create_statements(&def, &place));
+    statements.push(format!(
+        "INSERT INTO {copy} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM {}",
+        def.qualified
+    ));
+    for sequence in def.sequences.iter() {
+        statements.push(format!(
+            "SELECT setval({}::regclass, s.last_value, s.is_called) FROM {} s",
+            sql_literal(&format!("{staging}.{}", quote_ident(&sequence.name))),
+            sequence_name(&sequence.name)
+        ));
+    }
+    for sequence in &serials {
+        statements.push(format!(
+            "ALTER SEQUENCE {} OWNED BY NONE",
+            sequence_name(&sequence.name)
+        ));
+    }
+    statements.extend(strings(&plan["inbound_drop"]));
+    statements.push(format!("DROP TABLE {}", def.qualified));
+    statements.push(format!("ALTER TABLE {copy} SET SCHEMA {schema}"));
+    for sequence in &serials {
+        statements.push(format!(
+            "ALTER SEQUENCE {} OWNED BY {}.{}",
+            sequence_name(&sequence.name),
+            def.qualified,
+            quote_ident(&sequence.column)
+        ));
+    }
+    // Identity sequences moved along with the table; their values are set above.
+    let identities = std::mem::take(&mut def.sequences);
+    // The copy belongs to whoever runs the revert: give it back to its owner always.
+    statements.extend(post_data_statements(&def, &RestorePlace::Original, ""));
+    def.sequences = identities;
+    for fk in &def.foreign_keys {
+        statements.push(format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {}",
+            def.qualified,
+            quote_ident(&fk.name),
+            fk.definition
+        ));
+    }
+    statements.extend(strings(&plan["inbound_add"]));
+    statements.push(format!("DROP SCHEMA {staging}"));
+    Ok(statements)
 }
 
 fn put_back(id: i64, what: &str) -> String {
@@ -1527,15 +1707,26 @@ impl Vault for PgVault<'_> {
                             column.data_type
                         )),
                         None => {
+                            // Rows inserted after the drop get the default, as they
+                            // would have; the put-back then overwrites the kept rows.
+                            let default = column
+                                .default
+                                .as_ref()
+                                .filter(|_| sequence.is_none())
+                                .map(|d| format!(" DEFAULT {d}"))
+                                .unwrap_or_default();
                             g.push(format!(
-                                "ALTER TABLE {table} ADD COLUMN {name} {}{collate}",
+                                "ALTER TABLE {table} ADD COLUMN {name} {}{collate}{default}",
                                 column.data_type
                             ));
                             g.push(put.clone());
                         }
                     }
-                    g.extend(strings(&state["dependents"]));
-                    g.extend(strings(&state["inbound"]));
+                    // A rebuild re-creates them from the whole table's definition.
+                    if state["rebuild"].is_null() {
+                        g.extend(strings(&state["dependents"]));
+                        g.extend(strings(&state["inbound"]));
+                    }
                 } else {
                     if column.default.is_some() {
                         g.push(format!(
@@ -1584,6 +1775,11 @@ impl Vault for PgVault<'_> {
                 }
                 if column.generated.is_none() {
                     undo.restore.push(put);
+                }
+                if !state["rebuild"].is_null() {
+                    cannot(&mut undo, state["rebuild"]["cannot"].as_str());
+                    undo.generated
+                        .extend(rebuild_in_order(id, &state["rebuild"])?);
                 }
             }
         }

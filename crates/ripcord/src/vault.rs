@@ -180,6 +180,8 @@ impl Keeper {
         let origin = VaultOrigin {
             change: change.name.clone(),
             statement: index,
+            // Only a revert ripcord writes: an author's revert orders columns itself.
+            rebuild_column_order: change.rebuild_column_order && self.generate,
         };
         let mut kept = Vec::new();
         let wanted: Vec<&Effect> = effects.iter().filter(|e| self.wanted(e)).collect();
