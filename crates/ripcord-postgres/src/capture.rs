@@ -24,7 +24,7 @@ use ripcord_core::capture::{
 };
 use ripcord_core::{EngineError, SqlError};
 
-use crate::map_error;
+use crate::sql::{invalid, literal, map_error, quote_ident as ident};
 
 /// Step 2 of the ledger: capture bookkeeping.
 pub const LEDGER_STEP: &str = r#"
@@ -52,21 +52,6 @@ CREATE TABLE ripcord.capture_statements (
 CREATE INDEX capture_statements_batch ON ripcord.capture_statements (batch);
 CREATE INDEX capture_statements_table_at ON ripcord.capture_statements (table_name, at);
 "#;
-
-fn invalid(reason: String, hint: &str) -> EngineError {
-    EngineError::Invalid {
-        reason,
-        hint: Some(hint.to_string()),
-    }
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-fn ident(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
-}
 
 struct TableInfo {
     name: String,

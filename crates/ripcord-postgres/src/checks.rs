@@ -7,7 +7,7 @@ use ripcord_core::snapshot::quote_ident;
 use ripcord_core::splitter::as_subquery;
 use ripcord_core::{Baseline, Distribution, EngineError, QueryRows};
 
-use crate::map_error;
+use crate::sql::map_error;
 
 /// Ledger version 5: saved check baselines, one row per name and version.
 pub const LEDGER_STEP: &str = r#"

@@ -11,7 +11,7 @@ use ripcord_core::EngineError;
 use ripcord_core::diff::{BUCKETS, BucketSummary, DiffSource, KeyHash, KeyedRow, TableShape};
 use ripcord_core::snapshot::{quote_ident, quote_qualified as quoted_table};
 
-use crate::map_error;
+use crate::sql::map_error;
 
 pub(crate) struct PgDiff<'a> {
     pub(crate) client: &'a mut Client,
@@ -268,7 +268,7 @@ impl DiffSource for PgDiff<'_> {
                         .iter()
                         .zip(&key_types)
                         .map(|(value, ty)| match value {
-                            Some(text) => format!("'{}'::{ty}", text.replace('\'', "''")),
+                            Some(text) => format!("{}::{ty}", crate::sql::literal(text)),
                             None => format!("NULL::{ty}"),
                         })
                         .collect();

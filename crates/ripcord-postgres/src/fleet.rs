@@ -7,7 +7,7 @@ use ripcord_core::fleet::{
 };
 use ripcord_core::{EngineError, LockHolder};
 
-use crate::map_error;
+use crate::sql::{literal, map_error};
 
 /// Ledger version 6: rollouts and their per-target steps (with the coordinator's
 /// commit decision), and feature flags.
@@ -302,8 +302,4 @@ impl TwoPhase for PgTwoPhase<'_> {
             .map_err(map_error)?;
         Ok(true)
     }
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }

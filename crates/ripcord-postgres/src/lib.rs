@@ -13,14 +13,17 @@ mod fingerprint;
 mod fleet;
 mod ledger;
 mod snapshot;
+mod sql;
 pub mod tls;
 mod vault;
 
+use sql::connect_reason;
+pub(crate) use sql::map_error;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use postgres::error::{ErrorPosition, SqlState};
+use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row};
 use ripcord_core::audit::AuditEvent;
 use ripcord_core::engine::LEDGER_VERSION;
@@ -28,7 +31,7 @@ use ripcord_core::fingerprint::{SchemaObject, TableData};
 use ripcord_core::url::{redact, with_database};
 use ripcord_core::{
     Capabilities, ChangeState, DeployedChange, Engine, EngineError, EngineKind, LockHolder,
-    RelationLock, SessionLimits, SqlError, TransactionMode,
+    RelationLock, SessionLimits, TransactionMode,
 };
 
 /// Names of scratch databases made by drill start with this.
@@ -251,64 +254,6 @@ impl PostgresEngine {
             since: row.get(2),
             command: row.get(3),
         }))
-    }
-}
-
-fn connect_reason(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => {
-            let text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            let mut detail = String::new();
-            while let Some(s) = source {
-                detail = s.to_string();
-                source = s.source();
-            }
-            if detail.is_empty() || text.contains(&detail) {
-                text
-            } else {
-                format!("{text}: {detail}")
-            }
-        }
-    }
-}
-
-/// Map a client error: server-reported errors keep their SQLSTATE and position; a
-/// broken connection or server shutdown is [`EngineError::ConnectionLost`].
-pub(crate) fn map_error(error: postgres::Error) -> EngineError {
-    if let Some(db) = error.as_db_error() {
-        let code = db.code();
-        let lost = code.code().starts_with("08")
-            || *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW;
-        if lost {
-            return EngineError::ConnectionLost {
-                reason: db.message().to_string(),
-            };
-        }
-        return EngineError::Sql(SqlError {
-            message: db.message().to_string(),
-            code: Some(code.code().to_string()),
-            position: match db.position() {
-                Some(ErrorPosition::Original(position)) => Some(*position as usize),
-                _ => None,
-            },
-            detail: db.detail().map(String::from),
-            hint: db.hint().map(String::from),
-        });
-    }
-    // A closed connection or a broken socket is a lost connection; anything else the
-    // driver says without the server (a value it cannot encode) is ripcord's fault.
-    let io = std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
-    if error.is_closed() || io || !error.to_string().contains("serializing") {
-        return EngineError::ConnectionLost {
-            reason: connect_reason(&error),
-        };
-    }
-    EngineError::Driver {
-        reason: redact(&error.to_string()),
     }
 }
 

@@ -11,10 +11,10 @@ use ripcord_core::EngineError;
 use ripcord_core::snapshot::{
     ColumnDefinition, ColumnGrant, ExportInfo, Grant, NamedDefinition, OwnedSequence, PageRange,
     RestorePlace, SnapshotWorker, SwapOutcome, TableDefinition, TableExtras, TableSnapshots,
-    quote_ident,
 };
 
-use crate::{PostgresEngine, map_error};
+use crate::PostgresEngine;
+use crate::sql::{invalid, literal as sql_literal, map_error, quote_ident};
 
 /// Schemas whose tables are never snapshotted.
 const NOT_USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord') \
@@ -22,17 +22,6 @@ const NOT_USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_sch
 
 pub(crate) struct PgSnapshots<'a> {
     pub(crate) engine: &'a mut PostgresEngine,
-}
-
-fn invalid(reason: String, hint: &str) -> EngineError {
-    EngineError::Invalid {
-        reason,
-        hint: Some(hint.to_string()),
-    }
-}
-
-pub(crate) fn sql_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Resolve names (as a user would type them) to table oids, refusing what is not a

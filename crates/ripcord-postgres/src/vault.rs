@@ -13,8 +13,8 @@ use ripcord_core::vault::{
 };
 use serde_json::{Value, json};
 
-use crate::map_error;
-use crate::snapshot::{create_statements, definition, post_data_statements, sql_literal};
+use crate::snapshot::{create_statements, definition, post_data_statements};
+use crate::sql::{invalid, literal as sql_literal, map_error, quote_ident};
 
 /// Ledger step: the vault's index and the functions that keep and put back rows.
 pub const LEDGER_STEP: &str = r#"
@@ -309,17 +309,6 @@ $fn$;
 
 pub(crate) struct PgVault<'a> {
     pub(crate) client: &'a mut Client,
-}
-
-fn invalid(reason: String, hint: &str) -> EngineError {
-    EngineError::Invalid {
-        reason,
-        hint: Some(hint.to_string()),
-    }
-}
-
-fn quote_ident(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 /// What one column was before the statement.
