@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::EngineError;
+use crate::error::EngineError;
 
 /// A table under capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,7 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::engine::{EngineError, LockHolder};
+use crate::error::EngineError;
+use crate::lock::LockHolder;
 
 /// Prefix of every global transaction id ripcord prepares: `ripcord:<rollout>:<n>`.
 pub const GID_PREFIX: &str = "ripcord:";

@@ -4,7 +4,8 @@
 //! - [`plan`] orders them and checks `requires`; [`checksum`] pins their identity;
 //! - [`config`] reads `ripcord.toml`; [`url`] recognizes and redacts target URLs;
 //! - [`audit`] seals and verifies the hash-chained audit events;
-//! - [`engine`] is the trait every database engine implements.
+//! - [`engine`] is the trait every database engine implements; [`error`] what it
+//!   reports when something goes wrong.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -14,9 +15,12 @@ pub mod checksum;
 pub mod config;
 pub mod diff;
 pub mod engine;
+pub mod error;
 pub mod fingerprint;
 pub mod fleet;
+pub mod kind;
 pub mod location;
+pub mod lock;
 pub mod plan;
 pub mod snapshot;
 pub mod splitter;

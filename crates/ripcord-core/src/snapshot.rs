@@ -8,7 +8,8 @@ use std::io::Read;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{EngineError, EngineKind};
+use crate::error::EngineError;
+use crate::kind::EngineKind;
 
 /// Version of the snapshot layout this build writes and reads.
 pub const SNAPSHOT_FORMAT: u32 = 1;
