@@ -602,3 +602,53 @@ fn column_order_rebuild_is_refused_with_the_reason_when_it_would_lose_something(
         stderr(&out)
     );
 }
+
+#[test]
+fn statements_the_vault_cannot_undo_are_refused_naming_why_and_drill_fails_them() {
+    let (project, db) = Db::postgres_project();
+    project.change(
+        "0001_objects",
+        "-- ripcord:deploy\nCREATE TYPE mood AS ENUM ('ok', 'sad');\nCREATE SCHEMA app;\n\
+         CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';\n\
+         -- ripcord:revert\nDROP FUNCTION f();\nDROP SCHEMA app;\nDROP TYPE mood;\n",
+    );
+    ok(&project, &["deploy"]);
+    let cases = [
+        ("DROP TYPE mood;", "it drops a type"),
+        ("DROP SCHEMA app;", "it drops a schema"),
+        (
+            "GRANT USAGE ON SCHEMA app TO PUBLIC;",
+            "it changes privileges on",
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 2';",
+            "it replaces a definition",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'DROP TYPE mood'; END $$;",
+            "procedural block",
+        ),
+    ];
+    for (sql, why) in cases {
+        project.change("0002_x", &format!("-- ripcord:deploy\n{sql}\n"));
+        let out = run(&project, &["deploy"]);
+        expect_exit(&out, 4);
+        assert!(stderr(&out).contains(why), "{sql}: {}", stderr(&out));
+        let drill = run(&project, &["drill"]);
+        expect_exit(&drill, 1);
+        assert!(
+            stdout(&drill).contains("FAIL 0002_x"),
+            "{sql}: {}",
+            stdout(&drill)
+        );
+    }
+    assert_eq!(
+        db.scalar(
+            "SELECT (to_regtype('mood') IS NOT NULL) || ',' || \
+             (SELECT count(*) FROM pg_namespace WHERE nspname = 'app') || ',' || \
+             (SELECT prosrc FROM pg_proc WHERE proname = 'f')"
+        ),
+        "true,1,SELECT 1",
+        "nothing was applied"
+    );
+}

@@ -47,10 +47,12 @@ pub fn why_not_generated(change: &Change, engine: Option<EngineKind>) -> Option<
         };
         match effects {
             None => {
+                let sql = &change.text[change.deploy.statements[index].clone()];
                 return Some(format!(
-                    "statement {} ({}) is not one ripcord knows how to undo",
+                    "statement {} ({}) is not one ripcord knows how to undo: {}",
                     index + 1,
-                    at()
+                    at(),
+                    why_unknown(sql)
                 ));
             }
             Some(effects) if effects.iter().any(|e| !e.kept_by(engine)) => {
@@ -68,6 +70,38 @@ pub fn why_not_generated(change: &Change, engine: Option<EngineKind>) -> Option<
         }
     }
     None
+}
+
+/// Why the vault does not undo `sql`, a statement it has no effect for.
+fn why_unknown(sql: &str) -> String {
+    let words = ripcord_core::splitter::leading_words(sql, 5);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    // The verb, and the kind of object after DROP/ALTER/CREATE (never a name).
+    let named = match words.as_slice() {
+        [verb @ ("DROP" | "ALTER" | "CREATE"), kind, ..] => format!("{verb} {kind}"),
+        [verb, ..] => verb.to_string(),
+        [] => "this statement".into(),
+    };
+    let cascade = sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|w| w.eq_ignore_ascii_case("CASCADE"));
+    match words.as_slice() {
+        ["DROP", "TYPE" | "DOMAIN", ..] => {
+            "it drops a type; ripcord does not keep types (nor the columns a CASCADE drops with them)".into()
+        }
+        ["DROP", "SCHEMA", ..] => {
+            "it drops a schema; ripcord does not keep schemas (nor what a CASCADE drops in them)".into()
+        }
+        ["GRANT" | "REVOKE", ..] => {
+            "it changes privileges on something other than a table, view or sequence (a schema, function, type or role membership); ripcord reverts grants on relations only".into()
+        }
+        ["CREATE", "OR", "REPLACE", ..] => {
+            "it replaces a definition without keeping the old one".into()
+        }
+        ["DO", ..] => "it runs a procedural block whose effects ripcord cannot read".into(),
+        _ if cascade => format!("`{named} … CASCADE` drops what depends on it, which ripcord does not keep"),
+        _ => format!("ripcord has no undo for `{named}`"),
+    }
 }
 
 /// The engine of `target` when it has a vault.
