@@ -541,16 +541,7 @@ pub fn audit(
         return Ok(Exit::Success);
     }
     let audit = project.config.as_ref().map(|c| c.config.audit.clone());
-    let trusted: Vec<String> = audit
-        .as_ref()
-        .map(|a| {
-            a.public_key
-                .iter()
-                .chain(&a.previous_public_keys)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let trusted: Vec<String> = audit.as_ref().map(|a| a.trusted_keys()).unwrap_or_default();
     let mut target = project.target(global)?;
     match command {
         AuditCommand::Keygen => unreachable!("handled above"),

@@ -694,6 +694,7 @@ fn serve_tour(root: &Path, printer: &Printer) -> Result<(), CommandError> {
         base_dir: dir,
         token: None,
         snapshot_store: None,
+        trusted_keys: Vec::new(),
     })
     .map_err(|e| CommandError::new(Exit::Failed, format!("demo: {e}")))?;
     printer.line(format!(

@@ -59,6 +59,11 @@ pub fn serve(
                 .as_ref()
                 .map_or_else(|| std::path::PathBuf::from("."), |c| c.root.clone()),
         )),
+        trusted_keys: project
+            .config
+            .as_ref()
+            .map(|c| c.config.audit.trusted_keys())
+            .unwrap_or_default(),
     };
     let announce = |addr: std::net::SocketAddr| {
         // Scripts and tests read the address from this one line (port 0 picks one).

@@ -314,3 +314,63 @@ fn with_a_token_every_request_needs_it() {
     let (status, _) = server.get("/?token=s3cret", None);
     assert_eq!(status, 200);
 }
+
+/// A new ed25519 key pair from `ripcord audit keygen`: (private, public).
+fn keypair(project: &Project) -> (String, String) {
+    let keys: serde_json::Value =
+        serde_json::from_str(&ok(project, &["audit", "keygen", "--json"])).unwrap();
+    (
+        keys["private_key"].as_str().unwrap().to_string(),
+        keys["public_key"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn the_chain_verdict_checks_signatures_against_the_trusted_key() {
+    let project = Project::sqlite();
+    let (signing, signing_public) = keypair(&project);
+    let (_, other_public) = keypair(&project);
+    let config = |public: &str| {
+        project.write_config(&format!(
+            "[project]\nname = \"test\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"sqlite://test.db\"\n\n\
+             [audit]\nsigning_key_env = \"TEST_SIGNING_KEY\"\npublic_key = \"{public}\"\n"
+        ))
+    };
+    config(&signing_public);
+    project.change("0001_acct", A);
+    let deployed = ripcord_in(project.path())
+        .args(["deploy"])
+        .env("TEST_SIGNING_KEY", &signing)
+        .output()
+        .unwrap();
+    expect_exit(&deployed, 0);
+    // Signed by a key the project does not trust: the server says the chain is broken,
+    // as `audit verify` does.
+    config(&other_public);
+    expect_exit(&run(&project, &["audit", "verify"]), 1);
+    {
+        let server = Server::start(&project, &[]);
+        let targets = server.json("/api/targets");
+        assert_eq!(targets["targets"][0]["chain_intact"], false, "{targets}");
+        let audit = server.json("/api/targets/test/audit");
+        assert!(
+            audit["signatures"]["problem"]
+                .to_string()
+                .contains("not a trusted key"),
+            "{audit}"
+        );
+        let (_, metrics) = server.get("/metrics", None);
+        let scrape =
+            prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string()))).unwrap();
+        assert_eq!(
+            sample(&scrape, "ripcord_audit_chain_valid", &[("target", "test")]),
+            0.0
+        );
+    }
+    config(&signing_public);
+    let server = Server::start(&project, &[]);
+    assert_eq!(
+        server.json("/api/targets")["targets"][0]["chain_intact"],
+        true
+    );
+}

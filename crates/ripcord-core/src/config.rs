@@ -425,6 +425,18 @@ pub struct AuditConfig {
     pub previous_public_keys: Vec<String>,
 }
 
+impl AuditConfig {
+    /// Every key whose signatures `audit verify` accepts: the current one, then those
+    /// before rotations.
+    pub fn trusted_keys(&self) -> Vec<String> {
+        self.public_key
+            .iter()
+            .chain(&self.previous_public_keys)
+            .cloned()
+            .collect()
+    }
+}
+
 /// `[drill]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

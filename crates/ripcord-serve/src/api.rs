@@ -187,7 +187,9 @@ pub(crate) fn summaries(served: &Served) -> Vec<TargetSummary> {
             let read = served.open(&t.name).and_then(|mut target| {
                 let status = ripcord::status::status(&mut target, &served.options.plan)?;
                 let chain = if status.ledger {
-                    Some(ripcord::audit::verify(&mut target, &[])?.intact())
+                    Some(
+                        ripcord::audit::verify(&mut target, &served.options.trusted_keys)?.intact(),
+                    )
                 } else {
                     None
                 };
@@ -324,8 +326,9 @@ async fn audit(
     State(served): State<Arc<Served>>,
     Path(name): Path<String>,
 ) -> Result<Json<ripcord::audit::ChainReport>, ApiError> {
-    on_target(served, name, |target, _| {
-        Ok(ripcord::audit::verify(target, &[])?)
+    let trusted = served.options.trusted_keys.clone();
+    on_target(served, name, move |target, _| {
+        Ok(ripcord::audit::verify(target, &trusted)?)
     })
     .await
 }

@@ -49,6 +49,9 @@ pub struct ServeOptions {
     /// The project's snapshot store: its URI and the directory a `file://` URI is
     /// relative to.
     pub snapshot_store: Option<(String, PathBuf)>,
+    /// The public keys `[audit]` trusts: the chain verdict checks event signatures
+    /// against them, as `ripcord audit verify` does.
+    pub trusted_keys: Vec<String>,
 }
 
 /// Why the server could not run.
