@@ -394,6 +394,11 @@ pub fn drill(
         ignore_column_order: project.config.as_ref().is_some_and(|c| {
             c.config.drill.column_order == ripcord_core::config::ColumnOrder::Ignore
         }),
+        hash_connections: project
+            .config
+            .as_ref()
+            .and_then(|c| c.config.fingerprint.connections)
+            .map(|n| n.get()),
     };
     printer.line(format!("Drill on a scratch copy of {}", label(&target)));
     let target_name = target.name.clone();

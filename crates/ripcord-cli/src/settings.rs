@@ -103,6 +103,9 @@ impl Project {
                 lock_timeout: safety.lock_timeout.map(|d| d.0),
                 statement_timeout: safety.statement_timeout.map(|d| d.0),
             };
+            if let Some(connections) = config.config.fingerprint.connections {
+                target.engine.set_hash_connections(connections.get());
+            }
             if let Some(variable) = &config.config.audit.signing_key_env {
                 match std::env::var(variable)
                     .ok()
@@ -132,7 +135,11 @@ impl Project {
         })?;
         let url = named_target_url(config, text)?;
         existing_sqlite(&url, &config.root)?;
-        Ok(connect(text, &url, &config.root)?)
+        let mut target = connect(text, &url, &config.root)?;
+        if let Some(connections) = config.config.fingerprint.connections {
+            target.engine.set_hash_connections(connections.get());
+        }
+        Ok(target)
     }
 
     fn resolve_url(&self, global: &GlobalArgs) -> Result<(String, String, PathBuf), CommandError> {

@@ -499,3 +499,62 @@ fn seed_script_runs_on_the_scratch_only() {
         "the seed never touches the target"
     );
 }
+
+/// Sessions opened to the database so far (PostgreSQL 14+ counts them), once the
+/// counter has settled: ended sessions report theirs as they exit.
+fn sessions_so_far(client: &mut ::postgres::Client) -> i64 {
+    let mut last = -1;
+    for _ in 0..50 {
+        let now: i64 = client
+            .query_one(
+                "SELECT pg_stat_clear_snapshot() IS NULL AND true, sessions FROM pg_stat_database \
+                 WHERE datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(1);
+        if now == last {
+            return now;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    last
+}
+
+#[test]
+fn fingerprint_connections_bounds_the_hashing_sessions_and_not_the_result() {
+    let (project, db) = Db::postgres_project();
+    let Db::Postgres(pg) = &db else {
+        unreachable!()
+    };
+    db.exec(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 100);
+         CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT i, 'v' || i FROM generate_series(1, 100) i;
+         CREATE TABLE c (id int PRIMARY KEY, j json); INSERT INTO c SELECT i, '{}' FROM generate_series(1, 100) i;",
+    );
+    let config = std::fs::read_to_string(project.path().join("ripcord.toml")).unwrap();
+    let mut watcher = pg.connect();
+    let mut run_with = |connections: usize| -> (String, i64) {
+        project.write_config(&format!(
+            "{config}\n[fingerprint]\nconnections = {connections}\n"
+        ));
+        let before = sessions_so_far(&mut watcher);
+        let out = ok(&project, &["fingerprint", "--data-only", "--json"]);
+        let opened = sessions_so_far(&mut watcher) - before;
+        let tables: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (tables["tables"].to_string(), opened)
+    };
+    let (one, one_opened) = run_with(1);
+    let (three, three_opened) = run_with(3);
+    assert_eq!(one, three, "the same hashes whatever the connections");
+    assert_eq!(
+        three_opened - one_opened,
+        2,
+        "3 connections hash the 3 tables, 1 hashes them alone ({one_opened} vs {three_opened} sessions)"
+    );
+    project.write_config(&format!("{config}\n[fingerprint]\nconnections = 0\n"));
+    let out = run(&project, &["fingerprint"]);
+    expect_exit(&out, 2);
+    assert!(stderr(&out).contains("nonzero"), "{}", stderr(&out));
+}

@@ -56,6 +56,18 @@ pub struct Config {
     /// `[drill]`.
     #[serde(default)]
     pub drill: DrillConfig,
+    /// `[fingerprint]`.
+    #[serde(default)]
+    pub fingerprint: FingerprintConfig,
+}
+
+/// `[fingerprint]`: how drill, `ripcord fingerprint` and checksum checks hash tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintConfig {
+    /// Most connections hashing tables at once, each table on one of them, all reading
+    /// one exported snapshot (PostgreSQL). Default: the machine's CPUs.
+    pub connections: Option<std::num::NonZeroUsize>,
 }
 
 /// `[project]`.

@@ -366,6 +366,11 @@ pub trait Engine: Send {
         self.execute(&format!("ROLLBACK TO SAVEPOINT {name}"))?;
         self.execute(&format!("RELEASE SAVEPOINT {name}"))
     }
+    /// Hash tables over at most `connections` connections at once (`[fingerprint]
+    /// connections`); engines that hash on one connection ignore it.
+    fn set_hash_connections(&mut self, connections: usize) {
+        let _ = connections;
+    }
     /// While on, note which sessions block this one as statements run, so that a lock
     /// timeout can name them (costs a watching connection; used for a last attempt).
     fn watch_blockers(&mut self, on: bool) {

@@ -68,6 +68,8 @@ pub struct PostgresEngine {
     seen_blockers: Vec<ripcord_core::Blocker>,
     /// A transaction of ours is open (begin … commit/rollback).
     in_transaction: bool,
+    /// Most connections hashing tables at once (default: the machine's CPUs).
+    hash_connections: Option<usize>,
 }
 
 impl PostgresEngine {
@@ -108,6 +110,7 @@ impl PostgresEngine {
             watch: false,
             seen_blockers: Vec::new(),
             in_transaction: false,
+            hash_connections: None,
         })
     }
 
@@ -166,8 +169,9 @@ impl PostgresEngine {
                 only.is_none_or(|only| only.contains(name))
             })
             .collect();
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
+        let workers = self
+            .hash_connections
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .min(tables.len());
         if workers <= 1 || self.in_transaction {
             return tables
@@ -292,6 +296,10 @@ fn row_to_change(row: &Row) -> Result<DeployedChange, EngineError> {
 }
 
 impl Engine for PostgresEngine {
+    fn set_hash_connections(&mut self, connections: usize) {
+        self.hash_connections = Some(connections.max(1));
+    }
+
     fn kind(&self) -> EngineKind {
         EngineKind::Postgres
     }

@@ -39,6 +39,9 @@ pub struct DrillOptions {
     pub seed: Option<PathBuf>,
     /// A revert may restore columns in another order (`[drill] column_order = "ignore"`).
     pub ignore_column_order: bool,
+    /// Most connections hashing the scratch database's tables at once (`[fingerprint]
+    /// connections`; default: the machine's CPUs).
+    pub hash_connections: Option<usize>,
 }
 
 /// The locks one deploy statement took on tables that existed before the change.
@@ -226,6 +229,9 @@ pub fn drill(
     };
     let result = (|| {
         let mut scratch = connect("scratch", &scratch_url, &PathBuf::from("."))?;
+        if let Some(connections) = options.hash_connections {
+            scratch.engine.set_hash_connections(connections);
+        }
         let display = scratch.display_url.clone();
         let occupied = scratch
             .engine
@@ -421,6 +427,9 @@ fn rows_behind(
     };
     let named = (|| -> Result<Vec<Difference>, OpError> {
         let mut before = connect("before", &url, &PathBuf::from("."))?;
+        if let Some(connections) = options.hash_connections {
+            before.engine.set_hash_connections(connections);
+        }
         let replay = DrillOptions {
             scratch: Some(url.clone()),
             ..options.clone()
