@@ -794,3 +794,104 @@ fn restore_brings_back_row_security_policies_comments_and_column_privileges() {
         "{m}"
     );
 }
+
+/// `ripcord fingerprint --json` without its timing: schema digest and per-table data.
+fn fingerprint(project: &Project) -> (String, String) {
+    let out: serde_json::Value =
+        serde_json::from_str(&ok(project, &["fingerprint", "--json"])).unwrap();
+    (
+        out["schema_digest"].as_str().unwrap().to_string(),
+        out["tables"].to_string(),
+    )
+}
+
+const PARTITIONED: &str = "
+CREATE TABLE customers (id int PRIMARY KEY, name text);
+INSERT INTO customers SELECT i, 'c' || i FROM generate_series(1, 10) i;
+CREATE TABLE orders (id bigint, placed date NOT NULL, customer_id int REFERENCES customers (id),
+  total numeric CHECK (total >= 0), note text, PRIMARY KEY (id, placed)) PARTITION BY RANGE (placed);
+CREATE TABLE orders_2025 PARTITION OF orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE orders_2026 PARTITION OF orders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+  PARTITION BY RANGE (placed);
+CREATE TABLE orders_2026_h1 PARTITION OF orders_2026 FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+CREATE TABLE orders_2026_h2 PARTITION OF orders_2026 DEFAULT;
+CREATE TABLE orders_other PARTITION OF orders DEFAULT;
+CREATE INDEX orders_customer_idx ON orders (customer_id);
+CREATE INDEX orders_2025_note_idx ON orders_2025 (note);
+COMMENT ON TABLE orders IS 'all orders';
+GRANT SELECT ON orders TO PUBLIC;
+INSERT INTO orders SELECT i, date '2025-01-01' + (i % 900), 1 + i % 10, i, 'n' || i
+  FROM generate_series(1, 3000) i;
+CREATE TABLE notes (id int PRIMARY KEY, order_id bigint, placed date,
+  FOREIGN KEY (order_id, placed) REFERENCES orders (id, placed));
+INSERT INTO notes VALUES (1, 1, date '2025-01-02');
+";
+
+#[test]
+fn a_partitioned_table_snapshots_and_restores_with_its_partitions() {
+    let (project, db) = Db::postgres_project();
+    db.exec(PARTITIONED);
+    let before = fingerprint(&project);
+    let id = create_one(&project, &["--tables", "orders"]);
+    let m = manifest(&project, &id);
+    let names: Vec<&str> = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["definition"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "orders",
+            "orders_2025",
+            "orders_2026",
+            "orders_other",
+            "orders_2026_h1",
+            "orders_2026_h2"
+        ],
+        "the partitioned table comes with every partition, parents first"
+    );
+    db.exec(
+        "DELETE FROM orders WHERE id % 3 = 0 AND id <> 1; UPDATE orders SET note = 'broken' WHERE id < 100;",
+    );
+    assert_ne!(fingerprint(&project), before);
+    ok(&project, &["snapshot", "restore", &id]);
+    assert_eq!(
+        fingerprint(&project),
+        before,
+        "partitions, bounds, keys, indexes, foreign keys both ways, comment and grant are back"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND NOT convalidated \
+             AND connamespace = 'public'::regnamespace"
+        ),
+        "0",
+        "every foreign key is validated"
+    );
+    // New rows still route to their partitions.
+    db.exec("INSERT INTO orders VALUES (9001, '2026-03-01', 1, 1, 'new')");
+    assert_eq!(
+        db.scalar("SELECT tableoid::regclass::text FROM orders WHERE id = 9001"),
+        "orders_2026_h1"
+    );
+    // A partition alone is refused, naming the table to take instead.
+    let out = run(&project, &["snapshot", "create", "--tables", "orders_2025"]);
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("is a partition of public.orders"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &project,
+        &["snapshot", "restore", &id, "--tables", "public.orders_2025"],
+    );
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("is a partition of public.orders"),
+        "{}",
+        stderr(&out)
+    );
+}

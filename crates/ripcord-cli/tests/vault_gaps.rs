@@ -652,3 +652,56 @@ fn statements_the_vault_cannot_undo_are_refused_naming_why_and_drill_fails_them(
         "nothing was applied"
     );
 }
+
+#[test]
+fn a_dropped_partition_comes_back_attached_and_a_partitioned_drop_is_refused() {
+    let (project, db) = Db::postgres_project();
+    project.change(
+        "0001_orders",
+        "-- ripcord:deploy\n\
+         CREATE TABLE orders (id bigint, placed date NOT NULL, note text, PRIMARY KEY (id, placed))\n\
+           PARTITION BY RANGE (placed);\n\
+         CREATE TABLE orders_2025 PARTITION OF orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');\n\
+         CREATE TABLE orders_2026 PARTITION OF orders FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')\n\
+           PARTITION BY RANGE (placed);\n\
+         CREATE TABLE orders_2026_h1 PARTITION OF orders_2026 DEFAULT;\n\
+         CREATE INDEX orders_note_idx ON orders (note);\n\
+         INSERT INTO orders SELECT i, date '2025-06-01' + (i % 400), 'n' || i FROM generate_series(1, 800) i;\n\
+         -- ripcord:revert\nDROP TABLE orders;\n",
+    );
+    ok(&project, &["deploy"]);
+    let fingerprint = || {
+        ok(&project, &["fingerprint", "--json"])
+            .lines()
+            .filter(|l| !l.contains("duration_ms"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = fingerprint();
+    project.change(
+        "0002_drop_2025",
+        "-- ripcord:deploy\nDROP TABLE orders_2025;\n",
+    );
+    let drill = ok(&project, &["drill"]);
+    assert!(drill.contains("pass 0002_drop_2025"), "{drill}");
+    ok(&project, &["deploy"]);
+    assert!(!db.has_table("orders_2025"));
+    ok(&project, &["revert", "--last", "1", "-y"]);
+    assert_eq!(
+        fingerprint(),
+        before,
+        "the partition is back, attached, rows and index"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM orders WHERE placed < '2026-01-01'"),
+        db.scalar("SELECT count(*) FROM orders_2025")
+    );
+    project.change(
+        "0002_drop_2025",
+        "-- ripcord:deploy\nDROP TABLE orders_2026;\n",
+    );
+    let out = run(&project, &["deploy"]);
+    expect_exit(&out, 4);
+    assert!(stderr(&out).contains("is partitioned"), "{}", stderr(&out));
+    assert!(db.has_table("orders_2026_h1"), "nothing was dropped");
+}

@@ -188,6 +188,37 @@ pub struct TableDefinition {
     /// manifests keep their hash).
     #[serde(default, skip_serializing_if = "TableExtras::is_empty")]
     pub extras: TableExtras,
+    /// PostgreSQL: `PARTITION BY …` of a partitioned table (its rows live in its
+    /// partitions, which are tables of the snapshot too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<String>,
+    /// PostgreSQL: the partitioned table this table is a partition of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_of: Option<PartitionOf>,
+}
+
+/// Where a partition belongs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOf {
+    /// The parent's `schema.name`, quoted as the server quotes identifiers.
+    pub parent: String,
+    /// The parent's name alone, quoted the same way.
+    pub parent_quoted_name: String,
+    /// `FOR VALUES …` or `DEFAULT`.
+    pub bound: String,
+}
+
+impl PartitionOf {
+    /// The parent as it is named in `place` (a staging schema holds parent and
+    /// partitions together).
+    pub fn parent_in(&self, place: &RestorePlace) -> String {
+        match place {
+            RestorePlace::Staging { schema } => {
+                format!("{}.{}", quote_ident(schema), self.parent_quoted_name)
+            }
+            RestorePlace::Original => self.parent.clone(),
+        }
+    }
 }
 
 /// What else a table carries besides columns, constraints, indexes and grants.
@@ -430,6 +461,17 @@ pub trait TableSnapshots {
         tables: &[TableDefinition],
         vault_schema: &str,
     ) -> Result<SwapOutcome, EngineError>;
+    /// Attach the partitions among `tables` in `place` to their parents, once every
+    /// table there has its keys and indexes (a partition's indexes then attach to its
+    /// parent's). Engines without partitions have none to attach.
+    fn attach_partitions(
+        &mut self,
+        place: &RestorePlace,
+        tables: &[TableDefinition],
+    ) -> Result<(), EngineError> {
+        let _ = (place, tables);
+        Ok(())
+    }
     /// Drop a staging schema and what is in it.
     fn drop_schema(&mut self, schema: &str) -> Result<(), EngineError>;
     /// Vault schemas of earlier restores, oldest first.

@@ -10,7 +10,8 @@ use postgres::Client;
 use ripcord_core::EngineError;
 use ripcord_core::snapshot::{
     ColumnDefinition, ColumnGrant, ExportInfo, Grant, NamedDefinition, OwnedSequence, PageRange,
-    RestorePlace, SnapshotWorker, SwapOutcome, TableDefinition, TableExtras, TableSnapshots,
+    PartitionOf, RestorePlace, SnapshotWorker, SwapOutcome, TableDefinition, TableExtras,
+    TableSnapshots,
 };
 
 use crate::PostgresEngine;
@@ -32,8 +33,8 @@ fn resolve_tables(client: &mut Client, tables: &[String]) -> Result<Vec<u32>, En
             .query(
                 &format!(
                     "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE c.relkind = 'r' AND NOT c.relispartition AND {NOT_USER_SCHEMAS} \
-                     ORDER BY n.nspname, c.relname"
+                     WHERE c.relkind IN ('r', 'p') AND {NOT_USER_SCHEMAS} \
+                     ORDER BY c.relispartition, n.nspname, c.relname"
                 ),
                 &[],
             )
@@ -59,21 +60,44 @@ fn resolve_tables(client: &mut Client, tables: &[String]) -> Result<Vec<u32>, En
         };
         let kind: String = row.get(1);
         let partition: bool = row.get(2);
-        if kind == "p" || partition {
+        if partition {
+            let parent: String = client
+                .query_one(
+                    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = pg_partition_root($1::oid)",
+                    &[&row.get::<_, u32>(0)],
+                )
+                .map_err(map_error)?
+                .get(0);
             return Err(invalid(
-                format!("{name} is partitioned (or a partition); snapshots take plain tables"),
-                "snapshot a copy of the data, or each partition's rows with a plain table",
+                format!(
+                    "{name} is a partition of {parent}; a snapshot takes a partitioned table whole"
+                ),
+                &format!("name {parent}: its partitions come with it"),
             ));
         }
-        if kind != "r" {
+        if kind != "r" && kind != "p" {
             return Err(invalid(
                 format!("{name} is not a table"),
-                "snapshots take plain tables; views and sequences come with their tables",
+                "snapshots take tables; views and sequences come with their tables",
             ));
         }
+        // A partitioned table comes with its partitions, parents before children.
+        let tree: Vec<u32> = client
+            .query(
+                "SELECT relid::oid FROM pg_partition_tree($1::oid) \
+                 ORDER BY level, relid::regclass::text",
+                &[&row.get::<_, u32>(0)],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let oid: u32 = row.get(0);
-        if !oids.contains(&oid) {
-            oids.push(oid);
+        for oid in std::iter::once(oid).chain(tree) {
+            if !oids.contains(&oid) {
+                oids.push(oid);
+            }
         }
     }
     Ok(oids)
@@ -156,10 +180,12 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
         "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
          WHERE conrelid = $1 AND contype IN ('p', 'u', 'c', 'x') ORDER BY contype <> 'p', conname",
     )?;
+    // A partition's foreign keys and triggers cloned from its parent come back when it
+    // is attached again.
     let foreign_keys = named(
         client,
         "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
-         WHERE conrelid = $1 AND contype = 'f' ORDER BY conname",
+         WHERE conrelid = $1 AND contype = 'f' AND conparentid = 0 ORDER BY conname",
     )?;
     let indexes = named(
         client,
@@ -171,7 +197,8 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
     let triggers = named(
         client,
         "SELECT tgname::text, pg_get_triggerdef(oid) FROM pg_trigger \
-         WHERE tgrelid = $1 AND NOT tgisinternal AND tgname NOT LIKE 'ripcord\\_%' ORDER BY 1",
+         WHERE tgrelid = $1 AND NOT tgisinternal AND tgparentid = 0 \
+           AND tgname NOT LIKE 'ripcord\\_%' ORDER BY 1",
     )?;
     let grants = client
         .query(
@@ -191,6 +218,31 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
         })
         .collect();
     let extras = extras(client, oid, &head.get::<_, String>(2))?;
+    let partitioning = client
+        .query_one(
+            "SELECT CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
+                    CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END, \
+                    (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.relname) FROM pg_inherits i \
+                       JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+                      WHERE i.inhrelid = c.oid), \
+                    (SELECT quote_ident(p.relname) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \
+                      WHERE i.inhrelid = c.oid) \
+             FROM pg_class c WHERE c.oid = $1",
+            &[&oid],
+        )
+        .map_err(map_error)?;
+    let partition_of = match (
+        partitioning.get::<_, Option<String>>(1),
+        partitioning.get::<_, Option<String>>(2),
+        partitioning.get::<_, Option<String>>(3),
+    ) {
+        (Some(bound), Some(parent), Some(parent_quoted_name)) => Some(PartitionOf {
+            parent,
+            parent_quoted_name,
+            bound,
+        }),
+        _ => None,
+    };
     Ok(TableDefinition {
         schema: head.get(0),
         name: head.get(1),
@@ -206,6 +258,8 @@ pub(crate) fn definition(client: &mut Client, oid: u32) -> Result<TableDefinitio
         sequences,
         create_sql: None,
         extras,
+        partition_by: partitioning.get(0),
+        partition_of,
     })
 }
 
@@ -415,7 +469,7 @@ impl TableSnapshots for PgSnapshots<'_> {
             .query(
                 "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) \
                  FROM pg_constraint WHERE contype = 'f' AND confrelid = ANY($1) \
-                   AND conrelid <> ALL($1) ORDER BY 1, 2",
+                   AND conrelid <> ALL($1) AND conparentid = 0 ORDER BY 1, 2",
                 &[&live_oids],
             )
             .map_err(map_error)?
@@ -446,7 +500,7 @@ impl TableSnapshots for PgSnapshots<'_> {
                 let row = tx
                     .query_one(
                         "SELECT $1::oid::regclass::text, ARRAY(SELECT conname::text FROM pg_constraint \
-                           WHERE conrelid = $1::oid AND contype = 'f')",
+                           WHERE conrelid = $1::oid AND contype = 'f' AND conparentid = 0)",
                         &[oid],
                     )
                     .map_err(map_error)?;
@@ -471,30 +525,55 @@ impl TableSnapshots for PgSnapshots<'_> {
             ))
             .map_err(map_error)?;
         }
+        // Foreign keys of a partitioned table, and those referencing one, are validated
+        // as they are added: PostgreSQL has no NOT VALID for the former, and validating
+        // the latter later leaves its per-partition parts marked unvalidated.
+        let partitioned_tables: Vec<String> = tx
+            .query(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'p'",
+                &[],
+            )
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let validate_now = |definition: &str| {
+            partitioned_tables
+                .iter()
+                .any(|p| definition.contains(&format!("REFERENCES {p}(")))
+        };
         for table in tables {
             for fk in &table.foreign_keys {
+                let partitioned = table.partition_by.is_some() || validate_now(&fk.definition);
                 tx.batch_execute(&format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+                    "ALTER TABLE {} ADD CONSTRAINT {} {}{}",
                     table.qualified,
                     quote_ident(&fk.name),
-                    fk.definition
+                    fk.definition,
+                    if partitioned { "" } else { " NOT VALID" }
                 ))
                 .map_err(map_error)?;
-                deferred.push((
-                    table.qualified.clone(),
-                    fk.name.clone(),
-                    fk.definition.clone(),
-                ));
+                if !partitioned {
+                    deferred.push((
+                        table.qualified.clone(),
+                        fk.name.clone(),
+                        fk.definition.clone(),
+                    ));
+                }
             }
         }
         for (owner, name, def) in &inbound {
             tx.batch_execute(&format!(
-                "ALTER TABLE {owner} ADD CONSTRAINT {} {def} NOT VALID",
-                quote_ident(name)
+                "ALTER TABLE {owner} ADD CONSTRAINT {} {def}{}",
+                quote_ident(name),
+                if validate_now(def) { "" } else { " NOT VALID" }
             ))
             .map_err(map_error)?;
         }
-        for table in tables {
+        deferred.retain(|(_, _, def)| !validate_now(def));
+        // Capture works on ordinary tables (partitions included), not partitioned parents.
+        for table in tables.iter().filter(|t| t.partition_by.is_none()) {
             if crate::capture::reattach(&mut tx, &table.qualified)? {
                 outcome.capture_reattached.push(table.display_name());
             }
@@ -515,6 +594,27 @@ impl TableSnapshots for PgSnapshots<'_> {
             }
         }
         Ok(outcome)
+    }
+
+    fn attach_partitions(
+        &mut self,
+        place: &RestorePlace,
+        tables: &[TableDefinition],
+    ) -> Result<(), EngineError> {
+        let statements: Vec<String> = tables
+            .iter()
+            .filter_map(|t| attach_statement(t, place))
+            .collect();
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.engine.client.transaction().map_err(map_error)?;
+        tx.batch_execute("SET LOCAL search_path = ''")
+            .map_err(map_error)?;
+        for statement in statements {
+            tx.batch_execute(&statement).map_err(map_error)?;
+        }
+        tx.commit().map_err(map_error)
     }
 
     fn drop_schema(&mut self, schema: &str) -> Result<(), EngineError> {
@@ -635,11 +735,28 @@ pub(crate) fn create_statements(table: &TableDefinition, place: &RestorePlace) -
         columns.push(text);
     }
     statements.push(format!(
-        "CREATE TABLE {} ({})",
+        "CREATE TABLE {} ({}){}",
         table.qualified_in(place),
-        columns.join(", ")
+        columns.join(", "),
+        table
+            .partition_by
+            .as_ref()
+            .map(|by| format!(" PARTITION BY {by}"))
+            .unwrap_or_default()
     ));
     statements
+}
+
+/// `ALTER TABLE parent ATTACH PARTITION …` for a partition, in `place`.
+pub(crate) fn attach_statement(table: &TableDefinition, place: &RestorePlace) -> Option<String> {
+    table.partition_of.as_ref().map(|of| {
+        format!(
+            "ALTER TABLE {} ATTACH PARTITION {} {}",
+            of.parent_in(place),
+            table.qualified_in(place),
+            of.bound
+        )
+    })
 }
 
 /// What follows the rows of `table` in `place`: constraints, indexes, triggers, owned
@@ -763,6 +880,12 @@ impl SnapshotWorker for PgWorker {
             ))
             .map_err(map_error)?;
         let source = match pages {
+            // A partitioned table holds no rows itself: its partitions are copied.
+            None if table.partition_by.is_some() => format!(
+                "(SELECT {} FROM ONLY {})",
+                copied_columns(table),
+                table.qualified
+            ),
             None => format!("{} ({})", table.qualified, copied_columns(table)),
             // A TID range scan reads only these pages (PostgreSQL 14+).
             Some(range) => format!(
@@ -816,7 +939,11 @@ impl SnapshotWorker for PgWorker {
         }
         // FREEZE needs the table to be new in this transaction; frozen rows need no
         // later hint-bit writes or freezing vacuum.
-        let freeze = if create { ", FREEZE" } else { "" };
+        let freeze = if create && table.partition_by.is_none() {
+            ", FREEZE"
+        } else {
+            ""
+        };
         let mut writer = tx
             .copy_in(&format!(
                 "COPY {target} ({}) FROM STDIN (FORMAT binary{freeze})",

@@ -13,7 +13,7 @@ use ripcord_core::vault::{
 };
 use serde_json::{Value, json};
 
-use crate::snapshot::{create_statements, definition, post_data_statements};
+use crate::snapshot::{attach_statement, create_statements, definition, post_data_statements};
 use crate::sql::{invalid, literal as sql_literal, map_error, quote_ident};
 
 /// Ledger step: the vault's index and the functions that keep and put back rows.
@@ -1036,6 +1036,15 @@ impl PgVault<'_> {
                         v.dependent_views(oid, None)?,
                     ))
                 })?;
+                if def.partition_by.is_some() {
+                    return Err(invalid(
+                        format!(
+                            "{} is partitioned: dropping it drops its partitions, which the vault does not keep",
+                            def.qualified
+                        ),
+                        "drop its partitions one by one first (the vault keeps each), or give the change a revert section of its own",
+                    ));
+                }
                 let me: String = self
                     .client
                     .query_one("SELECT quote_ident(current_user)", &[])
@@ -1603,6 +1612,9 @@ impl Vault for PgVault<'_> {
                     &place,
                     state["me"].as_str().unwrap_or_default(),
                 ));
+                // A dropped partition goes back under its parent (its inherited keys,
+                // indexes and foreign keys come back with the attach).
+                undo.generated.extend(attach_statement(&def, &place));
                 for fk in &def.foreign_keys {
                     undo.generated.push(format!(
                         "ALTER TABLE {} ADD CONSTRAINT {} {}",

@@ -687,6 +687,8 @@ fn sqlite_table(name: &str) -> TableDefinition {
         sequences: Vec::new(),
         create_sql: None,
         extras: Default::default(),
+        partition_by: None,
+        partition_of: None,
     }
 }
 
@@ -886,7 +888,7 @@ fn select_tables<'m>(
     if names.is_empty() {
         return Ok(manifest.tables.iter().collect());
     }
-    names
+    let named: Vec<&TableSnapshot> = names
         .iter()
         .map(|name| {
             manifest
@@ -909,7 +911,74 @@ fn select_tables<'m>(
                     .into()
                 })
         })
-        .collect()
+        .collect::<Result<_, OpError>>()?;
+    // A partitioned table is restored whole: with every partition under it.
+    let named_tables: Vec<String> = named
+        .iter()
+        .map(|t| t.definition.qualified.clone())
+        .collect();
+    let mut selected: Vec<&TableSnapshot> = Vec::new();
+    for table in named {
+        if let Some(of) = &table.definition.partition_of
+            && !ancestors(manifest, &table.definition)
+                .iter()
+                .any(|a| named_tables.contains(a))
+        {
+            return Err(EngineError::Invalid {
+                reason: format!(
+                    "{} is a partition of {}; a restore takes a partitioned table whole",
+                    table.definition.display_name(),
+                    of.parent
+                ),
+                hint: Some(format!("name {}: its partitions come with it", of.parent)),
+            }
+            .into());
+        }
+        let mut family = vec![table.definition.qualified.clone()];
+        let mut index = 0;
+        while index < family.len() {
+            for child in &manifest.tables {
+                if child
+                    .definition
+                    .partition_of
+                    .as_ref()
+                    .is_some_and(|of| of.parent == family[index])
+                    && !family.contains(&child.definition.qualified)
+                {
+                    family.push(child.definition.qualified.clone());
+                }
+            }
+            index += 1;
+        }
+        for member in manifest
+            .tables
+            .iter()
+            .filter(|t| family.contains(&t.definition.qualified))
+        {
+            if !selected.iter().any(|s| std::ptr::eq(*s, member)) {
+                selected.push(member);
+            }
+        }
+    }
+    Ok(selected)
+}
+
+/// The partitioned tables `table` is (indirectly) a partition of, nearest first.
+fn ancestors(manifest: &Manifest, table: &TableDefinition) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut of = table.partition_of.as_ref();
+    while let Some(parent) = of {
+        if out.contains(&parent.parent) {
+            break;
+        }
+        out.push(parent.parent.clone());
+        of = manifest
+            .tables
+            .iter()
+            .find(|t| t.definition.qualified == parent.parent)
+            .and_then(|t| t.definition.partition_of.as_ref());
+    }
+    out
 }
 
 /// `ripcord_restore_<id>`: a name PostgreSQL accepts unquoted.
@@ -1079,7 +1148,10 @@ fn restore_streamed(
         Ok(())
     });
     drop(workers);
-    if let Err(e) = stop.into_result() {
+    if let Err(e) = stop
+        .into_result()
+        .and_then(|()| Ok(snapshots.attach_partitions(&place, &definitions)?))
+    {
         let _ = snapshots.drop_schema(&staging);
         return Err(e);
     }
