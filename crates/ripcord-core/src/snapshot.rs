@@ -500,9 +500,20 @@ pub trait SnapshotWorker: Send {
         source: &mut dyn Read,
         create: bool,
     ) -> Result<u64, EngineError>;
-    /// After its data: build the table's constraints, indexes, triggers, grants and
-    /// sequence values, in one transaction. Foreign keys come later.
-    fn finish(&mut self, place: &RestorePlace, table: &TableDefinition) -> Result<(), EngineError>;
+    /// How many steps follow `table`'s data (see [`SnapshotWorker::finish`]): its keys
+    /// first, then one step per index, then the rest.
+    fn finish_steps(&self, table: &TableDefinition) -> usize;
+    /// After its data: step `step` of building the table's constraints, indexes,
+    /// triggers, grants and sequence values, in a transaction of its own. Steps of one
+    /// table may run on several workers at once (the server's locks order those that
+    /// conflict), so that the indexes of a large table build side by side. Foreign keys
+    /// come later.
+    fn finish(
+        &mut self,
+        place: &RestorePlace,
+        table: &TableDefinition,
+        step: usize,
+    ) -> Result<(), EngineError>;
 }
 
 /// Always-quoted identifier (safe for any name).

@@ -581,18 +581,51 @@ impl TableSnapshots for PgSnapshots<'_> {
         tx.batch_execute(&format!("DROP SCHEMA {staging}"))
             .map_err(map_error)?;
         tx.commit().map_err(map_error)?;
-        // Validation scans rows but takes only a SHARE UPDATE EXCLUSIVE lock.
-        for (owner, name, _) in deferred {
-            let validated = client.batch_execute(&format!(
-                "ALTER TABLE {owner} VALIDATE CONSTRAINT {}",
-                quote_ident(&name)
-            ));
-            if validated.is_err() {
-                outcome
-                    .unvalidated_foreign_keys
-                    .push(format!("{owner}.{name}"));
+        // Validation scans rows but takes only a SHARE UPDATE EXCLUSIVE lock: the
+        // foreign keys are validated side by side, over as many connections as there
+        // are cores (this one included).
+        let queue = std::sync::Mutex::new(
+            deferred
+                .into_iter()
+                .collect::<std::collections::VecDeque<_>>(),
+        );
+        let unvalidated = std::sync::Mutex::new(Vec::new());
+        // The lock is held inside `next` only, not while a constraint validates.
+        let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let validate = |client: &mut Client| {
+            while let Some((owner, name, _)) = next() {
+                let validated = client.batch_execute(&format!(
+                    "ALTER TABLE {owner} VALIDATE CONSTRAINT {}",
+                    quote_ident(&name)
+                ));
+                if validated.is_err() {
+                    unvalidated
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(format!("{owner}.{name}"));
+                }
             }
-        }
+        };
+        let helpers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(queue.lock().map_or(0, |q| q.len()))
+            .saturating_sub(1);
+        let url = self.engine.url.clone();
+        std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                let (url, validate) = (&url, &validate);
+                scope.spawn(move || {
+                    // Without a connection of its own a helper leaves the work to the rest.
+                    if let Ok(mut helper) = PostgresEngine::connect(url) {
+                        validate(&mut helper.client);
+                    }
+                });
+            }
+            validate(&mut self.engine.client);
+        });
+        let mut unvalidated = unvalidated.into_inner().unwrap_or_else(|e| e.into_inner());
+        unvalidated.sort();
+        outcome.unvalidated_foreign_keys = unvalidated;
         Ok(outcome)
     }
 
@@ -965,7 +998,16 @@ impl SnapshotWorker for PgWorker {
         Ok(rows)
     }
 
-    fn finish(&mut self, place: &RestorePlace, table: &TableDefinition) -> Result<(), EngineError> {
+    fn finish_steps(&self, table: &TableDefinition) -> usize {
+        table.indexes.len() + 2
+    }
+
+    fn finish(
+        &mut self,
+        place: &RestorePlace,
+        table: &TableDefinition,
+        step: usize,
+    ) -> Result<(), EngineError> {
         let mut tx = self.engine.client.transaction().map_err(map_error)?;
         tx.batch_execute("SET LOCAL search_path = ''; SET LOCAL maintenance_work_mem = '256MB'")
             .map_err(map_error)?;
@@ -973,8 +1015,17 @@ impl SnapshotWorker for PgWorker {
             .query_one("SELECT quote_ident(current_user)", &[])
             .map_err(map_error)?
             .get(0);
-        for statement in post_data_statements(table, place, &me) {
-            tx.batch_execute(&statement).map_err(map_error)?;
+        // post_data_statements lists the constraints, then the indexes, then the rest.
+        let statements = post_data_statements(table, place, &me);
+        let (keys, after_keys) = statements.split_at(table.constraints.len());
+        let (indexes, rest) = after_keys.split_at(table.indexes.len());
+        let chosen: &[String] = match step {
+            0 => keys,
+            step if step <= indexes.len() => std::slice::from_ref(&indexes[step - 1]),
+            _ => rest,
+        };
+        for statement in chosen {
+            tx.batch_execute(statement).map_err(map_error)?;
         }
         tx.commit().map_err(map_error)
     }

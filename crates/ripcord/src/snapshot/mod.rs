@@ -1142,9 +1142,28 @@ fn restore_streamed(
         let _ = snapshots.drop_schema(&staging);
         return Err(e);
     }
+    // Keys of every table first (largest first), then every index, then the rest:
+    // the largest builds start early and the workers stay busy to the end.
+    let mut steps: Vec<(usize, usize, u8)> = Vec::new();
+    for index in indexes {
+        let count = workers
+            .first()
+            .map_or(1, |w| w.finish_steps(&tables[index].definition));
+        for step in 0..count {
+            let phase = if step == 0 {
+                0
+            } else if step + 1 == count {
+                2
+            } else {
+                1
+            };
+            steps.push((index, step, phase));
+        }
+    }
+    steps.sort_by_key(|&(index, _, phase)| (phase, std::cmp::Reverse(tables[index].rows)));
     let stop = Stop::new();
-    in_parallel(&mut workers, &indexes, &stop, |worker, index| {
-        worker.finish(&place, &tables[*index].definition)?;
+    in_parallel(&mut workers, &steps, &stop, |worker, &(index, step, _)| {
+        worker.finish(&place, &tables[index].definition, step)?;
         Ok(())
     });
     drop(workers);
