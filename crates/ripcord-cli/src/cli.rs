@@ -505,8 +505,22 @@ pub enum ExportFormat {
 #[derive(Debug, Subcommand)]
 pub enum CaptureCommand {
     /// Start capturing tables (default: `[capture] tables` of ripcord.toml).
-    #[command(after_help = "Example:\n  ripcord capture enable public.orders public.payments")]
-    Enable { tables: Vec<String> },
+    #[command(
+        after_help = "Examples:\n  ripcord capture enable public.orders public.payments\n  ripcord capture enable --mode logical public.orders   # needs wal_level = logical"
+    )]
+    Enable {
+        tables: Vec<String>,
+        /// `trigger`: statement triggers write the log as statements run (default, or
+        /// `[capture] mode`); `logical`: old rows travel in the WAL through a replication
+        /// slot, and `capture sync` writes them into the log (PostgreSQL).
+        #[arg(long, value_enum)]
+        mode: Option<CaptureModeArg>,
+    },
+    /// Move changes decoded from the logical replication slot into the capture log
+    /// (logical mode; `serve` runs it periodically, and batch revert, flashback and
+    /// `batch list` run it first).
+    #[command(after_help = "Example:\n  ripcord capture sync --json")]
+    Sync,
     /// Stop capturing tables (their logs are kept).
     #[command(after_help = "Example:\n  ripcord capture disable public.orders")]
     Disable {
@@ -523,6 +537,23 @@ pub enum CaptureCommand {
         #[arg(long, value_name = "TIME")]
         before: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureModeArg {
+    /// Statement-level triggers with transition tables.
+    Trigger,
+    /// Logical decoding through a replication slot (PostgreSQL, wal_level = logical).
+    Logical,
+}
+
+impl From<CaptureModeArg> for ripcord_core::capture::CaptureMode {
+    fn from(mode: CaptureModeArg) -> Self {
+        match mode {
+            CaptureModeArg::Trigger => ripcord_core::capture::CaptureMode::Trigger,
+            CaptureModeArg::Logical => ripcord_core::capture::CaptureMode::Logical,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -13,6 +13,7 @@ use crate::error::{CommandError, Exit};
 use crate::printer::{Printer, paint, style};
 use crate::render;
 use crate::settings::Project;
+use ripcord_core::capture::CaptureMode;
 
 /// Prints each change as it completes, and with `-v` each statement as it starts.
 pub struct ProgressLines {
@@ -257,7 +258,8 @@ pub fn deploy_cmd(
         .as_ref()
         .map(|c| c.config.capture.tables.clone())
         .unwrap_or_default();
-    let captures = ripcord::capture::ensure_configured(&mut target, &configured)?;
+    let captures =
+        ripcord::capture::ensure_configured(&mut target, &configured, configured_mode(&project))?;
     let mut json = serde_json::to_value(&report).expect("reports serialize");
     json["capture"] = serde_json::to_value(&captures).expect("reports serialize");
     printer.json(&json);
@@ -673,7 +675,8 @@ pub fn capture(
     let project = Project::discover(global)?;
     let mut target = project.target(global)?;
     match command {
-        CaptureCommand::Enable { tables } => {
+        CaptureCommand::Enable { tables, mode } => {
+            let mode = mode.map_or_else(|| configured_mode(&project), CaptureMode::from);
             let tables = if tables.is_empty() {
                 let configured = project
                     .config
@@ -688,14 +691,37 @@ pub fn capture(
             } else {
                 tables.clone()
             };
-            let enabled = ripcord::capture::enable(&mut target, &tables)?;
+            let enabled = ripcord::capture::enable(&mut target, &tables, mode)?;
             printer.json(&enabled);
             for table in &enabled {
                 printer.line(format!(
-                    "Capturing {} (rows identified by {})",
+                    "Capturing {} (rows identified by {}, {} mode)",
                     table.table,
-                    table.key_columns.join(", ")
+                    table.key_columns.join(", "),
+                    table.mode.as_str()
                 ));
+            }
+            if mode == CaptureMode::Logical {
+                printer.line(
+                    "Changes reach the capture log on `ripcord capture sync` (run by `ripcord serve`, and before every batch revert and flashback).",
+                );
+            }
+            Ok(Exit::Success)
+        }
+        CaptureCommand::Sync => {
+            let report = ripcord::capture::sync(&mut target)?;
+            printer.json(&report);
+            printer.line(format!(
+                "Synced {} transactions ({} row changes) into the capture log{}.",
+                report.transactions,
+                report.rows,
+                report
+                    .retained_wal_bytes
+                    .map(|b| format!("; the slot retains {}", render::bytes(b)))
+                    .unwrap_or_default()
+            ));
+            if let Some(bytes) = report.retained_wal_bytes {
+                warn_retained_wal(&project, &printer, bytes)?;
             }
             Ok(Exit::Success)
         }
@@ -709,9 +735,18 @@ pub fn capture(
             Ok(Exit::Success)
         }
         CaptureCommand::Status => {
+            // Logical mode: the log's counts include what was committed up to now.
+            if let Err(e) = ripcord::capture::sync(&mut target) {
+                printer.warn(format!(
+                    "capture sync failed, the counts below miss what it did not write: {e}"
+                ));
+            }
             let tables = ripcord::capture::status(&mut target)?;
             printer.json(&tables);
             printer.block(render::capture_status(&target.name, &tables));
+            if let Some(bytes) = tables.iter().find_map(|t| t.retained_wal_bytes) {
+                warn_retained_wal(&project, &printer, bytes)?;
+            }
             Ok(Exit::Success)
         }
         CaptureCommand::Prune { before } => {
@@ -723,6 +758,36 @@ pub fn capture(
             Ok(Exit::Success)
         }
     }
+}
+
+/// `[capture] mode` of ripcord.toml (trigger when unset).
+fn configured_mode(project: &Project) -> CaptureMode {
+    project
+        .config
+        .as_ref()
+        .and_then(|c| c.config.capture.mode)
+        .unwrap_or_default()
+}
+
+/// Warn on stderr when the logical slot keeps more WAL than `[capture] max_retained_wal`.
+fn warn_retained_wal(project: &Project, printer: &Printer, bytes: i64) -> Result<(), CommandError> {
+    let limit = project
+        .config
+        .as_ref()
+        .map(|c| c.config.capture.max_retained_wal_bytes())
+        .unwrap_or(Ok(1 << 30))
+        .map_err(|reason| {
+            CommandError::new(Exit::Usage, reason)
+                .hint("e.g. max_retained_wal = \"1GB\" under [capture]")
+        })?;
+    if bytes > limit {
+        printer.warn(format!(
+            "the capture slot retains {} of WAL, above [capture] max_retained_wal ({}): run `ripcord capture sync` (or keep `ripcord serve` running), or the server's disk fills",
+            render::bytes(bytes),
+            render::bytes(limit)
+        ));
+    }
+    Ok(())
 }
 
 fn conflict_mode(mode: crate::cli::OnConflict) -> ripcord_core::capture::ConflictMode {
@@ -797,6 +862,14 @@ pub fn batch(
         // A target is optional here: PostgreSQL loaders are tagged through PGOPTIONS alone.
         let mut target = project.target(global).ok();
         let success = ripcord::capture::run_tagged(target.as_mut(), name, &mut loader)?;
+        // Logical mode: the loader's rows are in the log when the command returns.
+        if let Some(target) = target.as_mut()
+            && let Err(e) = ripcord::capture::sync(target)
+        {
+            printer.warn(format!(
+                "capture sync after the loader failed (its changes stay in the replication slot; `ripcord capture sync` retries): {e}"
+            ));
+        }
         return Ok(if success { Exit::Success } else { Exit::Failed });
     }
     let mut target = project.target(global)?;

@@ -434,7 +434,11 @@ pub fn run(args: &DemoArgs, printer: Printer) -> Result<Exit, CommandError> {
         "Undo one bad load, and only that one",
         "Capture records what an undo needs. A good load and a bad one write to orders; `ripcord batch revert` undoes the bad one set-wise and keeps the good one.",
     );
-    ripcord::capture::enable(&mut target, &["orders".to_string()])?;
+    ripcord::capture::enable(
+        &mut target,
+        &["orders".to_string()],
+        ripcord_core::capture::CaptureMode::Trigger,
+    )?;
     load_as(
         &mut target,
         "load-good",

@@ -620,6 +620,24 @@ pub fn fingerprint(report: &FingerprintReport) -> String {
     out
 }
 
+/// A byte count as people read it (binary units).
+pub fn bytes(n: i64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64;
+    let mut unit = "bytes";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    format!("{value:.1} {unit}")
+}
+
 /// `ripcord capture status`.
 pub fn capture_status(target: &str, tables: &[ripcord_core::capture::CapturedTable]) -> String {
     if tables.is_empty() {
@@ -645,6 +663,13 @@ pub fn capture_status(target: &str, tables: &[ripcord_core::capture::CapturedTab
                 .to_string()),
             t.history_from.format("%Y-%m-%d %H:%M:%S UTC")
         );
+        if t.mode == ripcord_core::capture::CaptureMode::Logical {
+            let _ = writeln!(
+                out,
+                "      logical mode; the replication slot retains {} of WAL",
+                t.retained_wal_bytes.map_or("-".to_string(), bytes)
+            );
+        }
     }
     out
 }

@@ -199,9 +199,8 @@ fn flashback_returns_the_table_to_a_moment(engine: (Project, Db)) {
     );
 }
 
-#[test]
-fn capture_survives_added_and_dropped_columns() {
-    let (project, db) = setup();
+fn capture_survives_added_and_dropped_columns(engine: (Project, Db)) {
+    let (project, db) = setup_on(engine);
     as_batch(
         &db,
         "A",
@@ -238,9 +237,8 @@ fn capture_survives_added_and_dropped_columns() {
     );
 }
 
-#[test]
-fn tables_without_a_key_are_refused_and_unknown_batches_are_named() {
-    let (project, db) = setup();
+fn tables_without_a_key_are_refused_and_unknown_batches_are_named(engine: (Project, Db)) {
+    let (project, db) = setup_on(engine);
     db.exec("CREATE TABLE nokey (a int, b text)");
     let out = run(&project, &["capture", "enable", "nokey"]);
     expect_exit(&out, 2);
@@ -258,9 +256,8 @@ fn tables_without_a_key_are_refused_and_unknown_batches_are_named() {
     );
 }
 
-#[test]
-fn batch_run_tags_a_loaders_writes() {
-    let (project, db) = setup();
+fn batch_run_tags_a_loaders_writes(engine: (Project, Db)) {
+    let (project, db) = setup_on(engine);
     let url = match &db {
         Db::Postgres(t) => t.url.clone(),
         Db::Sqlite(_) => unreachable!(),
@@ -304,12 +301,23 @@ fn capture_status_and_prune(engine: (Project, Db)) {
     expect_exit(&out, 2);
 }
 
-on_both_engines!(
+on_every_capture_mode!(
     batch_revert_undoes_one_batch_and_keeps_a_later_one,
     conflicts_abort_skip_and_force,
     flashback_returns_the_table_to_a_moment,
     capture_status_and_prune,
 );
+
+mod both_postgres_modes {
+    use super::*;
+    on_both_postgres_capture_modes!(
+        capture_survives_added_and_dropped_columns,
+        tables_without_a_key_are_refused_and_unknown_batches_are_named,
+        batch_run_tags_a_loaders_writes,
+        capture_continues_on_a_table_a_snapshot_restore_swapped_in,
+        awkward_values_and_key_changes_come_back_exactly,
+    );
+}
 
 #[test]
 fn sqlite_capture_survives_an_added_column_and_batch_run_tags_writes() {
@@ -467,9 +475,9 @@ fn loads_held_in_key_arrays_conflict_and_revert() {
 /// A snapshot restore swaps a new table in; capture must follow it, or a later bad
 /// batch could not be undone (and writes to the replaced table in the vault must not
 /// land in the log).
-#[test]
-fn capture_continues_on_a_table_a_snapshot_restore_swapped_in() {
-    let (project, db) = setup();
+fn capture_continues_on_a_table_a_snapshot_restore_swapped_in(engine: (Project, Db)) {
+    let (project, db) = setup_on(engine);
+    let logical = Db::is_logical(&project);
     let before = table(&db);
     let snapshot = ok(
         &project,
@@ -490,8 +498,18 @@ fn capture_continues_on_a_table_a_snapshot_restore_swapped_in() {
         db.scalar(
             "SELECT count(*)::text FROM pg_trigger WHERE tgrelid = 'acct'::regclass AND tgname LIKE 'ripcord_capture%'"
         ),
-        "5"
+        if logical { "2" } else { "5" }
     );
+    if logical {
+        assert_eq!(
+            db.scalar(
+                "SELECT (SELECT relreplident::text FROM pg_class WHERE oid = 'acct'::regclass) || ':' ||
+                        (SELECT string_agg(tablename, ',') FROM pg_publication_tables WHERE pubname = 'ripcord_capture')"
+            ),
+            "f:acct",
+            "the swapped-in table is published with its full old rows, the replaced one no longer"
+        );
+    }
     let vault = db.scalar("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ripcord_vault_%'");
     assert_eq!(
         db.scalar(&format!(
@@ -508,4 +526,159 @@ fn capture_continues_on_a_table_a_snapshot_restore_swapped_in() {
     );
     ok(&project, &["batch", "revert", "B"]);
     assert_eq!(table(&db), before);
+}
+
+/// Every value as PostgreSQL prints it, row by row: what "exactly as before" means.
+fn awkward_rows(db: &Db) -> String {
+    db.scalar("SELECT md5(string_agg(w::text, E'\\n' ORDER BY id, code)) || ':' || count(*) FROM awkward w")
+}
+
+fn awkward_values_and_key_changes_come_back_exactly(engine: (Project, Db)) {
+    let (project, db) = setup_on(engine);
+    db.exec(
+        r#"CREATE TABLE awkward (
+              id int, code text, f float8, n numeric(12,4), b bytea, t text, j jsonb,
+              a int[], ts timestamptz, big text,
+              PRIMARY KEY (id, code));
+          INSERT INTO awkward VALUES
+              (1, 'a', 'NaN', 1.5000, '\x00ff', E'tab\there\nnew\\line', '{"k": [1, null]}', '{1,NULL}', 'infinity', NULL),
+              (2, 'b ', '-0', NULL, '\x', '', 'null', '{}', '2026-01-01 00:00:00.123456+00', NULL),
+              (3, 'C', 'Infinity', -0.0001, NULL, NULL, NULL, NULL, NULL,
+                  (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 4000) g));"#,
+    );
+    ok(&project, &["capture", "enable", "awkward"]);
+    let before = awkward_rows(&db);
+    as_batch(
+        &db,
+        "bad",
+        r"UPDATE awkward SET f = 1, n = 2, b = '\x01', t = 'x', j = '[]', a = '{9}', ts = now(), big = 'small';
+          UPDATE awkward SET id = id + 10, code = upper(code) WHERE id = 1;
+          DELETE FROM awkward WHERE id = 3;
+          INSERT INTO awkward (id, code) VALUES (4, 'd')",
+    );
+    assert_ne!(awkward_rows(&db), before);
+    ok(&project, &["batch", "revert", "bad"]);
+    assert_eq!(
+        awkward_rows(&db),
+        before,
+        "NaN, -0, Infinity, numeric scale, bytea, tabs and backslashes, '' vs NULL, a changed key and a TOASTed value are back as they were"
+    );
+}
+
+#[test]
+fn logical_mode_reports_retained_wal_and_disable_drops_its_slot() {
+    let (project, db) = setup_on(Db::postgres_logical_project());
+    let slots = "SELECT count(*)::text FROM pg_replication_slots WHERE database = current_database() AND slot_type = 'logical'";
+    assert_eq!(db.scalar(slots), "1");
+    batch_a(&db);
+    let status = ok(&project, &["capture", "status"]);
+    assert!(
+        status.contains("logical mode; the replication slot retains"),
+        "{status}"
+    );
+    assert!(status.contains("4 log rows"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&project, &["capture", "status", "--json"])).unwrap();
+    assert_eq!(json[0]["mode"], "logical");
+    assert!(
+        json[0]["retained_wal_bytes"].as_i64().unwrap() >= 0,
+        "{json}"
+    );
+    // A bound below what the slot retains is warned about.
+    let config = std::fs::read_to_string(project.path().join("ripcord.toml")).unwrap();
+    project.write_config(&format!("{config}max_retained_wal = \"0kB\"\n"));
+    db.exec("INSERT INTO acct SELECT g, 'x', 0 FROM generate_series(100, 2000) g");
+    let out = run(&project, &["capture", "status"]);
+    expect_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("above [capture] max_retained_wal"),
+        "{}",
+        stderr(&out)
+    );
+    project.write_config(&config);
+
+    // Syncing again writes nothing twice: the batch revert synced inside its own
+    // transaction and left the slot behind for the next sync, which decodes those
+    // transactions again and skips them; the revert's own writes arrive once.
+    let of = |batch: &str| {
+        db.scalar(&format!(
+            "SELECT count(*)::text || '/' || coalesce(sum(rows), 0)::text FROM ripcord.capture_statements WHERE batch = '{batch}'"
+        ))
+    };
+    let a = of("A");
+    assert_eq!(a, "3/4");
+    ok(&project, &["batch", "revert", "A"]);
+    let out = ok(&project, &["capture", "sync", "--json"]);
+    let synced: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(synced["rows"], 4, "{out}");
+    ok(&project, &["capture", "sync"]);
+    assert_eq!((of("A"), of("revert-of-A")), (a, "3/4".to_string()));
+
+    ok(&project, &["capture", "disable", "acct"]);
+    assert_eq!(
+        db.scalar(slots),
+        "0",
+        "the slot is dropped with the last logical table"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT relreplident::text || ':' || (SELECT count(*) FROM pg_publication)::text FROM pg_class WHERE oid = 'acct'::regclass"
+        ),
+        "d:0",
+        "replica identity back to what it was, publication gone"
+    );
+    // History stays: the batch is still listed and the table can be captured again.
+    let list = ok(&project, &["batch", "list"]);
+    assert!(list.contains("revert-of-A"), "{list}");
+    let out = ok(
+        &project,
+        &["capture", "enable", "acct", "--mode", "trigger"],
+    );
+    assert!(out.contains("trigger mode"), "{out}");
+}
+
+#[test]
+fn logical_mode_needs_wal_level_logical_and_one_mode_at_a_time() {
+    let (project, db) = setup();
+    db.exec("CREATE TABLE other (id int PRIMARY KEY)");
+    let out = run(
+        &project,
+        &["capture", "enable", "other", "--mode", "logical"],
+    );
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("wal_level = logical"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM pg_trigger WHERE tgrelid = 'other'::regclass"),
+        "0",
+        "nothing installed"
+    );
+    let out = run(
+        &project,
+        &["capture", "enable", "acct", "--mode", "logical"],
+    );
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("already captured in trigger mode"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn sqlite_refuses_logical_mode() {
+    let (project, _db) = setup_on(Db::sqlite_project());
+    let out = run(
+        &project,
+        &["capture", "enable", "acct", "--mode", "logical"],
+    );
+    expect_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("SQLite has no logical decoding"),
+        "{}",
+        stderr(&out)
+    );
 }

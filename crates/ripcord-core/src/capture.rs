@@ -22,6 +22,46 @@ pub struct CapturedTable {
     pub log_rows: i64,
     /// Oldest captured statement.
     pub oldest: Option<DateTime<Utc>>,
+    /// How its changes are captured.
+    pub mode: CaptureMode,
+    /// Logical mode: bytes of WAL the server keeps for ripcord's replication slot (what
+    /// `capture sync` has not consumed yet, and what the server cannot recycle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained_wal_bytes: Option<i64>,
+}
+
+/// How a table's row changes reach its capture log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    /// Statement-level triggers write the log as the statement runs.
+    #[default]
+    Trigger,
+    /// The server's write-ahead log, decoded through a replication slot and written
+    /// into the same log by `capture sync` (PostgreSQL, `wal_level = logical`).
+    Logical,
+}
+
+impl CaptureMode {
+    /// Its name in ripcord.toml and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMode::Trigger => "trigger",
+            CaptureMode::Logical => "logical",
+        }
+    }
+}
+
+/// What one `capture sync` moved from the replication slot into the capture log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Committed transactions decoded that touched captured tables.
+    pub transactions: i64,
+    /// Row changes written into capture logs.
+    pub rows: i64,
+    /// WAL still retained for the slot afterwards (bytes), when there is a slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained_wal_bytes: Option<i64>,
 }
 
 /// One batch of captured changes.
@@ -120,8 +160,14 @@ pub struct UndoProgress {
 
 /// Capture of row changes, for engines that have it.
 pub trait Capture {
-    /// Start capturing `table` (idempotent); refuses a table without a usable key.
-    fn enable(&mut self, table: &str) -> Result<CapturedTable, EngineError>;
+    /// Start capturing `table` in `mode` (idempotent); refuses a table without a usable
+    /// key, and a mode the engine or server cannot provide.
+    fn enable(&mut self, table: &str, mode: CaptureMode) -> Result<CapturedTable, EngineError>;
+    /// Move decoded changes into the capture log (logical mode); a no-op for engines and
+    /// tables whose log is written as the statement runs.
+    fn sync(&mut self) -> Result<SyncReport, EngineError> {
+        Ok(SyncReport::default())
+    }
     /// Stop capturing `table`; its log is kept.
     fn disable(&mut self, table: &str) -> Result<(), EngineError>;
     /// Captured tables.

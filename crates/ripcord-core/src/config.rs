@@ -157,6 +157,47 @@ pub struct CaptureConfig {
     /// Tables whose row changes are captured.
     #[serde(default)]
     pub tables: Vec<String>,
+    /// How `capture enable` captures them when `--mode` is not given: `trigger`
+    /// (default) or `logical`.
+    #[serde(default)]
+    pub mode: Option<crate::capture::CaptureMode>,
+    /// Logical mode: warn when the replication slot retains more WAL than this, e.g.
+    /// `"1GB"` (default) or `"512MB"`.
+    #[serde(default)]
+    pub max_retained_wal: Option<String>,
+}
+
+impl CaptureConfig {
+    /// `max_retained_wal` in bytes (1 GB when unset); `Err` names what is wrong.
+    pub fn max_retained_wal_bytes(&self) -> Result<i64, String> {
+        let Some(text) = &self.max_retained_wal else {
+            return Ok(1 << 30);
+        };
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (number, unit) = trimmed.split_at(split);
+        let factor: i64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1 << 10,
+            "mb" => 1 << 20,
+            "gb" => 1 << 30,
+            "tb" => 1 << 40,
+            _ => {
+                return Err(format!(
+                    "[capture] max_retained_wal = \"{text}\": unknown unit (use kB, MB, GB or TB)"
+                ));
+            }
+        };
+        number
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .ok_or_else(|| {
+                format!("[capture] max_retained_wal = \"{text}\" is not a size such as \"1GB\"")
+            })
+    }
 }
 
 /// `[snapshots]`.

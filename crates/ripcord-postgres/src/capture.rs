@@ -19,8 +19,8 @@
 
 use postgres::{Client, GenericClient};
 use ripcord_core::capture::{
-    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome,
-    UndoProgress, UndoScope,
+    BatchSummary, Capture, CaptureMode, CapturedTable, Conflict, ConflictMode, SyncReport,
+    TableUndo, UndoOutcome, UndoProgress, UndoScope,
 };
 use ripcord_core::{EngineError, SqlError};
 
@@ -53,13 +53,13 @@ CREATE INDEX capture_statements_batch ON ripcord.capture_statements (batch);
 CREATE INDEX capture_statements_table_at ON ripcord.capture_statements (table_name, at);
 "#;
 
-struct TableInfo {
-    name: String,
-    relid: u32,
-    quoted: String,
-    key_columns: Vec<String>,
-    key_types: Vec<String>,
-    log_table: String,
+pub(crate) struct TableInfo {
+    pub(crate) name: String,
+    pub(crate) relid: u32,
+    pub(crate) quoted: String,
+    pub(crate) key_columns: Vec<String>,
+    pub(crate) key_types: Vec<String>,
+    pub(crate) log_table: String,
 }
 
 impl TableInfo {
@@ -169,7 +169,49 @@ fn describe(client: &mut impl GenericClient, name: &str) -> Result<TableInfo, En
 /// `ripcord.key_array_max_bytes` overrides it (0: always a row per key).
 const MAX_KEY_ARRAY_BYTES: i64 = 256 * 1024 * 1024;
 
+/// Log tables, functions and trigger-mode triggers of `t`.
 fn install_sql(t: &TableInfo) -> String {
+    let table = &t.quoted;
+    let relid = t.relid;
+    let changed = t
+        .key_columns
+        .iter()
+        .map(|k| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", ident(k)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!(
+        r#"{log}
+{drop}
+CREATE TRIGGER ripcord_capture_ins AFTER INSERT ON {table} REFERENCING NEW TABLE AS ripcord_new
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+CREATE TRIGGER ripcord_capture_upd AFTER UPDATE ON {table} REFERENCING OLD TABLE AS ripcord_old
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+CREATE TRIGGER ripcord_capture_del AFTER DELETE ON {table} REFERENCING OLD TABLE AS ripcord_old
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+CREATE TRIGGER ripcord_capture_key AFTER UPDATE ON {table} FOR EACH ROW WHEN ({changed})
+    EXECUTE FUNCTION ripcord.capture_key_fn_{relid}();
+CREATE TRIGGER ripcord_capture_trunc BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
+"#,
+        log = log_sql(t),
+        drop = drop_triggers_sql(table),
+    )
+}
+
+/// Every capture trigger ripcord may have put on `quoted`, in either mode.
+pub(crate) fn drop_triggers_sql(quoted: &str) -> String {
+    format!(
+        "DROP TRIGGER IF EXISTS ripcord_capture_ins ON {quoted};
+DROP TRIGGER IF EXISTS ripcord_capture_upd ON {quoted};
+DROP TRIGGER IF EXISTS ripcord_capture_del ON {quoted};
+DROP TRIGGER IF EXISTS ripcord_capture_key ON {quoted};
+DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {quoted};
+DROP TRIGGER IF EXISTS ripcord_capture_mark ON {quoted};"
+    )
+}
+
+/// The log and keys tables of `t` and the functions that write them.
+pub(crate) fn log_sql(t: &TableInfo) -> String {
     let key_defs: String = t
         .key_types
         .iter()
@@ -202,16 +244,9 @@ fn install_sql(t: &TableInfo) -> String {
         .join(" + ");
     let max_key_bytes = MAX_KEY_ARRAY_BYTES;
     let old_keys = t.keys("o");
-    let changed = t
-        .key_columns
-        .iter()
-        .map(|k| format!("OLD.{0} IS DISTINCT FROM NEW.{0}", ident(k)))
-        .collect::<Vec<_>>()
-        .join(" OR ");
     let new_row_keys = t.keys("NEW");
     let relid = t.relid;
     let log = &t.log_table;
-    let table = &t.quoted;
     let name = literal(&t.name);
     // The quoted table name inside a string literal of the function body.
     let table_literal = t.quoted.replace('\'', "''");
@@ -295,21 +330,6 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
-DROP TRIGGER IF EXISTS ripcord_capture_ins ON {table};
-DROP TRIGGER IF EXISTS ripcord_capture_upd ON {table};
-DROP TRIGGER IF EXISTS ripcord_capture_del ON {table};
-DROP TRIGGER IF EXISTS ripcord_capture_key ON {table};
-DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {table};
-CREATE TRIGGER ripcord_capture_ins AFTER INSERT ON {table} REFERENCING NEW TABLE AS ripcord_new
-    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
-CREATE TRIGGER ripcord_capture_upd AFTER UPDATE ON {table} REFERENCING OLD TABLE AS ripcord_old
-    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
-CREATE TRIGGER ripcord_capture_del AFTER DELETE ON {table} REFERENCING OLD TABLE AS ripcord_old
-    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
-CREATE TRIGGER ripcord_capture_key AFTER UPDATE ON {table} FOR EACH ROW WHEN ({changed})
-    EXECUTE FUNCTION ripcord.capture_key_fn_{relid}();
-CREATE TRIGGER ripcord_capture_trunc BEFORE TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION ripcord.capture_fn_{relid}();
 "#
     )
 }
@@ -370,7 +390,13 @@ pub(crate) fn reattach(tx: &mut impl GenericClient, name: &str) -> Result<bool, 
         log_table: row.get(3),
         ..info
     };
-    tx.batch_execute(&install_sql(&info)).map_err(map_error)?;
+    if crate::capture_logical::is_logical(tx, &info.name)? {
+        // The functions keep the original relid's names; the new table gets the
+        // marker, FULL identity and a place in the publication.
+        crate::capture_logical::reattach(tx, &info)?;
+    } else {
+        tx.batch_execute(&install_sql(&info)).map_err(map_error)?;
+    }
     Ok(true)
 }
 
@@ -380,14 +406,9 @@ pub(crate) fn detach_triggers(
     tx: &mut impl GenericClient,
     quoted: &str,
 ) -> Result<(), EngineError> {
-    tx.batch_execute(&format!(
-        "DROP TRIGGER IF EXISTS ripcord_capture_ins ON {quoted};
-         DROP TRIGGER IF EXISTS ripcord_capture_upd ON {quoted};
-         DROP TRIGGER IF EXISTS ripcord_capture_del ON {quoted};
-         DROP TRIGGER IF EXISTS ripcord_capture_key ON {quoted};
-         DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {quoted};"
-    ))
-    .map_err(map_error)
+    tx.batch_execute(&drop_triggers_sql(quoted))
+        .map_err(map_error)?;
+    crate::capture_logical::leave_publication(tx, quoted)
 }
 
 /// Whether the relation `name` exists (log tables of older versions lack some).
@@ -415,7 +436,7 @@ pub struct PgCapture<'a> {
 }
 
 impl Capture for PgCapture<'_> {
-    fn enable(&mut self, table: &str) -> Result<CapturedTable, EngineError> {
+    fn enable(&mut self, table: &str, mode: CaptureMode) -> Result<CapturedTable, EngineError> {
         let info = describe(self.client, table)?;
         let existing = self
             .client
@@ -424,7 +445,38 @@ impl Capture for PgCapture<'_> {
                 &[&info.name],
             )
             .map_err(map_error)?;
-        if existing.first().is_some_and(|r| r.get::<_, bool>(0)) {
+        let enabled = existing.first().is_some_and(|r| r.get::<_, bool>(0));
+        let logical = crate::capture_logical::is_logical(self.client, &info.name)?;
+        if enabled && (mode == CaptureMode::Logical) != logical {
+            let current = if logical { "logical" } else { "trigger" };
+            return Err(invalid(
+                format!("{} is already captured in {current} mode", info.name),
+                &format!(
+                    "`ripcord capture disable {}` first, then enable it with `--mode {}` (its history is kept)",
+                    info.name,
+                    mode.as_str()
+                ),
+            ));
+        }
+        if mode == CaptureMode::Logical {
+            let info = match self.client.query(
+                "SELECT key_columns, key_types, log_table FROM ripcord.capture_tables WHERE table_name = $1",
+                &[&info.name],
+            ) {
+                // A table captured before keeps its log (and the relid its names carry).
+                Ok(rows) if !rows.is_empty() => TableInfo {
+                    key_columns: rows[0].get(0),
+                    key_types: rows[0].get(1),
+                    log_table: rows[0].get(2),
+                    ..info
+                },
+                Ok(_) => info,
+                Err(e) => return Err(map_error(e)),
+            };
+            crate::capture_logical::enable(self.client, &info)?;
+            return self.status_of(&info.name);
+        }
+        if enabled {
             // Captured by an older ripcord (no key arrays yet): bring its triggers up to
             // date, keeping its history.
             if !exists(self.client, &info.keys_table())? {
@@ -459,22 +511,43 @@ impl Capture for PgCapture<'_> {
 
     fn disable(&mut self, table: &str) -> Result<(), EngineError> {
         let info = captured(self.client, table)?;
+        if crate::capture_logical::is_logical(self.client, &info.name)? {
+            self.client.batch_execute("BEGIN").map_err(map_error)?;
+            let result = crate::capture_logical::disable(self.client, &info).and_then(|()| {
+                self.client
+                    .execute(
+                        "UPDATE ripcord.capture_tables SET enabled = false WHERE table_name = $1",
+                        &[&info.name],
+                    )
+                    .map_err(map_error)
+            });
+            match result {
+                Ok(_) => self.client.batch_execute("COMMIT").map_err(map_error)?,
+                Err(e) => {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                    return Err(e);
+                }
+            }
+            return crate::capture_logical::drop_slot_if_unused(self.client);
+        }
         let sql = format!(
             "BEGIN;
-             DROP TRIGGER IF EXISTS ripcord_capture_ins ON {t};
-             DROP TRIGGER IF EXISTS ripcord_capture_upd ON {t};
-             DROP TRIGGER IF EXISTS ripcord_capture_del ON {t};
-             DROP TRIGGER IF EXISTS ripcord_capture_key ON {t};
-             DROP TRIGGER IF EXISTS ripcord_capture_trunc ON {t};
+             {drop}
              UPDATE ripcord.capture_tables SET enabled = false WHERE table_name = {name};
              COMMIT;",
-            t = info.quoted,
+            drop = drop_triggers_sql(&info.quoted),
             name = literal(&info.name)
         );
         self.client.batch_execute(&sql).map_err(|e| {
             let _ = self.client.batch_execute("ROLLBACK");
             map_error(e)
-        })
+        })?;
+        // A slot left by an earlier disable that stopped halfway.
+        crate::capture_logical::drop_slot_if_unused(self.client)
+    }
+
+    fn sync(&mut self) -> Result<SyncReport, EngineError> {
+        crate::capture_logical::sync(self.client)
     }
 
     fn tables(&mut self) -> Result<Vec<CapturedTable>, EngineError> {
@@ -607,6 +680,8 @@ impl Capture for PgCapture<'_> {
                  SELECT set_config('jit', 'off', true);"
             ))
             .map_err(map_error)?;
+        // Logical mode: what was committed so far joins the log in this transaction.
+        crate::capture_logical::sync_in_transaction(self.client)?;
         let normalized;
         let scope = if let UndoScope::After { table, after } = scope {
             let info = captured(self.client, table)?;
@@ -676,6 +751,9 @@ impl Capture for PgCapture<'_> {
                     quoted.join(", ")
                 ))
                 .map_err(map_error)?;
+            // Writes that finished while the lock was awaited, decoded now that none
+            // can follow until the undo commits.
+            crate::capture_logical::sync_in_transaction(self.client)?;
         }
         let mut outcome = UndoOutcome::default();
         let mut prepared = Vec::new();
@@ -1172,6 +1250,14 @@ impl PgCapture<'_> {
             )
             .map_err(map_error)?;
         let log: String = row.get(3);
+        let (mode, retained_wal_bytes) = if crate::capture_logical::is_logical(self.client, name)? {
+            (
+                CaptureMode::Logical,
+                crate::capture_logical::retained_wal(self.client)?,
+            )
+        } else {
+            (CaptureMode::Trigger, None)
+        };
         let keys = log.replacen("capture_log_", "capture_keys_", 1);
         let inserted_keys = if exists(self.client, &keys)? {
             format!("(SELECT coalesce(sum(cardinality(k0)), 0)::int8 FROM {keys})")
@@ -1194,6 +1280,8 @@ impl PgCapture<'_> {
             history_from: row.get(2),
             log_rows: stats.get(0),
             oldest: stats.get(1),
+            mode,
+            retained_wal_bytes,
         })
     }
 

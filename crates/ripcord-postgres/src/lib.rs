@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod capture_logical;
 mod checks;
 mod diff;
 mod fingerprint;

@@ -12,8 +12,8 @@
 
 use ripcord_core::EngineError;
 use ripcord_core::capture::{
-    BatchSummary, Capture, CapturedTable, Conflict, ConflictMode, TableUndo, UndoOutcome,
-    UndoProgress, UndoScope,
+    BatchSummary, Capture, CaptureMode, CapturedTable, Conflict, ConflictMode, TableUndo,
+    UndoOutcome, UndoProgress, UndoScope,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -183,6 +183,8 @@ impl SqliteCapture<'_> {
             history_from: crate::parse_sqlite_time(&history_from)?,
             log_rows: rows,
             oldest: oldest.map(|o| crate::parse_sqlite_time(&o)).transpose()?,
+            mode: CaptureMode::Trigger,
+            retained_wal_bytes: None,
         })
     }
 
@@ -217,7 +219,15 @@ impl Capture for SqliteCapture<'_> {
         Ok(())
     }
 
-    fn enable(&mut self, table: &str) -> Result<CapturedTable, EngineError> {
+    fn enable(&mut self, table: &str, mode: CaptureMode) -> Result<CapturedTable, EngineError> {
+        if mode == CaptureMode::Logical {
+            return Err(EngineError::Invalid {
+                reason: "SQLite has no logical decoding: its capture is trigger-based only".into(),
+                hint: Some(
+                    "drop `--mode logical` (or `[capture] mode`) for a SQLite target".into(),
+                ),
+            });
+        }
         let (columns, key) = describe(self.conn, table)?;
         let t = ident(table);
         let name = literal(table);

@@ -12,5 +12,7 @@
 pub mod pg;
 pub mod project;
 
-pub use pg::{PgServer, TestDatabase, pg, pg_bindir, pg_fleet, pg_without_prepared_transactions};
+pub use pg::{
+    PgServer, TestDatabase, pg, pg_bindir, pg_fleet, pg_logical, pg_without_prepared_transactions,
+};
 pub use project::Project;

@@ -47,6 +47,18 @@ pub fn pg() -> &'static PgServer {
     }
 }
 
+/// A server with `wal_level = logical`, for capture in logical mode (its own data
+/// directory and port; started on first use).
+pub fn pg_logical() -> &'static PgServer {
+    static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
+    match SERVER
+        .get_or_init(|| PgServer::start_with("-c wal_level=logical -c max_replication_slots=200"))
+    {
+        Ok(server) => server,
+        Err(message) => panic!("{message}"),
+    }
+}
+
 /// Four more servers, each with its own data directory and port and
 /// `max_prepared_transactions` set: the fleet of rollout tests (started on first use,
 /// in parallel, stopped with the test process).

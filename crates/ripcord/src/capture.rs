@@ -7,7 +7,8 @@
 use ripcord_core::EngineError;
 use ripcord_core::audit::NewEvent;
 use ripcord_core::capture::{
-    BatchSummary, Capture, CapturedTable, ConflictMode, UndoOutcome, UndoProgress, UndoScope,
+    BatchSummary, Capture, CaptureMode, CapturedTable, ConflictMode, SyncReport, UndoOutcome,
+    UndoProgress, UndoScope,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -25,18 +26,22 @@ fn capture_of(target: &mut Target) -> Result<Box<dyn Capture + '_>, OpError> {
     })
 }
 
-/// Start capturing `tables`.
-pub fn enable(target: &mut Target, tables: &[String]) -> Result<Vec<CapturedTable>, OpError> {
+/// Start capturing `tables` in `mode`.
+pub fn enable(
+    target: &mut Target,
+    tables: &[String],
+    mode: CaptureMode,
+) -> Result<Vec<CapturedTable>, OpError> {
     with_lock(target, "capture enable", |target| {
         let mut out = Vec::new();
         for table in tables {
-            let status = capture_of(target)?.enable(table)?;
+            let status = capture_of(target)?.enable(table, mode)?;
             append_event_in_own_tx(
                 target,
                 NewEvent {
                     kind: "capture_enabled",
                     change: None,
-                    detail: json!({ "table": status.table, "key": status.key_columns }),
+                    detail: json!({ "table": status.table, "key": status.key_columns, "mode": mode.as_str() }),
                 },
             )?;
             out.push(status);
@@ -60,6 +65,7 @@ pub struct EnsuredCapture {
 pub fn ensure_configured(
     target: &mut Target,
     tables: &[String],
+    mode: CaptureMode,
 ) -> Result<Vec<EnsuredCapture>, OpError> {
     if tables.is_empty() || target.engine.capture().is_none() {
         return Ok(Vec::new());
@@ -77,7 +83,7 @@ pub fn ensure_configured(
         let result = if already {
             "already".to_string()
         } else {
-            match enable(target, std::slice::from_ref(table)) {
+            match enable(target, std::slice::from_ref(table), mode) {
                 Ok(_) => "enabled".to_string(),
                 Err(OpError::Engine(EngineError::Invalid { reason, .. })) => {
                     format!("skipped: {reason}")
@@ -135,12 +141,25 @@ pub fn prune(target: &mut Target, before: &str) -> Result<i64, OpError> {
     })
 }
 
-/// Batches in the log, newest first.
+/// Batches in the log, newest first (logical mode: after a sync, so that the list
+/// includes what was committed up to now).
 pub fn batches(target: &mut Target) -> Result<Vec<BatchSummary>, OpError> {
     if target.engine.ledger_version()?.is_none() {
         return Ok(Vec::new());
     }
-    Ok(capture_of(target)?.batches()?)
+    let mut capture = capture_of(target)?;
+    capture.sync()?;
+    Ok(capture.batches()?)
+}
+
+/// Move changes decoded from the replication slot into the capture log (tables in
+/// logical mode; nothing to do otherwise). Safe to run at any time and concurrently:
+/// syncs take turns, and a killed one leaves the changes in the slot.
+pub fn sync(target: &mut Target) -> Result<SyncReport, OpError> {
+    if target.engine.ledger_version()?.is_none() {
+        return Ok(SyncReport::default());
+    }
+    Ok(capture_of(target)?.sync()?)
 }
 
 /// The result of `batch revert` or `flashback`.
@@ -191,6 +210,9 @@ pub fn undo_with_progress(
         ),
     };
     with_lock(target, "undo", |target| {
+        // Logical mode: bring the log up to date in committed rounds first, so that the
+        // undo's own transaction decodes only what arrives meanwhile.
+        capture_of(target)?.sync()?;
         let limits = target.limits;
         target.engine.begin(&limits)?;
         // Each step (rows collected, conflicts checked, rows deleted, images restored)

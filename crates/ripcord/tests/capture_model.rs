@@ -133,7 +133,7 @@ proptest! {
         let mut client = db.connect();
         client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO t VALUES (0, 0), (3, 30)").unwrap();
         let mut target = ripcord::target::connect("t", &db.url, Path::new(".")).unwrap();
-        enable(&mut target, &["t".to_string()]).unwrap();
+        enable(&mut target, &["t".to_string()], ripcord_core::capture::CaptureMode::Trigger).unwrap();
 
         let mut state: State = read(&mut client);
         let mut before_batch = Vec::new();

@@ -14,6 +14,31 @@ macro_rules! on_both_engines {
     };
 }
 
+/// Define each listed capture test (taking `(Project, Db)`) once per engine and
+/// capture mode: SQLite, PostgreSQL with triggers, PostgreSQL with logical decoding.
+#[allow(unused_macros)]
+macro_rules! on_every_capture_mode {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Db::sqlite_project()); })*
+        }
+        on_both_postgres_capture_modes!($($name),*);
+    };
+}
+
+/// Define each listed test once per PostgreSQL capture mode (trigger, logical).
+#[allow(unused_macros)]
+macro_rules! on_both_postgres_capture_modes {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Db::postgres_project()); })*
+        }
+        mod postgres_logical {
+            $(#[test] fn $name() { super::$name(super::Db::postgres_logical_project()); })*
+        }
+    };
+}
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -38,6 +63,24 @@ impl Db {
         let database = pg().create_database();
         let project = Project::new(&database.url);
         (project, Db::Postgres(database))
+    }
+
+    /// A new project on a fresh database of a `wal_level = logical` server, whose
+    /// ripcord.toml says `[capture] mode = "logical"`: `capture enable` captures through
+    /// logical decoding.
+    pub fn postgres_logical_project() -> (Project, Db) {
+        let database = ripcord_testkit::pg_logical().create_database();
+        let project = Project::new(&database.url);
+        let config = std::fs::read_to_string(project.path().join("ripcord.toml")).unwrap();
+        project.write_config(&format!("{config}\n[capture]\nmode = \"logical\"\n"));
+        (project, Db::Postgres(database))
+    }
+
+    /// Whether this project captures through logical decoding.
+    pub fn is_logical(project: &Project) -> bool {
+        std::fs::read_to_string(project.path().join("ripcord.toml"))
+            .unwrap()
+            .contains("mode = \"logical\"")
     }
 
     pub fn is_postgres(&self) -> bool {
