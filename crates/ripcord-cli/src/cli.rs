@@ -183,7 +183,7 @@ pub enum Command {
     /// Serve a read-only JSON API (/api/), Prometheus metrics (/metrics) and a dashboard
     /// (/) over the ledgers of the project's targets, read at each request.
     #[command(
-        after_help = "Example:\n  ripcord serve                          # every [targets.*], on 127.0.0.1:7878\n  ripcord serve --fleet prod --listen 0.0.0.0:7878\n  ripcord serve --target prod\n  RIPCORD_SERVE_TOKEN=s3cret ripcord serve   # every request needs `Authorization: Bearer s3cret`\n\nThen open http://127.0.0.1:7878/ or scrape http://127.0.0.1:7878/metrics."
+        after_help = "Example:\n  ripcord serve                          # every [targets.*], on 127.0.0.1:7878\n  ripcord serve --fleet prod --listen 0.0.0.0:7878\n  ripcord serve --target prod\n  RIPCORD_SERVE_TOKEN=s3cret ripcord serve   # every request needs `Authorization: Bearer s3cret`\n  ripcord serve --capture-sync-every 5        # drain logical capture slots every 5 s\n\nThen open http://127.0.0.1:7878/ or scrape http://127.0.0.1:7878/metrics."
     )]
     Serve(ServeArgs),
     /// Turn another tool's migrations into ripcord change files, keeping order, names
@@ -793,6 +793,10 @@ pub struct ServeArgs {
     /// one given with --target or --url).
     #[arg(long, value_name = "NAME")]
     pub fleet: Option<String>,
+    /// Drain the logical capture slots of the PostgreSQL targets into their capture
+    /// logs every SECS seconds (0: never); the only writes serve makes.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub capture_sync_every: u64,
 }
 
 #[derive(Debug, Args)]

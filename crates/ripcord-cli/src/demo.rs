@@ -699,6 +699,8 @@ fn serve_tour(root: &Path, printer: &Printer) -> Result<(), CommandError> {
         token: None,
         snapshot_store: None,
         trusted_keys: Vec::new(),
+        capture_sync_every: None,
+        max_retained_wal_bytes: 1 << 30,
     })
     .map_err(|e| CommandError::new(Exit::Failed, format!("demo: {e}")))?;
     printer.line(format!(

@@ -17,9 +17,14 @@ struct Server {
 
 impl Server {
     fn start(project: &Project, env: &[(&str, &str)]) -> Server {
+        Server::start_with(project, env, &[])
+    }
+
+    fn start_with(project: &Project, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut command = ripcord_in(project.path());
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (key, value) in env {
@@ -373,4 +378,66 @@ fn the_chain_verdict_checks_signatures_against_the_trusted_key() {
         server.json("/api/targets")["targets"][0]["chain_intact"],
         true
     );
+}
+
+#[test]
+fn serve_drains_the_logical_capture_slot_into_the_capture_log() {
+    let (project, db) = Db::postgres_logical_project();
+    let Db::Postgres(database) = &db else {
+        unreachable!()
+    };
+    project.write_config(&format!(
+        "[project]\nname = \"test\"\ndefault_target = \"test\"\n\n[targets.test]\nurl = \"{}\"\n\n[capture]\nmode = \"logical\"\n",
+        database.url
+    ));
+    project.change("0001_acct", A);
+    ok(&project, &["deploy"]);
+    ok(&project, &["capture", "enable", "acct"]);
+    let server = Server::start_with(&project, &[], &["--capture-sync-every", "1"]);
+    db.exec(
+        "SET ripcord.batch = 'load-9'; UPDATE acct SET balance = balance + 1; RESET ripcord.batch;",
+    );
+    // Nothing but the server syncs here: the rows reach the log through it alone.
+    let logged = || {
+        db.scalar("SELECT coalesce(sum(rows), 0)::text FROM ripcord.capture_statements WHERE batch = 'load-9'")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while logged() != "2" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not drain the slot: {} rows logged",
+            logged()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, text) = server.get("/metrics", None);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    assert!(
+        sample(
+            &scrape,
+            "ripcord_capture_synced_rows_total",
+            &[("target", "test")]
+        ) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &scrape,
+            "ripcord_capture_retained_wal_bytes",
+            &[("target", "test")]
+        ) >= 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "ripcord_capture_sync_failures_total",
+            &[("target", "test")]
+        ),
+        0.0
+    );
+    // What serve drained is what a batch revert undoes.
+    drop(server);
+    ok(&project, &["batch", "revert", "load-9"]);
+    assert_eq!(db.scalar("SELECT sum(balance)::text FROM acct"), "30");
 }

@@ -471,10 +471,17 @@ fn sync_round(client: &mut Client, limit: Option<i32>) -> Result<Round, EngineEr
         .map_err(|e| {
             let err = map_error(e);
             match err {
-                EngineError::Sql(sql) if sql.message.contains("does not exist") => invalid(
+                // Dropped by hand, or invalidated by `max_slot_wal_keep_size`.
+                EngineError::Sql(sql)
+                    if sql.message.contains("does not exist")
+                        || sql.message.contains("invalidated")
+                        || sql.message.contains("cannot read from logical replication slot") =>
+                {
+                    invalid(
                     format!("the replication slot {slot} of logical capture is gone: {}", sql.message),
                     "changes since the last sync are lost to capture; `ripcord capture disable` and `enable --mode logical` start again",
-                ),
+                )
+                }
                 other => other,
             }
         })?;

@@ -4,14 +4,17 @@
 //! Everything is read from the targets' ledgers at request time, over a connection
 //! opened for the request and closed after, so the numbers survive restarts of the
 //! server, a target that goes away shows as unreachable without stopping the others,
-//! and nothing is cached that could disagree with the ledger.
+//! and nothing is cached that could disagree with the ledger. The one write is the
+//! capture drain (`capture_sync`): logical capture slots emptied into the capture log.
 
 mod api;
+mod capture_sync;
 mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -52,6 +55,11 @@ pub struct ServeOptions {
     /// The public keys `[audit]` trusts: the chain verdict checks event signatures
     /// against them, as `ripcord audit verify` does.
     pub trusted_keys: Vec<String>,
+    /// Drain the logical capture slots of the PostgreSQL targets this often (`None`:
+    /// never; the commands that read the capture log still sync first).
+    pub capture_sync_every: Option<Duration>,
+    /// `[capture] max_retained_wal` in bytes: above it the drain loop warns.
+    pub max_retained_wal_bytes: i64,
 }
 
 /// Why the server could not run.
@@ -73,6 +81,8 @@ pub enum ServeError {
 /// Shared by every request.
 pub(crate) struct Served {
     pub options: ServeOptions,
+    /// What the capture drain loop last saw, per target.
+    pub sync_states: capture_sync::SyncStates,
 }
 
 impl Served {
@@ -95,7 +105,24 @@ impl Served {
 
 /// The routes, for the server and for tests.
 pub fn router(options: ServeOptions) -> Router {
-    let served = Arc::new(Served { options });
+    routes(shared(options))
+}
+
+fn shared(options: ServeOptions) -> Arc<Served> {
+    Arc::new(Served {
+        options,
+        sync_states: Default::default(),
+    })
+}
+
+/// Start the capture drain loop on the current runtime, when asked for.
+fn start_capture_sync(served: &Arc<Served>) {
+    if let Some(every) = served.options.capture_sync_every {
+        tokio::spawn(capture_sync::drain_forever(served.clone(), every));
+    }
+}
+
+fn routes(served: Arc<Served>) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/metrics", get(metrics::metrics))
@@ -112,7 +139,9 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
     runtime.block_on(async move {
         let listener = bind(options.listen).await?;
         ready(listener.local_addr()?);
-        axum::serve(listener, router(options))
+        let served = shared(options);
+        start_capture_sync(&served);
+        axum::serve(listener, routes(served))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -149,7 +178,9 @@ pub fn serve_in_background(options: ServeOptions) -> Result<Background, ServeErr
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
-            let _ = axum::serve(listener, router(options))
+            let served = shared(options);
+            start_capture_sync(&served);
+            let _ = axum::serve(listener, routes(served))
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })

@@ -81,6 +81,10 @@ struct Metrics {
     drill_coverage: Family<TargetLabel, FloatGauge>,
     snapshots_stored: Gauge,
     snapshot_bytes: Gauge,
+    capture_retained_wal: Family<TargetLabel, Gauge>,
+    capture_synced_rows: Family<TargetLabel, Counter>,
+    capture_sync_failures: Family<TargetLabel, Counter>,
+    capture_last_sync: Family<TargetLabel, FloatGauge>,
 }
 
 impl Metrics {
@@ -107,6 +111,10 @@ impl Metrics {
             drill_coverage: Family::default(),
             snapshots_stored: Gauge::default(),
             snapshot_bytes: Gauge::default(),
+            capture_retained_wal: Family::default(),
+            capture_synced_rows: Family::default(),
+            capture_sync_failures: Family::default(),
+            capture_last_sync: Family::default(),
         };
         let r = registry;
         r.register(
@@ -201,6 +209,26 @@ impl Metrics {
             "Bytes the store's snapshots take",
             metrics.snapshot_bytes.clone(),
         );
+        r.register(
+            "ripcord_capture_retained_wal_bytes",
+            "WAL the target's logical capture slot retains (logical capture mode only)",
+            metrics.capture_retained_wal.clone(),
+        );
+        r.register(
+            "ripcord_capture_synced_rows",
+            "Row changes the server drained from the logical capture slot into the capture log since it started",
+            metrics.capture_synced_rows.clone(),
+        );
+        r.register(
+            "ripcord_capture_sync_failures",
+            "Capture syncs that failed since the server started",
+            metrics.capture_sync_failures.clone(),
+        );
+        r.register(
+            "ripcord_capture_last_sync_timestamp_seconds",
+            "When the server last drained the target's logical capture slot (Unix time)",
+            metrics.capture_last_sync.clone(),
+        );
         r.register("ripcord_rollback_detection_to_recovery_seconds", "For a rolled back rollout, seconds from the breach's detection to the last target reverted", metrics.detection_to_recovery.clone());
         metrics
     }
@@ -281,6 +309,7 @@ fn scrape(served: &Served) -> Result<String, String> {
             let _ = from_rollouts(&mut target, &name, &metrics);
         }
     }
+    from_capture_sync(served, &metrics);
     if let Ok(snapshots) = crate::api::snapshot_list(served) {
         metrics.snapshots_stored.set(snapshots.len() as i64);
         metrics
@@ -290,6 +319,37 @@ fn scrape(served: &Served) -> Result<String, String> {
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|e| e.to_string())?;
     Ok(text)
+}
+
+fn from_capture_sync(served: &Served, metrics: &Metrics) {
+    let states = served
+        .sync_states
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for (name, state) in states {
+        let label = TargetLabel { target: name };
+        metrics
+            .capture_synced_rows
+            .get_or_create(&label)
+            .inc_by(state.rows);
+        metrics
+            .capture_sync_failures
+            .get_or_create(&label)
+            .inc_by(state.failures);
+        if let Some(bytes) = state.retained_wal_bytes {
+            metrics
+                .capture_retained_wal
+                .get_or_create(&label)
+                .set(bytes);
+        }
+        if let Some(at) = state.last_success {
+            metrics
+                .capture_last_sync
+                .get_or_create(&label)
+                .set(at.timestamp_millis() as f64 / 1000.0);
+        }
+    }
 }
 
 fn from_chain(events: &[AuditEvent], name: &str, metrics: &Metrics) {
