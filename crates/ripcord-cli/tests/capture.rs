@@ -682,3 +682,54 @@ fn sqlite_refuses_logical_mode() {
         stderr(&out)
     );
 }
+
+/// `capture sync` killed (SIGKILL) at different moments of a sync that spans several
+/// rounds, then run again: every batch is in the log exactly once, and a batch revert
+/// afterwards brings the table back exactly.
+#[test]
+fn logical_sync_killed_mid_way_converges_when_run_again() {
+    let (project, db) = setup_on(Db::postgres_logical_project());
+    // Three loads of 120,000 rows each: 360,000 decoded changes, two rounds and more.
+    for (batch, from) in [("L1", 1_000), ("L2", 200_000), ("L3", 400_000)] {
+        db.exec(&format!(
+            "SET ripcord.batch = '{batch}'; INSERT INTO acct SELECT g, 'load', g FROM generate_series({from}, {from} + 119999) g; RESET ripcord.batch;"
+        ));
+    }
+    let logged = |batch: &str| {
+        db.scalar(&format!(
+            "SELECT count(*)::text || '/' || coalesce(sum(rows), 0)::text FROM ripcord.capture_statements WHERE batch = '{batch}'"
+        ))
+    };
+    for delay_ms in [150, 600, 1500] {
+        let mut child = ripcord_in(project.path())
+            .args(["capture", "sync"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Never a batch half in the log, and never twice.
+        for batch in ["L1", "L2", "L3"] {
+            let seen = logged(batch);
+            assert!(
+                seen == "0/0" || seen == "1/120000",
+                "after a kill at {delay_ms} ms, {batch} is logged as {seen}"
+            );
+        }
+    }
+    ok(&project, &["capture", "sync"]);
+    ok(&project, &["capture", "sync"]);
+    for batch in ["L1", "L2", "L3"] {
+        assert_eq!(logged(batch), "1/120000", "{batch}");
+    }
+    ok(&project, &["batch", "revert", "L2"]);
+    assert_eq!(
+        db.scalar("SELECT count(*)::text || ':' || sum(balance)::text FROM acct"),
+        db.scalar(
+            "SELECT (4 + 240000)::text || ':' || (100 + (SELECT sum(g) FROM generate_series(1000, 120999) g) + (SELECT sum(g) FROM generate_series(400000, 519999) g))::text"
+        ),
+        "L2 undone, L1 and L3 kept"
+    );
+}

@@ -31,6 +31,9 @@ use crate::sql::{invalid, literal, map_error};
 /// The publication listing the tables captured in logical mode.
 pub(crate) const PUBLICATION: &str = "ripcord_capture";
 
+/// Server memory a sync may use for decoding and for the decoded rows before spilling.
+const SYNC_MEMORY: &str = "256MB";
+
 /// Decoded changes read per round of a sync outside a transaction; decoding stops at
 /// the end of the transaction that crosses it, so one huge transaction is one round.
 const ROUND_CHANGES: i32 = 200_000;
@@ -398,6 +401,22 @@ pub(crate) fn sync(client: &mut Client) -> Result<SyncReport, EngineError> {
         if round.messages < ROUND_CHANGES as i64 {
             break;
         }
+        // A round stops at the end of the transaction that reaches the limit, so one
+        // bulk statement fills it alone. Another round decodes again from the slot's
+        // restart point — before that statement — which cost as much again for nothing
+        // when no statement came after. Every marked statement reserves its id from
+        // the log's sequence first: no id beyond the last one decoded, no statement to
+        // decode. (Unmarked writes, with triggers bypassed, wait for the next sync.)
+        let reserved: i64 = client
+            .query_one(
+                "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('ripcord.capture_statements', 'stmt_id')::regclass), 0)",
+                &[],
+            )
+            .map_err(map_error)?
+            .get(0);
+        if reserved <= round.last_statement {
+            break;
+        }
     }
     release(client)?;
     report.retained_wal_bytes = retained_wal(client)?;
@@ -436,12 +455,24 @@ struct Round {
     transactions: i64,
     rows: i64,
     messages: i64,
+    /// The highest statement id among the markers decoded (written or skipped).
+    last_statement: i64,
 }
 
 fn sync_round(client: &mut Client, limit: Option<i32>) -> Result<Round, EngineError> {
     // One sync at a time per database: two would decode and write the same changes.
     client
         .batch_execute("SELECT pg_advisory_xact_lock(hashtext('ripcord.capture_sync'))")
+        .map_err(map_error)?;
+    // A bulk statement's transaction is decoded whole: with the defaults (64 MB, 4 MB)
+    // the server spills it to disk twice, in the reorder buffer and in the tuplestore
+    // the peek returns; that doubled a sync's server time for a 1M-row UPDATE.
+    client
+        .batch_execute(&format!(
+            "SELECT set_config(name, '{SYNC_MEMORY}', true) FROM pg_settings
+             WHERE name IN ('logical_decoding_work_mem', 'work_mem')
+               AND pg_size_bytes(current_setting(name)) < pg_size_bytes('{SYNC_MEMORY}')"
+        ))
         .map_err(map_error)?;
     let slot = slot_name(client)?;
     let synced: Option<i64> = client
@@ -491,11 +522,13 @@ fn sync_round(client: &mut Client, limit: Option<i32>) -> Result<Round, EngineEr
         let data: &[u8] = row.get(0);
         decoder.message(client, data)?;
     }
+    let last_statement = decoder.last_statement;
     let (transactions, written) = decoder.write(client)?;
     Ok(Round {
         transactions,
         rows: written,
         messages,
+        last_statement,
     })
 }
 
@@ -581,6 +614,7 @@ struct Decoder {
     wrote_in_transaction: bool,
     last_end: i64,
     rows: i64,
+    last_statement: i64,
 }
 
 impl Decoder {
@@ -617,6 +651,7 @@ impl Decoder {
             wrote_in_transaction: false,
             last_end: synced,
             rows: 0,
+            last_statement: 0,
         })
     }
 
@@ -673,13 +708,17 @@ impl Decoder {
                 let prefix = r.cstr()?;
                 let length = r.u32()? as usize;
                 let content = r.bytes(length)?;
-                if flags & 1 == 1 && prefix == "ripcord" && !self.skipping {
+                if flags & 1 == 1 && prefix == "ripcord" {
                     let marker: Marker = serde_json::from_slice(content).map_err(|e| {
                         invalid(
                             format!("a capture marker in the WAL is not readable: {e}"),
                             "it was written by something other than ripcord's capture trigger",
                         )
                     })?;
+                    self.last_statement = self.last_statement.max(marker.s);
+                    if self.skipping {
+                        return Ok(());
+                    }
                     let op = marker.o.chars().next().unwrap_or('?');
                     self.statements.push(Statement {
                         id: marker.s,
@@ -759,6 +798,7 @@ impl Decoder {
                     )
                     .map_err(map_error)?
                     .get(0);
+                self.last_statement = self.last_statement.max(id);
                 let mut full = (self.epoch >> 32 << 32) | self.xid as i64;
                 if full > self.epoch {
                     full -= 1 << 32;
