@@ -680,8 +680,10 @@ impl Capture for PgCapture<'_> {
                  SELECT set_config('jit', 'off', true);"
             ))
             .map_err(map_error)?;
-        // Logical mode: what was committed so far joins the log in this transaction.
-        crate::capture_logical::sync_in_transaction(self.client)?;
+        // Logical mode: the caller synced just before this transaction (in committed,
+        // memory-bounded rounds); what committed since is decoded once the scope's
+        // tables are locked, below. A sync here as well decoded the slot's whole
+        // retained WAL once more for a window of milliseconds.
         let normalized;
         let scope = if let UndoScope::After { table, after } = scope {
             let info = captured(self.client, table)?;

@@ -492,7 +492,7 @@ fn sync_round(client: &mut Client, limit: Option<i32>) -> Result<Round, EngineEr
     if limit.is_some() {
         release(client)?;
     }
-    wait_for_flush(client)?;
+    let flushed = wait_for_flush(client)?;
     let rows = client
         .query(
             "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2,
@@ -522,6 +522,17 @@ fn sync_round(client: &mut Client, limit: Option<i32>) -> Result<Round, EngineEr
         let data: &[u8] = row.get(0);
         decoder.message(client, data)?;
     }
+    // A peek that was not cut short decoded every commit before `flushed`: the synced
+    // position may move there even when no captured transaction ended near it.
+    // pgoutput sends nothing for transactions without captured changes, so without
+    // this the position (and the slot, released to it) stayed at the last captured
+    // commit, and the slot kept all WAL written since while the tables were idle —
+    // each sync decoding it again.
+    if let Some(flushed) = flushed
+        && limit.is_none_or(|limit| messages < i64::from(limit))
+    {
+        decoder.last_end = decoder.last_end.max(flushed);
+    }
     let last_statement = decoder.last_statement;
     let (transactions, written) = decoder.write(client)?;
     Ok(Round {
@@ -535,22 +546,31 @@ fn sync_round(client: &mut Client, limit: Option<i32>) -> Result<Round, EngineEr
 /// Decoding reads only WAL flushed to disk; a writer with `synchronous_commit = off`
 /// may have committed without its commit record being flushed yet. Wait (bounded) for
 /// the flush to pass what was written before this sync, so that nothing committed
-/// earlier is missed.
-fn wait_for_flush(client: &mut Client) -> Result<(), EngineError> {
+/// earlier is missed. Returns that position when the flush reached it: every record
+/// that began before it is then whole on disk, and a peek decodes every commit among
+/// them.
+fn wait_for_flush(client: &mut Client) -> Result<Option<i64>, EngineError> {
+    let inserted: i64 = client
+        .query_one(
+            "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8",
+            &[],
+        )
+        .map_err(map_error)?
+        .get(0);
     for _ in 0..300 {
-        let done: bool = client
+        let flushed: i64 = client
             .query_one(
-                "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()",
+                "SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8",
                 &[],
             )
             .map_err(map_error)?
             .get(0);
-        if done {
-            return Ok(());
+        if flushed >= inserted {
+            return Ok(Some(inserted));
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A relation as the decoder announced it, and what ripcord captures of it.

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use ripcord::capture::{enable, undo};
+use ripcord_core::capture::CaptureMode;
 use ripcord_core::capture::{ConflictMode, UndoScope};
-use ripcord_testkit::pg;
+use ripcord_testkit::{pg, pg_logical};
 
 type State = BTreeMap<i32, i32>;
 
@@ -120,6 +121,84 @@ fn model_apply(state: &mut State, op: &Op) {
     }
 }
 
+/// One case of the model on `db`, capturing in `mode`.
+fn check_model(
+    db: &ripcord_testkit::TestDatabase,
+    mode: CaptureMode,
+    batches: &[Vec<Op>],
+    revert_pick: usize,
+    flash_pick: usize,
+) -> Result<(), TestCaseError> {
+    let mut client = db.connect();
+    client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO t VALUES (0, 0), (3, 30)").unwrap();
+    let mut target = ripcord::target::connect("t", &db.url, Path::new(".")).unwrap();
+    enable(&mut target, &["t".to_string()], mode).unwrap();
+
+    let mut state: State = read(&mut client);
+    let mut before_batch = Vec::new();
+    let mut moments = Vec::new();
+    let mut after_batch = Vec::new();
+    for (i, ops) in batches.iter().enumerate() {
+        before_batch.push(state.clone());
+        client
+            .batch_execute(&format!("SET ripcord.batch = 'b{i}'"))
+            .unwrap();
+        for op in ops {
+            apply(&mut client, &mut state, op);
+        }
+        client.batch_execute("RESET ripcord.batch").unwrap();
+        prop_assert_eq!(read(&mut client), state.clone());
+        after_batch.push(state.clone());
+        let moment: String = client
+            .query_one("SELECT clock_timestamp()::text", &[])
+            .unwrap()
+            .get(0);
+        moments.push(moment);
+    }
+
+    // Revert one batch with force: its keys go back to their state before it.
+    let j = revert_pick % batches.len();
+    let mut expected = state.clone();
+    for key in touched(&batches[j], &before_batch[j]) {
+        match before_batch[j].get(&key) {
+            Some(v) => {
+                expected.insert(key, *v);
+            }
+            None => {
+                expected.remove(&key);
+            }
+        }
+    }
+    let scope = UndoScope::Batch(format!("b{j}"));
+    let changed_rows = touched(&batches[j], &before_batch[j]).iter().any(|k| {
+        // A batch whose statements all matched no row left nothing in the log.
+        before_batch[j].get(k) != after_batch[j].get(k)
+            || batches[j]
+                .iter()
+                .any(|op| matches!(op, Op::Upsert(key, _) if key == k))
+    });
+    match undo(&mut target, &scope, ConflictMode::Force, false) {
+        Ok(report) => {
+            prop_assert!(report.committed);
+            prop_assert_eq!(read(&mut client), expected);
+        }
+        Err(e) => {
+            prop_assert!(!changed_rows, "revert of b{} failed: {}", j, e);
+            prop_assert_eq!(read(&mut client), state.clone());
+        }
+    }
+
+    // Flashback to the moment after batch i undoes everything later, the revert too.
+    let i = flash_pick % batches.len();
+    let scope = UndoScope::After {
+        table: "t".into(),
+        after: moments[i].clone(),
+    };
+    undo(&mut target, &scope, ConflictMode::Force, false).unwrap();
+    prop_assert_eq!(read(&mut client), after_batch[i].clone());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
@@ -129,58 +208,17 @@ proptest! {
         revert_pick in 0usize..4,
         flash_pick in 0usize..4,
     ) {
-        let db = pg().create_database();
-        let mut client = db.connect();
-        client.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL); INSERT INTO t VALUES (0, 0), (3, 30)").unwrap();
-        let mut target = ripcord::target::connect("t", &db.url, Path::new(".")).unwrap();
-        enable(&mut target, &["t".to_string()], ripcord_core::capture::CaptureMode::Trigger).unwrap();
+        check_model(&pg().create_database(), CaptureMode::Trigger, &batches, revert_pick, flash_pick)?;
+    }
 
-        let mut state: State = read(&mut client);
-        let mut before_batch = Vec::new();
-        let mut moments = Vec::new();
-        let mut after_batch = Vec::new();
-        for (i, ops) in batches.iter().enumerate() {
-            before_batch.push(state.clone());
-            client.batch_execute(&format!("SET ripcord.batch = 'b{i}'")).unwrap();
-            for op in ops {
-                apply(&mut client, &mut state, op);
-            }
-            client.batch_execute("RESET ripcord.batch").unwrap();
-            prop_assert_eq!(read(&mut client), state.clone());
-            after_batch.push(state.clone());
-            let moment: String = client.query_one("SELECT clock_timestamp()::text", &[]).unwrap().get(0);
-            moments.push(moment);
-        }
-
-        // Revert one batch with force: its keys go back to their state before it.
-        let j = revert_pick % batches.len();
-        let mut expected = state.clone();
-        for key in touched(&batches[j], &before_batch[j]) {
-            match before_batch[j].get(&key) {
-                Some(v) => { expected.insert(key, *v); }
-                None => { expected.remove(&key); }
-            }
-        }
-        let scope = UndoScope::Batch(format!("b{j}"));
-        let changed_rows = touched(&batches[j], &before_batch[j]).iter().any(|k| {
-            // A batch whose statements all matched no row left nothing in the log.
-            before_batch[j].get(k) != after_batch[j].get(k) || batches[j].iter().any(|op| matches!(op, Op::Upsert(key, _) if key == k))
-        });
-        match undo(&mut target, &scope, ConflictMode::Force, false) {
-            Ok(report) => {
-                prop_assert!(report.committed);
-                prop_assert_eq!(read(&mut client), expected);
-            }
-            Err(e) => {
-                prop_assert!(!changed_rows, "revert of b{} failed: {}", j, e);
-                prop_assert_eq!(read(&mut client), state.clone());
-            }
-        }
-
-        // Flashback to the moment after batch i undoes everything later, the revert too.
-        let i = flash_pick % batches.len();
-        let scope = UndoScope::After { table: "t".into(), after: moments[i].clone() };
-        undo(&mut target, &scope, ConflictMode::Force, false).unwrap();
-        prop_assert_eq!(read(&mut client), after_batch[i].clone());
+    /// The same model in logical mode: the log is filled by decoding, the answers are
+    /// the same.
+    #[test]
+    fn revert_and_flashback_match_the_model_in_logical_mode(
+        batches in proptest::collection::vec(proptest::collection::vec(op(), 1..6), 2..5),
+        revert_pick in 0usize..4,
+        flash_pick in 0usize..4,
+    ) {
+        check_model(&pg_logical().create_database(), CaptureMode::Logical, &batches, revert_pick, flash_pick)?;
     }
 }
