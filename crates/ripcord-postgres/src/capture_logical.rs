@@ -406,7 +406,9 @@ pub(crate) fn sync(client: &mut Client) -> Result<SyncReport, EngineError> {
         // restart point — before that statement — which cost as much again for nothing
         // when no statement came after. Every marked statement reserves its id from
         // the log's sequence first: no id beyond the last one decoded, no statement to
-        // decode. (Unmarked writes, with triggers bypassed, wait for the next sync.)
+        // decode. Left for the next sync: unmarked writes (triggers bypassed), and a
+        // transaction that reserved its id before the last one decoded but committed
+        // after it; an undo decodes everything under its lock, so it misses neither.
         let reserved: i64 = client
             .query_one(
                 "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('ripcord.capture_statements', 'stmt_id')::regclass), 0)",
