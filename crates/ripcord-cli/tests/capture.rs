@@ -551,17 +551,17 @@ fn awkward_values_and_key_changes_come_back_exactly(engine: (Project, Db)) {
     as_batch(
         &db,
         "bad",
-        r"UPDATE awkward SET f = 1, n = 2, b = '\x01', t = 'x', j = '[]', a = '{9}', ts = now(), big = 'small';
+        r#"UPDATE awkward SET f = 1, n = 2, b = '\x01', t = 'x', j = '[]', a = '{9}', ts = now(), big = 'small';
           UPDATE awkward SET id = id + 10, code = upper(code) WHERE id = 1;
           DELETE FROM awkward WHERE id = 3;
-          INSERT INTO awkward (id, code) VALUES (4, 'd')",
+          INSERT INTO awkward (id, code) VALUES (4, 'd'), (5, E'q"u\\o,t{e} '), (6, 'NULL'), (7, ''), (8, E'\t x'), (9, 'é✓')"#,
     );
     assert_ne!(awkward_rows(&db), before);
     ok(&project, &["batch", "revert", "bad"]);
     assert_eq!(
         awkward_rows(&db),
         before,
-        "NaN, -0, Infinity, numeric scale, bytea, tabs and backslashes, '' vs NULL, a changed key and a TOASTed value are back as they were"
+        "NaN, -0, Infinity, numeric scale, bytea, tabs and backslashes, '' vs NULL, a changed key and a TOASTed value are back as they were, and keys with quotes, braces, commas, 'NULL' and '' inserted by the batch are gone"
     );
 }
 

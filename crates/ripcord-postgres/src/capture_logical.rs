@@ -34,6 +34,11 @@ pub(crate) const PUBLICATION: &str = "ripcord_capture";
 /// Server memory a sync may use for decoding and for the decoded rows before spilling.
 const SYNC_MEMORY: &str = "256MB";
 
+/// Bytes of key literals after which an INSERT statement's keys start another row of
+/// arrays (trigger mode switches to one log row per key at 256 MB; rows of arrays keep
+/// a sync's COPY lines bounded instead).
+const KEY_CHUNK_BYTES: usize = 64 << 20;
+
 /// Decoded changes read per round of a sync outside a transaction; decoding stops at
 /// the end of the transaction that crosses it, so one huge transaction is one round.
 const ROUND_CHANGES: i32 = 200_000;
@@ -619,6 +624,58 @@ enum Value {
     Text(Vec<u8>),
 }
 
+/// An INSERT statement's keys as trigger mode keeps them: one row of arrays per
+/// statement in `ripcord.capture_keys_<oid>` (one array literal per key column), a new
+/// row each time a chunk reaches [`KEY_CHUNK_BYTES`].
+struct InsertKeys {
+    keys_table: String,
+    /// Each key column's elements so far, quoted for an array literal.
+    columns: Vec<Vec<u8>>,
+    /// Finished COPY lines (`stmt_id`, then one array per key column).
+    lines: Vec<u8>,
+    /// [`KEY_CHUNK_BYTES`], smaller in tests.
+    chunk_bytes: usize,
+}
+
+impl InsertKeys {
+    fn push(&mut self, id: i64, positions: &[usize], tuple: &[Value]) -> Result<(), EngineError> {
+        for (column, &p) in self.columns.iter_mut().zip(positions) {
+            let Some(Value::Text(text)) = tuple.get(p) else {
+                return Err(missing("key value"));
+            };
+            if !column.is_empty() {
+                column.push(b',');
+            }
+            column.push(b'"');
+            for &b in text {
+                if b == b'"' || b == b'\\' {
+                    column.push(b'\\');
+                }
+                column.push(b);
+            }
+            column.push(b'"');
+        }
+        if self.columns.iter().map(Vec::len).sum::<usize>() >= self.chunk_bytes {
+            self.finish_chunk(id);
+        }
+        Ok(())
+    }
+
+    fn finish_chunk(&mut self, id: i64) {
+        if self.columns.first().is_none_or(|c| c.is_empty()) {
+            return;
+        }
+        self.lines.extend_from_slice(id.to_string().as_bytes());
+        for column in &mut self.columns {
+            self.lines.extend_from_slice(b"\t{");
+            escape_into(&mut self.lines, column);
+            self.lines.push(b'}');
+            column.clear();
+        }
+        self.lines.push(b'\n');
+    }
+}
+
 struct Decoder {
     /// `capture_tables` rows of logical-mode tables: name → (log table, key columns).
     tables: HashMap<String, (String, Vec<String>)>,
@@ -632,6 +689,8 @@ struct Decoder {
     statements: Vec<Statement>,
     /// COPY text per (log table, columns).
     logs: HashMap<(String, String), Vec<u8>>,
+    /// INSERT keys per statement (index into `statements`).
+    insert_keys: HashMap<usize, InsertKeys>,
     transactions: i64,
     wrote_in_transaction: bool,
     last_end: i64,
@@ -669,6 +728,7 @@ impl Decoder {
             open: HashMap::new(),
             statements: Vec::new(),
             logs: HashMap::new(),
+            insert_keys: HashMap::new(),
             transactions: 0,
             wrote_in_transaction: false,
             last_end: synced,
@@ -852,11 +912,17 @@ impl Decoder {
         match op {
             'I' => {
                 let new = new.ok_or_else(|| missing("new row"))?;
-                let line = self
-                    .logs
-                    .entry((layout.log_table.clone(), keys_only))
-                    .or_default();
-                key_line(line, id, 'I', &layout.key_positions, &new)?;
+                self.insert_keys
+                    .entry(index)
+                    .or_insert_with(|| InsertKeys {
+                        keys_table: layout
+                            .log_table
+                            .replacen("capture_log_", "capture_keys_", 1),
+                        columns: vec![Vec::new(); layout.key_positions.len()],
+                        lines: Vec::new(),
+                        chunk_bytes: KEY_CHUNK_BYTES,
+                    })
+                    .push(id, &layout.key_positions, &new)?;
             }
             _ => {
                 let old = old.ok_or_else(|| {
@@ -944,6 +1010,25 @@ impl Decoder {
                 client,
                 "COPY ripcord.capture_statements (stmt_id, txid, at, batch, table_name, op, rows, columns, log_columns) FROM STDIN",
                 &statements,
+            )?;
+        }
+        let mut key_lines: HashMap<(String, usize), Vec<u8>> = HashMap::new();
+        for (index, mut keys) in self.insert_keys {
+            keys.finish_chunk(self.statements[index].id);
+            key_lines
+                .entry((keys.keys_table, keys.columns.len()))
+                .or_default()
+                .extend_from_slice(&keys.lines);
+        }
+        for ((keys_table, count), data) in &key_lines {
+            let columns: Vec<String> = (0..*count).map(|i| format!("k{i}")).collect();
+            copy_in(
+                client,
+                &format!(
+                    "COPY {keys_table} (stmt_id, {}) FROM STDIN",
+                    columns.join(", ")
+                ),
+                data,
             )?;
         }
         for ((log_table, columns), data) in &self.logs {
@@ -1216,6 +1301,31 @@ mod tests {
         assert_eq!(
             array_literal(&["a".into(), "we\"ird\\".into()]),
             r#"{"a","we\"ird\\"}"#
+        );
+    }
+
+    #[test]
+    fn insert_keys_are_array_literals_in_copy_text_chunked_by_size() {
+        let mut keys = InsertKeys {
+            keys_table: "ripcord.capture_keys_1".into(),
+            columns: vec![Vec::new(), Vec::new()],
+            lines: Vec::new(),
+            chunk_bytes: 16,
+        };
+        let row = |a: &str, b: &str| vec![Value::Text(a.into()), Value::Text(b.into())];
+        keys.push(7, &[0, 1], &row("1", "q\"u\\o,{x}")).unwrap();
+        keys.push(7, &[0, 1], &row("2", "tab\there")).unwrap();
+        keys.push(7, &[0, 1], &row("3", "NULL")).unwrap();
+        keys.finish_chunk(7);
+        assert_eq!(
+            String::from_utf8(keys.lines.clone()).unwrap(),
+            "7\t{\"1\"}\t{\"q\\\\\"u\\\\\\\\o,{x}\"}\n\
+             7\t{\"2\",\"3\"}\t{\"tab\\there\",\"NULL\"}\n"
+        );
+        assert!(
+            keys.push(7, &[0, 1], &[Value::Text("4".into()), Value::Null])
+                .is_err(),
+            "a key without a value is an error, not a NULL element"
         );
     }
 
