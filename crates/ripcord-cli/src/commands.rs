@@ -769,17 +769,24 @@ fn configured_mode(project: &Project) -> CaptureMode {
         .unwrap_or_default()
 }
 
-/// Warn on stderr when the logical slot keeps more WAL than `[capture] max_retained_wal`.
-fn warn_retained_wal(project: &Project, printer: &Printer, bytes: i64) -> Result<(), CommandError> {
-    let limit = project
+/// `[capture] max_retained_wal` in bytes (its default without a config).
+pub(crate) fn max_retained_wal(project: &Project) -> Result<i64, CommandError> {
+    project
         .config
         .as_ref()
-        .map(|c| c.config.capture.max_retained_wal_bytes())
-        .unwrap_or(Ok(1 << 30))
+        .map_or_else(
+            || ripcord_core::config::CaptureConfig::default().max_retained_wal_bytes(),
+            |c| c.config.capture.max_retained_wal_bytes(),
+        )
         .map_err(|reason| {
             CommandError::new(Exit::Usage, reason)
                 .hint("e.g. max_retained_wal = \"1GB\" under [capture]")
-        })?;
+        })
+}
+
+/// Warn on stderr when the logical slot keeps more WAL than `[capture] max_retained_wal`.
+fn warn_retained_wal(project: &Project, printer: &Printer, bytes: i64) -> Result<(), CommandError> {
+    let limit = max_retained_wal(project)?;
     if bytes > limit {
         printer.warn(format!(
             "the capture slot retains {} of WAL, above [capture] max_retained_wal ({}): run `ripcord capture sync` (or keep `ripcord serve` running), or the server's disk fills",

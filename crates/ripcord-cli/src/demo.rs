@@ -700,7 +700,9 @@ fn serve_tour(root: &Path, printer: &Printer) -> Result<(), CommandError> {
         snapshot_store: None,
         trusted_keys: Vec::new(),
         capture_sync_every: None,
-        max_retained_wal_bytes: 1 << 30,
+        max_retained_wal_bytes: ripcord_core::config::CaptureConfig::default()
+            .max_retained_wal_bytes()
+            .unwrap_or(i64::MAX),
     })
     .map_err(|e| CommandError::new(Exit::Failed, format!("demo: {e}")))?;
     printer.line(format!(

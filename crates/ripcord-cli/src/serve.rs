@@ -66,13 +66,7 @@ pub fn serve(
             .unwrap_or_default(),
         capture_sync_every: (args.capture_sync_every > 0)
             .then(|| std::time::Duration::from_secs(args.capture_sync_every)),
-        max_retained_wal_bytes: project
-            .config
-            .as_ref()
-            .map_or(Ok(1 << 30), |c| c.config.capture.max_retained_wal_bytes())
-            .map_err(|e| {
-                CommandError::new(Exit::Usage, format!("[capture] max_retained_wal: {e}"))
-            })?,
+        max_retained_wal_bytes: crate::commands::max_retained_wal(&project)?,
     };
     let announce = |addr: std::net::SocketAddr| {
         // Scripts and tests read the address from this one line (port 0 picks one).
